@@ -1,0 +1,143 @@
+"""The ``cytomnt`` command: a thin layer over the Python API.
+
+Exit codes: 0 every file analysed; 1 the run finished but some files failed (see the
+``status``/``error`` columns); 2 the run could not start (bad option, panel, strategy,
+manifest or control file).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .pipeline import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, RUO, ConfigError, analyze, make_config
+
+
+def _progress(total: int):
+    start = time.monotonic()
+    done = [0]
+
+    def report(result) -> None:
+        done[0] += 1
+        r = result.row
+        el = time.monotonic() - start
+        eta = el / done[0] * (total - done[0])
+        msg = r["status"] if r["status"] == "ok" else f"ERROR {r['error']}"
+        print(f"[{done[0]}/{total}] {r['sample_id']}: {msg} ({el:.1f}s elapsed, ~{eta:.0f}s left)", file=sys.stderr)
+    return report
+
+
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--panel", help="panel YAML mapping roles to channel names (default: built-in)")
+    p.add_argument("--strategy", default="auto", help="'auto' (default), a Gating-ML 2.0 .xml, or a FlowJo 10 .wsp")
+    p.add_argument("--gate-map", help="which user gate is which: 't_cell=T Cells,car=CAR+,cd4=CD4,cd8=CD8' or a YAML file")
+    p.add_argument("--manifest", help="CSV: file, sample_id, patient_id, collection_date, sample_type[, alc_k_per_ul]")
+    p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
+    p.add_argument("--negative-control", help="FCS of a CAR-negative tube: the CAR cut is a high percentile of its T cells")
+    p.add_argument("--spillover", help="spillover matrix CSV (detectors as header and first column) instead of $SPILLOVER")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+
+
+def cmd_analyze(a) -> int:
+    from .pipeline import collect_inputs
+    cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover)
+    items = collect_inputs(a.paths)
+    if not items:
+        print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
+        return EXIT_USAGE
+    df = analyze(items, config=cfg, out=a.out, jobs=a.jobs, progress=_progress(len(items)))
+    n_err = int((df["status"] != "ok").sum())
+    print(f"{len(df) - n_err} of {len(df)} files analysed, {n_err} failed; results in {a.out}/samples.csv", file=sys.stderr)
+    return EXIT_SOME_FAILED if n_err else EXIT_OK
+
+
+def cmd_panel(a) -> int:
+    from gating import read_fcs
+
+    from .panel import Panel, channels_of
+    panel = Panel.from_yaml(a.panel) if a.panel else Panel.default()
+    sample = read_fcs(a.file).sample
+    rp = panel.resolve(channels_of(sample), str(a.file), strict=False)
+    print(f"{a.file} ({sample.event_count} events), panel {panel.source}")
+    print(rp.describe())
+    from .panel import REQUIRED_ROLES
+    missing = [r for r in REQUIRED_ROLES if r in rp.missing]
+    if missing:
+        print(f"missing required role(s): {', '.join(missing)}; the auto strategy cannot run on this file")
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def cmd_demo(a) -> int:
+    from .demo import make_demo_set
+    from .summary import summary_text
+    out = Path(a.out)
+    t0 = time.monotonic()
+    manifest = make_demo_set(out / "data")
+    print(f"generated demo tubes for 2 patients in {out / 'data'}", file=sys.stderr)
+    cfg = make_config(manifest=manifest)
+    items = sorted((out / "data" / "fcs").glob("*.fcs"))
+    df = analyze(items, config=cfg, out=out, jobs=a.jobs, progress=_progress(len(items)))
+    text = summary_text(df, RUO)
+    (out / "summary.txt").write_text(text)
+    print(text)
+    print(f"tables: {out / 'samples.csv'}, {out / 'populations.csv'}; gates: {out / 'gates'}/ "
+          f"({time.monotonic() - t0:.1f}s)")
+    return EXIT_OK if (df["status"] == "ok").all() else EXIT_SOME_FAILED
+
+
+def cmd_generate(a) -> int:
+    from .demo import make_demo_set, write_fixtures
+    if a.fixtures:
+        for p in write_fixtures(a.out):
+            print(p)
+    else:
+        print(make_demo_set(a.out))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
+    from . import __version__
+    ap.add_argument("--version", action="version", version=f"cytomnt {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("analyze", help="analyse FCS files or folders into samples.csv and populations.csv")
+    p.add_argument("paths", nargs="+", help="FCS files or folders (searched recursively for .fcs/.FCS/.lmd)")
+    p.add_argument("--out", default="cytomnt-out", help="output folder (default cytomnt-out)")
+    _add_analysis_options(p)
+    p.set_defaults(func=cmd_analyze)
+    p = sub.add_parser("panel", help="show which channel fills each panel role in a file")
+    p.add_argument("file")
+    p.add_argument("--panel")
+    p.set_defaults(func=cmd_panel)
+    p = sub.add_parser("demo", help="generate two patients' blood and CSF tubes and analyse them")
+    p.add_argument("--out", default="cytomnt-demo")
+    p.add_argument("--jobs", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("generate", help="write synthetic FCS files with known truth")
+    p.add_argument("out")
+    p.add_argument("--fixtures", action="store_true", help="the small test fixtures instead of the demo set")
+    p.set_defaults(func=cmd_generate)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"cytomnt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a readable message, not a traceback, for a lab tech
+        from gating import FcsReadError
+
+        from .panel import PanelError
+        if isinstance(exc, (FcsReadError, PanelError, FileNotFoundError)):
+            print(f"cytomnt: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

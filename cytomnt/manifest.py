@@ -1,0 +1,100 @@
+"""The manifest (which file is which patient, date and sample type) and sample-type inference."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+SAMPLE_TYPES = ("pb", "csf", "bm", "product")
+MANIFEST_COLUMNS = ("file", "sample_id", "patient_id", "collection_date", "sample_type")
+OPTIONAL_COLUMNS = ("alc_k_per_ul",)
+#: An ALC above this in a x10^3/uL column can only be cells/uL (peak ALCs are rarely above 50).
+ALC_K_PER_UL_MAX = 100.0
+
+# Keyword/file-name patterns for inference, checked in this order.
+_TYPE_PATTERNS = (
+    ("csf", re.compile(r"(?<![a-z0-9])(csf|liquor|cerebrospinal)(?![a-z0-9])", re.I)),
+    ("bm", re.compile(r"(?<![a-z0-9])(bm|marrow|bone[ _-]?marrow)(?![a-z0-9])", re.I)),
+    ("product", re.compile(r"(?<![a-z0-9])(product|infusion[ _-]?bag|drug[ _-]?product)(?![a-z0-9])", re.I)),
+    ("pb", re.compile(r"(?<![a-z0-9])(pb|blood|peripheral[ _-]?blood|wb)(?![a-z0-9])", re.I)),
+)
+
+
+class ManifestError(ValueError):
+    """The manifest is malformed; the message names the file, row and column."""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    file: str
+    sample_id: str
+    patient_id: str = ""
+    collection_date: str = ""
+    sample_type: str = ""
+    alc_k_per_ul: float | None = None
+
+
+def normalise_sample_type(value: str, where: str) -> str:
+    v = str(value).strip().lower()
+    aliases = {"blood": "pb", "peripheral blood": "pb", "marrow": "bm", "bone marrow": "bm", "cerebrospinal fluid": "csf"}
+    v = aliases.get(v, v)
+    if v not in SAMPLE_TYPES:
+        raise ManifestError(f"{where}: sample_type '{value}' is not one of {', '.join(SAMPLE_TYPES)}")
+    return v
+
+
+def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:
+    """Entries keyed by file name (and by the path as written), validated row by row."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ManifestError(f"manifest {path}: cannot be read as CSV ({exc})") from exc
+    df.columns = [c.strip().lower() for c in df.columns]
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"manifest {path}: missing column(s) {', '.join(missing)}; "
+                            f"expected {', '.join(MANIFEST_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})")
+    out: dict[str, ManifestEntry] = {}
+    ids: dict[str, int] = {}
+    for i, row in enumerate(df.itertuples(index=False), start=2):
+        where = f"manifest {path}, row {i}"
+        r = row._asdict()
+        if not r["file"].strip():
+            raise ManifestError(f"{where}: column 'file' is empty")
+        sid = r["sample_id"].strip() or Path(r["file"]).stem
+        if sid in ids:
+            raise ManifestError(f"{where}: sample_id '{sid}' already used on row {ids[sid]}")
+        ids[sid] = i
+        stype = normalise_sample_type(r["sample_type"], where) if r["sample_type"].strip() else ""
+        alc = None
+        if "alc_k_per_ul" in r and str(r["alc_k_per_ul"]).strip():
+            try:
+                alc = float(r["alc_k_per_ul"])
+            except ValueError:
+                raise ManifestError(f"{where}: alc_k_per_ul '{r['alc_k_per_ul']}' is not a number") from None
+            if not math.isfinite(alc) or alc < 0:
+                raise ManifestError(f"{where}: alc_k_per_ul {alc} must be a non-negative number (x10^3 cells/uL)")
+            if alc > ALC_K_PER_UL_MAX:
+                raise ManifestError(
+                    f"{where}: alc_k_per_ul {alc:g} is not plausible in x10^3 cells/uL (it looks like cells/uL: "
+                    f"{alc:g} cells/uL = {alc / 1000:g} x10^3/uL); convert the column")
+        e = ManifestEntry(r["file"].strip(), sid, r["patient_id"].strip(), r["collection_date"].strip(), stype, alc)
+        for key in {e.file, Path(e.file).name}:
+            if key in out:
+                raise ManifestError(f"{where}: file '{e.file}' is listed twice")
+            out[key] = e
+    return out
+
+
+def infer_sample_type(metadata: dict, file_name: str) -> str | None:
+    """Sample type from $SRC, tube name, $FIL or the file name; None when nothing says."""
+    texts = [str(metadata.get(k, "")) for k in ("src", "tube name", "tube_name", "fil", "smno")] + [Path(file_name).stem]
+    for text in texts:
+        for stype, pat in _TYPE_PATTERNS:
+            if pat.search(text.replace("_", " ")):
+                return stype
+    return None

@@ -1,0 +1,188 @@
+"""Panels: marker roles resolved to channels of an FCS file from $PnN/$PnS with aliases.
+
+A panel is configuration, not code: a YAML file maps each role (``t_cell``, ``car``...) to
+a list of names. See ``data/default_panel.yaml`` for the format and the matching rule.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import yaml
+
+#: Every role a panel can fill, in gating order.
+ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads")
+#: Roles without which the CAR-T metrics cannot be computed.
+REQUIRED_ROLES = ("fsc_a", "ssc_a", "t_cell", "cd4", "cd8", "car")
+#: Roles whose gate is skipped (and flagged ``GATE_SKIPPED:<role>``) when the file lacks them.
+OPTIONAL_ROLES = ("fsc_h", "cd45", "viability", "beads")
+
+
+class PanelError(ValueError):
+    """A panel file is malformed, or a file lacks a required role."""
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One channel of a file: its 0-based index, $PnN and $PnS (empty when absent)."""
+
+    index: int
+    pnn: str
+    pns: str = ""
+
+    def label(self) -> str:
+        return f"{self.pnn} ({self.pns})" if self.pns else self.pnn
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Role -> candidate names, plus counting-bead constants."""
+
+    roles: Mapping[str, tuple[str, ...]]
+    name: str = "default"
+    beads_per_test: float | None = None
+    test_volume_ul: float | None = None
+    source: str = "built-in"
+
+    @classmethod
+    def default(cls) -> "Panel":
+        text = resources.files("cytomnt").joinpath("data/default_panel.yaml").read_text()
+        return cls._from_mapping(yaml.safe_load(text), source="built-in")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, base: "Panel | None" = None) -> "Panel":
+        """Read a panel file; roles it does not list are inherited from ``base`` (the default)."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise PanelError(f"panel file {path}: cannot be read ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise PanelError(f"panel file {path}: not valid YAML ({exc})") from exc
+        return cls._from_mapping(data, source=str(path), base=base or cls.default())
+
+    @classmethod
+    def _from_mapping(cls, data, source: str, base: "Panel | None" = None) -> "Panel":
+        if not isinstance(data, dict):
+            raise PanelError(f"panel {source}: expected a mapping with a 'roles' key, got {type(data).__name__}")
+        roles_in = data.get("roles", {}) or {}
+        if not isinstance(roles_in, dict):
+            raise PanelError(f"panel {source}: 'roles' must map role names to lists of channel names")
+        unknown = sorted(set(roles_in) - set(ROLES))
+        if unknown:
+            raise PanelError(
+                f"panel {source}: unknown role(s) {', '.join(unknown)}; known roles are {', '.join(ROLES)}"
+            )
+        roles = dict(base.roles) if base else {r: () for r in ROLES}
+        for role, names in roles_in.items():
+            if names is None:
+                names = []
+            if isinstance(names, str):
+                names = [names]
+            if not isinstance(names, list) or not all(isinstance(n, (str, int, float)) for n in names):
+                raise PanelError(f"panel {source}: role '{role}' must be a list of names, got {names!r}")
+            roles[role] = tuple(str(n) for n in names)
+        beads = data.get("beads", {}) or {}
+        bpt = beads.get("beads_per_test", base.beads_per_test if base else None)
+        vol = beads.get("test_volume_ul", base.test_volume_ul if base else None)
+        for key, val in (("beads_per_test", bpt), ("test_volume_ul", vol)):
+            if val is not None and (not isinstance(val, (int, float)) or val <= 0):
+                raise PanelError(f"panel {source}: beads.{key} must be a positive number, got {val!r}")
+        return cls(roles=roles, name=str(data.get("name", source)), beads_per_test=bpt,
+                   test_volume_ul=vol, source=source)
+
+    def resolve(self, channels: Sequence[Channel], file: str = "<sample>", strict: bool = True) -> "ResolvedPanel":
+        """Find the channel of every role; raise :class:`PanelError` for a missing required role.
+
+        With ``strict=False`` (user strategies, which name their own channels) every role is optional.
+        """
+        mapping: dict[str, Channel] = {}
+        missing: list[str] = []
+        for role in ROLES:
+            names = self.roles.get(role, ())
+            ch = match_role(role, names, channels, file)
+            if ch is None:
+                if strict and role in REQUIRED_ROLES:
+                    available = ", ".join(c.label() for c in channels)
+                    tried = ", ".join(names) if names else "(none: the role is switched off)"
+                    raise PanelError(
+                        f"{file}: required panel role '{role}' not found; names tried: {tried}; "
+                        f"channels in the file: {available}. Add the marker's name to role "
+                        f"'{role}' in a panel file (--panel)."
+                    )
+                missing.append(role)
+            else:
+                mapping[role] = ch
+        seen: dict[int, str] = {}
+        for role, ch in mapping.items():
+            if ch.index in seen and strict:
+                raise PanelError(
+                    f"{file}: channel {ch.label()} matches both role '{seen[ch.index]}' and role "
+                    f"'{role}'; make the names in the panel more specific"
+                )
+            seen[ch.index] = role
+        return ResolvedPanel(channels=mapping, missing=tuple(missing), panel=self)
+
+
+@dataclass(frozen=True)
+class ResolvedPanel:
+    """The channel found for each role of a panel in one file."""
+
+    channels: Mapping[str, Channel]
+    missing: tuple[str, ...] = ()
+    panel: Panel = field(default_factory=Panel.default)
+
+    def pnn(self, role: str) -> str | None:
+        ch = self.channels.get(role)
+        return ch.pnn if ch else None
+
+    def has(self, role: str) -> bool:
+        return role in self.channels
+
+    def describe(self) -> str:
+        """A readable table: role, channel, marker."""
+        lines = [f"{'role':<10} {'channel ($PnN)':<18} marker ($PnS)"]
+        for role in ROLES:
+            ch = self.channels.get(role)
+            if ch is None:
+                req = "required" if role in REQUIRED_ROLES else "optional"
+                lines.append(f"{role:<10} {'-':<18} not found ({req}; tried: {', '.join(self.panel.roles.get(role, ())) or 'none'})")
+            else:
+                lines.append(f"{role:<10} {ch.pnn:<18} {ch.pns}")
+        return "\n".join(lines)
+
+
+def _word_pattern(name: str) -> re.Pattern:
+    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def match_role(role: str, names: Sequence[str], channels: Sequence[Channel], file: str = "<sample>") -> Channel | None:
+    """The channel that the first matching name points to.
+
+    For each name in order: an exact $PnN match wins, then an exact $PnS match, then a
+    whole-word match inside $PnS. Two channels matching one name at the same level is an error.
+    """
+    for name in names:
+        key = name.strip().lower()
+        levels = (
+            [c for c in channels if c.pnn.strip().lower() == key],
+            [c for c in channels if c.pns.strip().lower() == key],
+            [c for c in channels if c.pns and _word_pattern(name.strip()).search(c.pns)],
+        )
+        for hits in levels:
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise PanelError(
+                    f"{file}: panel role '{role}' is ambiguous: name '{name}' matches "
+                    f"{', '.join(c.label() for c in hits)}; list the exact $PnN in the panel file"
+                )
+    return None
+
+
+def channels_of(sample) -> list[Channel]:
+    """The channels of a FlowKit ``Sample``."""
+    return [Channel(i, str(n), str(s or "")) for i, (n, s) in enumerate(zip(sample.pnn_labels, sample.pns_labels))]

@@ -1,0 +1,373 @@
+"""FCS files in, CAR-T phenotype table out: the per-sample pipeline and the batch loop.
+
+``analyze`` is the Python face of ``cytomnt analyze``: read -> compensate -> transform ->
+gate (auto, Gating-ML or FlowJo) -> metrics, one row per file. A file that cannot be read
+or gated gets ``status=error`` with a specific message; the rest of the batch runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import flowkit as fk
+import numpy as np
+import pandas as pd
+
+from gating import FcsReadError, find_fcs_files, read_fcs
+from gating.preprocess import Compensation, CompensationError, compensation_for
+from gating.strategy import (Population, StrategyError, WorkspaceStrategies, gate_sample, gatingml_bytes,
+                             populations_frame, read_gatingml)
+
+from . import __version__
+from .autogate import AutoSettings, ControlCut, auto_gate, control_cut
+from .gatemap import counts_from, parse_gate_map
+from .manifest import ManifestEntry, infer_sample_type, normalise_sample_type, read_manifest
+from .metrics import Counts, MetricSettings, phenotype
+from .panel import Panel, PanelError, ResolvedPanel, channels_of
+
+#: samples.csv columns, in order.
+SAMPLE_COLUMNS = (
+    "sample_id", "file", "sha256", "patient_id", "collection_date", "sample_type", "sample_type_source",
+    "status", "error", "events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8",
+    "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_pct_of_t", "car_pct_of_t_ci_low",
+    "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_predominance", "carneg_cd4", "carneg_cd8",
+    "carneg_cd4_cd8_ratio", "car_cd4_enrichment", "beads", "alc_k_per_ul", "car_t_per_ul",
+    "car_t_per_ul_source", "qc_flags", "compensation", "transform", "strategy", "panel",
+)
+COUNT_COLUMNS = ("events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t",
+                 "car_cd4", "car_cd8", "beads", "carneg_cd4", "carneg_cd8")
+
+#: Exit codes of ``cytomnt analyze`` (documented in the README).
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class ConfigError(ValueError):
+    """The run cannot start: a bad panel, strategy, manifest or control file."""
+
+
+@dataclass
+class AnalysisConfig:
+    """Everything that decides a sample's numbers (recorded in run.json)."""
+
+    panel: Panel = field(default_factory=Panel.default)
+    strategy: str = "auto"
+    gate_map: dict = field(default_factory=dict)
+    auto: AutoSettings = field(default_factory=AutoSettings)
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+    spillover: str | None = None
+    sample_type: str | None = None
+    manifest: dict = field(default_factory=dict)
+    control: ControlCut | None = None
+
+    @property
+    def strategy_label(self) -> str:
+        if self.strategy == "auto":
+            return "auto+control" if self.control else "auto"
+        return f"{Path(self.strategy).suffix.lstrip('.').lower()}:{Path(self.strategy).name}"
+
+
+@dataclass
+class SampleResult:
+    """One sample's row for samples.csv, its populations, and its gates as Gating-ML."""
+
+    row: dict
+    populations: pd.DataFrame
+    gatingml: bytes | None = None
+
+
+_STRATEGY_CACHE: dict[str, object] = {}
+
+
+def load_strategy(spec: str):
+    """'auto', a Gating-ML .xml, or a FlowJo .wsp -> the object that gives each file's strategy."""
+    if spec == "auto":
+        return None
+    if spec in _STRATEGY_CACHE:
+        return _STRATEGY_CACHE[spec]
+    p = Path(spec)
+    if not p.exists():
+        raise ConfigError(f"strategy {spec}: file not found (use 'auto', a Gating-ML .xml or a FlowJo .wsp)")
+    if p.suffix.lower() == ".wsp":
+        obj = WorkspaceStrategies(p)
+    elif p.suffix.lower() in (".xml", ".gml", ".gatingml"):
+        obj = read_gatingml(p)
+    else:
+        raise ConfigError(f"strategy {spec}: unknown kind '{p.suffix}'; expected 'auto', .xml (Gating-ML 2.0) or .wsp (FlowJo 10)")
+    _STRATEGY_CACHE[spec] = obj
+    return obj
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _medians(sample: fk.Sample, comp: Compensation, pops: list[Population], rp: ResolvedPanel) -> pd.DataFrame:
+    """Median compensated intensity of every fluorescence channel, per population."""
+    events = comp.matrix.apply(sample) if comp.matrix is not None else sample.get_events(source="raw")
+    role_of = {ch.pnn: role for role, ch in rp.channels.items()}
+    cols = {}
+    for i in sample.fluoro_indices:
+        pnn = sample.pnn_labels[i]
+        name = f"median_{role_of.get(pnn, pnn)}"
+        cols[name] = [float(np.median(events[p.membership, i])) if p.count else math.nan for p in pops]
+    return pd.DataFrame(cols)
+
+
+def _auto_populations(g) -> list[Population]:
+    b = g.builder
+    pops = []
+    for gate_name, gate_path in g.strategy.get_gate_ids():
+        parent = gate_path[-1]
+        pops.append(Population(gate_name, tuple(gate_path), b.count(gate_name),
+                               b.count(parent) if parent != "root" else len(b.events), b.members(gate_name)))
+    return pops
+
+
+def _sample_type(entry: ManifestEntry | None, cfg: AnalysisConfig, metadata: dict, file: str) -> tuple[str, str]:
+    if entry is not None and entry.sample_type:
+        return entry.sample_type, "manifest"
+    if cfg.sample_type:
+        return cfg.sample_type, "option"
+    inferred = infer_sample_type(metadata, file)
+    return (inferred, "inferred") if inferred else ("unknown", "unknown")
+
+
+def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
+    """Analyse one file (a path) or one FlowKit ``Sample``; never raises for a bad file."""
+    if isinstance(item, fk.Sample):
+        path, name = None, str(item.id)
+    else:
+        path = Path(item)
+        name = path.name
+    entry = cfg.manifest.get(name) or (cfg.manifest.get(str(path)) if path else None)
+    sid = entry.sample_id if entry else (Path(name).stem if path else name)
+    row: dict = {c: None for c in SAMPLE_COLUMNS}
+    row.update(sample_id=sid, file=str(path) if path else "", status="ok", error="", strategy=cfg.strategy_label,
+               panel=cfg.panel.source, patient_id=entry.patient_id if entry else "",
+               collection_date=entry.collection_date if entry else "",
+               alc_k_per_ul=entry.alc_k_per_ul if entry else None)
+    flags: list[str] = []
+    try:
+        if path is not None:
+            row["sha256"] = sha256_file(path) if path.exists() else ""
+            loaded = read_fcs(path, sid)
+            sample, flags = loaded.sample, list(loaded.notes)
+        else:
+            sample = item
+            row["sha256"] = hashlib.sha256(np.ascontiguousarray(sample.get_events(source="raw")).tobytes()).hexdigest()
+        stype, ssrc = _sample_type(entry, cfg, sample.get_metadata(), name)
+        row["sample_type"], row["sample_type_source"] = stype, ssrc
+        if ssrc == "inferred":
+            flags.append("SAMPLE_TYPE_INFERRED")
+        row["events"] = int(sample.event_count)
+        comp = compensation_for(sample, cfg.spillover, name)
+        row["compensation"] = comp.describe()
+        if comp.matrix is None:
+            flags.append("NO_COMPENSATION")
+        strategy_src = load_strategy(cfg.strategy)
+        if strategy_src is None:
+            rp = cfg.panel.resolve(channels_of(sample), name)
+            flags += [f"GATE_SKIPPED:{r}" for r in rp.missing if r != "beads"]
+            g = auto_gate(sample, rp, comp, cfg.auto, cfg.control)
+            flags += g.flags
+            pops = _auto_populations(g)
+            strategy = g.strategy
+            counts = {k: (g.builder.count(k) if k in g.builder._members else None) for k in
+                      ("singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4", "car_cd8", "beads")}
+            counts["events"] = int(sample.event_count)
+            row["transform"] = g.transform
+        else:
+            rp = cfg.panel.resolve(channels_of(sample), name, strict=False)
+            strategy = strategy_src.for_file(name) if isinstance(strategy_src, WorkspaceStrategies) else strategy_src
+            pops = gate_sample(strategy, sample)
+            counts, mflags = counts_from(pops, cfg.gate_map, int(sample.event_count), name)
+            flags += mflags
+            row["transform"] = "; ".join(sorted({type(x).__name__ for x in strategy.transformations.values()})) or "none"
+        row.update({k: counts.get(k) for k in ("events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4",
+                                                "t_cd8", "car_t", "car_cd4", "car_cd8", "beads")})
+        metrics, mflags = phenotype(Counts(**{k: counts.get(k) for k in Counts.__dataclass_fields__}), cfg.metrics,
+                                    alc_k_per_ul=row["alc_k_per_ul"], beads_per_test=cfg.panel.beads_per_test,
+                                    test_volume_ul=cfg.panel.test_volume_ul)
+        row.update(metrics)
+        flags += mflags
+        popdf = populations_frame(pops, sid, int(sample.event_count))
+        if len(pops):
+            popdf = pd.concat([popdf, _medians(sample, comp, pops, rp)], axis=1)
+        try:
+            gml = gatingml_bytes(strategy, sample_id=sid if isinstance(strategy_src, WorkspaceStrategies) else None)
+        except Exception as exc:  # noqa: BLE001 - the counts stand; say why no Gating-ML was written
+            gml = None
+            flags.append("GATINGML_NOT_WRITTEN")
+            row["error"] = f"Gating-ML export failed: {exc}"
+        row["qc_flags"] = ";".join(dict.fromkeys(flags))
+        return SampleResult(row, popdf, gml)
+    except (FcsReadError, PanelError, CompensationError, StrategyError, ConfigError, ValueError, KeyError,
+            IndexError, LookupError) as exc:
+        row.update(status="error", error=str(exc), qc_flags=";".join(dict.fromkeys(flags)))
+        return SampleResult(row, pd.DataFrame(), None)
+    except Exception as exc:  # noqa: BLE001 - a batch never stops for one file
+        row.update(status="error", error=f"{type(exc).__name__}: {exc}", qc_flags=";".join(dict.fromkeys(flags)))
+        return SampleResult(row, pd.DataFrame(), None)
+
+
+def _run_one(args):
+    item, cfg = args
+    return analyze_sample(item, cfg)
+
+
+def _unique_ids(results: list[SampleResult]) -> None:
+    """Make sample ids unique (two tubes named alike in different folders): suffix with a hash."""
+    seen: dict[str, int] = {}
+    for r in results:
+        seen[r.row["sample_id"]] = seen.get(r.row["sample_id"], 0) + 1
+    for r in results:
+        sid = r.row["sample_id"]
+        if seen[sid] > 1:
+            new = f"{sid}_{(r.row['sha256'] or hashlib.sha256(r.row['file'].encode()).hexdigest())[:8]}"
+            r.row["sample_id"] = new
+            if len(r.populations):
+                r.populations["sample_id"] = new
+            r.row["qc_flags"] = ";".join(filter(None, [r.row["qc_flags"], "DUPLICATE_SAMPLE_ID"]))
+
+
+def results_frame(results: Sequence[SampleResult]) -> pd.DataFrame:
+    df = pd.DataFrame([r.row for r in results], columns=list(SAMPLE_COLUMNS))
+    for c in COUNT_COLUMNS:
+        df[c] = pd.array(df[c], dtype="Int64")
+    return df.sort_values(["sample_id", "file"], kind="stable").reset_index(drop=True)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig) -> pd.DataFrame:
+    """samples.csv, populations.csv, gates/<sample_id>.xml and run.json under ``out``."""
+    out = Path(out)
+    df = results_frame(results)
+    _atomic_write(out / "samples.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+    pops = [r.populations for r in results if len(r.populations)]
+    popdf = pd.concat(pops, ignore_index=True) if pops else pd.DataFrame(
+        columns=["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total"])
+    popdf = popdf.sort_values(["sample_id"], kind="stable")
+    _atomic_write(out / "populations.csv", popdf.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+    for r in results:
+        if r.gatingml is not None:
+            _atomic_write(out / "gates" / f"{r.row['sample_id']}.xml", r.gatingml)
+    _atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
+    return df
+
+
+def run_record(cfg: AnalysisConfig) -> dict:
+    """The configuration and software versions behind a run."""
+    import flowio
+    import flowkit
+    return {
+        "cytomnt": __version__, "flowkit": flowkit.__version__, "flowio": flowio.__version__,
+        "strategy": cfg.strategy, "gate_map": cfg.gate_map, "panel": {"source": cfg.panel.source,
+                                                                      "roles": {k: list(v) for k, v in cfg.panel.roles.items()}},
+        "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
+        "sample_type": cfg.sample_type,
+        "negative_control": vars(cfg.control) if cfg.control else None,
+        "research_use_only": RUO,
+    }
+
+
+RUO = ("Research use only. cytomnt is not a validated clinical decision tool; its numbers and "
+       "flags must not be used on their own to guide patient care.")
+
+
+def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
+                negative_control=None, spillover=None, auto: AutoSettings | None = None,
+                metrics: MetricSettings | None = None) -> AnalysisConfig:
+    """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
+    try:
+        p = panel if isinstance(panel, Panel) else (Panel.from_yaml(panel) if panel else Panel.default())
+    except PanelError as exc:
+        raise ConfigError(str(exc)) from exc
+    cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or AutoSettings(),
+                         metrics=metrics or MetricSettings(), spillover=str(spillover) if spillover else None)
+    try:
+        cfg.gate_map = parse_gate_map(gate_map)
+        if sample_type:
+            cfg.sample_type = normalise_sample_type(sample_type, "--sample-type")
+        if manifest is not None:
+            cfg.manifest = manifest if isinstance(manifest, dict) else read_manifest(manifest)
+        load_strategy(cfg.strategy)
+    except (StrategyError, ValueError) as exc:
+        raise ConfigError(str(exc)) from exc
+    if spillover and not Path(spillover).exists():
+        raise ConfigError(f"spillover file {spillover}: not found")
+    if negative_control is not None:
+        if cfg.strategy != "auto":
+            raise ConfigError("--negative-control sets the CAR cut of the auto strategy; it cannot be used with "
+                              f"--strategy {cfg.strategy}")
+        cfg.control = _control_from(negative_control, cfg)
+    return cfg
+
+
+def _control_from(spec, cfg: AnalysisConfig) -> ControlCut:
+    try:
+        sample = spec if isinstance(spec, fk.Sample) else read_fcs(spec).sample
+        name = str(spec) if not isinstance(spec, fk.Sample) else str(spec.id)
+        rp = cfg.panel.resolve(channels_of(sample), name)
+        comp = compensation_for(sample, cfg.spillover, name)
+        return control_cut(sample, rp, comp, cfg.auto)
+    except (FcsReadError, PanelError, CompensationError, ValueError) as exc:
+        raise ConfigError(f"negative control: {exc}") from exc
+
+
+def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
+            negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
+            progress=None) -> pd.DataFrame:
+    """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
+
+    Returns the samples table (one row per input, see ``SAMPLE_COLUMNS``); with ``out`` also
+    writes samples.csv, populations.csv, gates/<sample_id>.xml and run.json there.
+    """
+    cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover)
+    results = run(inputs, cfg, jobs=jobs, progress=progress)
+    if out is not None:
+        return write_outputs(results, out, cfg)
+    return results_frame(results)
+
+
+def collect_inputs(inputs) -> list:
+    if isinstance(inputs, (str, Path, fk.Sample)):
+        inputs = [inputs]
+    samples = [i for i in inputs if isinstance(i, fk.Sample)]
+    paths = find_fcs_files([i for i in inputs if not isinstance(i, fk.Sample)])
+    return samples + paths
+
+
+def run(inputs, cfg: AnalysisConfig, jobs: int = 1, progress=None) -> list[SampleResult]:
+    """Analyse every input (in a process pool when ``jobs`` > 1); results in input order."""
+    items = collect_inputs(inputs)
+    results: list[SampleResult] = []
+    if jobs > 1 and len(items) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for r in pool.map(_run_one, [(i, cfg) for i in items]):
+                results.append(r)
+                if progress:
+                    progress(r)
+    else:
+        for i in items:
+            r = analyze_sample(i, cfg)
+            results.append(r)
+            if progress:
+                progress(r)
+    _unique_ids(results)
+    return results

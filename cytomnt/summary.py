@@ -1,0 +1,30 @@
+"""A short, readable text summary of a samples table (what ``cytomnt demo`` prints)."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _fmt(v, spec="{:.1f}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "-"
+    return spec.format(v)
+
+
+def summary_text(df: pd.DataFrame, ruo: str) -> str:
+    """One line per sample: patient, date, type, T cells, CAR % of T (95% CI), CAR CD4:CD8, call, CAR/uL, flags."""
+    head = (f"{'sample':<18} {'patient':<8} {'date':<10} {'type':<4} {'T cells':>8} {'CAR % of T (95% CI)':>22} "
+            f"{'CAR CD4:CD8':>11} {'call':<13} {'CAR/uL':>7}  flags")
+    lines = [head, "-" * len(head)]
+    for r in df.itertuples(index=False):
+        if r.status != "ok":
+            lines.append(f"{r.sample_id:<18} ERROR: {r.error}")
+            continue
+        ci = f"{_fmt(r.car_pct_of_t)} ({_fmt(r.car_pct_of_t_ci_low)}-{_fmt(r.car_pct_of_t_ci_high)})"
+        flags = ";".join(f for f in str(r.qc_flags or "").split(";") if f and not f.startswith("NO_VALLEY"))
+        lines.append(f"{r.sample_id:<18} {str(r.patient_id or '-'):<8} {str(r.collection_date or '-'):<10} "
+                     f"{r.sample_type:<4} {_fmt(r.t_cells, '{:d}'):>8} {ci:>22} {_fmt(r.car_cd4_cd8_ratio, '{:.2f}'):>11} "
+                     f"{r.car_predominance:<13} {_fmt(r.car_t_per_ul, '{:.0f}'):>7}  {flags}")
+    lines += ["", ruo]
+    return "\n".join(lines) + "\n"

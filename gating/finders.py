@@ -1,0 +1,195 @@
+"""Data-driven cut finders on one dimension (openCyto's mindensity/tailgate ideas).
+
+Every finder works on values already on the scale the gate will use (transformed for
+fluorescence, linear for scatter) and returns a :class:`Cut`: the threshold and how it
+was found, so a fallback is never silent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+#: Robust standard deviations between a population's mode and a tail cut.
+DEFAULT_TAIL_SDS = 4.0
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A threshold and its provenance: ``method`` is ``valley``, ``tail`` or ``empty``."""
+
+    value: float
+    method: str
+    detail: str = ""
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.method != "valley"
+
+
+@dataclass(frozen=True)
+class Density:
+    """A smoothed histogram density on a regular grid."""
+
+    grid: np.ndarray
+    dens: np.ndarray
+
+    def peaks(self, min_prominence: float = 0.04) -> np.ndarray:
+        """Indices of peaks whose prominence is at least ``min_prominence`` of the maximum.
+
+        The density is padded with zeros so that a population piled against either end
+        of the range still counts as a peak.
+        """
+        padded = np.concatenate([[0.0], self.dens, [0.0]])
+        idx, _ = find_peaks(padded, prominence=min_prominence * padded.max())
+        return idx - 1
+
+    def valley(self, i: int, j: int) -> int:
+        """Index of the lowest density strictly between grid indices i < j."""
+        seg = self.dens[i + 1:j]
+        return i + 1 + int(np.argmin(seg)) if seg.size else i
+
+
+def density(x: np.ndarray, bins: int = 256, bandwidth: float | None = None,
+            lo: float | None = None, hi: float | None = None) -> Density:
+    """Histogram density smoothed by a Gaussian kernel (Silverman bandwidth by default)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if lo is None:
+        lo = float(np.quantile(x, 0.001))
+    if hi is None:
+        hi = float(np.quantile(x, 0.999))
+    if hi <= lo:
+        hi = lo + 1e-6
+    counts, edges = np.histogram(x, bins=bins, range=(lo, hi))
+    grid = 0.5 * (edges[1:] + edges[:-1])
+    step = edges[1] - edges[0]
+    if bandwidth is None:
+        iqr = np.subtract(*np.quantile(x, [0.75, 0.25]))
+        sd = min(np.std(x), iqr / 1.349) if iqr > 0 else np.std(x)
+        bandwidth = 0.9 * max(sd, step) * max(x.size, 2) ** (-0.2)
+    smoothed = gaussian_filter1d(counts.astype(float), max(bandwidth / step, 1.0), mode="constant")
+    return Density(grid, smoothed / max(smoothed.sum() * step, 1e-300))
+
+
+def robust_sd(x: np.ndarray, mode: float, side: str) -> float:
+    """Spread of a population from its mode, using only the half on ``side`` ('low'/'high').
+
+    The other half may be contaminated by a neighbouring population, so it is ignored.
+    """
+    half = x[x <= mode] if side == "low" else x[x >= mode]
+    if half.size < 3:
+        return float(np.std(x)) if x.size > 1 else 0.0
+    return float(np.sqrt(np.mean((half - mode) ** 2)))
+
+
+def positive_cut(x: np.ndarray, zero: float, tail_sds: float = DEFAULT_TAIL_SDS,
+                 min_prominence: float = 0.04, negative_span: float = 0.3) -> Cut:
+    """Cut between a marker's negative population (near ``zero``) and its positive cells.
+
+    ``zero`` is where a zero signal sits on this scale (e.g. logicle(0)). If the lowest
+    peak lies within ``negative_span`` of it (0.3 on FlowKit's 0-1 logicle scale with M=4.5
+    is 1.35 decades: unstained cells with their autofluorescence), that peak is the negative population: the cut
+    is the density valley to the next peak, or, with no second peak (few or no positive
+    cells), the negative mode plus ``tail_sds`` robust SDs. If no peak is near zero (every
+    cell expresses the marker), the cut lies ``tail_sds`` SDs below the lowest peak.
+    """
+    x = np.asarray(x, dtype=float)
+    if x.size < 3:
+        return Cut(zero + negative_span, "empty", f"{x.size} events")
+    d = density(x)
+    peaks = d.peaks(min_prominence)
+    if peaks.size == 0:
+        peaks = np.array([int(np.argmax(d.dens))])
+    low = peaks[0]
+    if d.grid[low] - zero <= negative_span:
+        if peaks.size >= 2:
+            j = peaks[1]
+            v = d.valley(low, j)
+            return Cut(float(d.grid[v]), "valley", f"between {d.grid[low]:.3g} and {d.grid[j]:.3g}")
+        mode = float(d.grid[low])
+        sd = robust_sd(x, mode, "low")
+        return Cut(mode + tail_sds * sd, "tail", f"negative mode {mode:.3g} + {tail_sds} x {sd:.3g}")
+    mode = float(d.grid[low])
+    sd = robust_sd(x, mode, "low")
+    return Cut(max(mode - tail_sds * sd, zero + negative_span), "tail",
+               f"all positive: lowest mode {mode:.3g} - {tail_sds} x {sd:.3g}")
+
+
+def low_population_cut(x: np.ndarray, tail_sds: float = DEFAULT_TAIL_SDS, min_prominence: float = 0.04) -> Cut:
+    """Upper edge of the lowest population (e.g. lymphocytes on SSC): valley to the next peak, else a tail."""
+    x = np.asarray(x, dtype=float)
+    if x.size < 3:
+        return Cut(float(np.max(x)) + 1 if x.size else 0.0, "empty", f"{x.size} events")
+    d = density(x)
+    peaks = d.peaks(min_prominence)
+    if peaks.size >= 2:
+        v = d.valley(peaks[0], peaks[1])
+        return Cut(float(d.grid[v]), "valley", f"between {d.grid[peaks[0]]:.3g} and {d.grid[peaks[1]]:.3g}")
+    mode = float(d.grid[peaks[0] if peaks.size else int(np.argmax(d.dens))])
+    sd = robust_sd(x, mode, "low")
+    return Cut(mode + tail_sds * sd, "tail", f"single population: mode {mode:.3g} + {tail_sds} x {sd:.3g}")
+
+
+def debris_cut(fsc: np.ndarray, debris_max_frac: float = 0.4, tail_sds: float = DEFAULT_TAIL_SDS,
+               min_prominence: float = 0.02) -> Cut:
+    """Lower FSC edge of intact cells: the valley above a debris population, else a tail.
+
+    Debris is a population whose mode lies below ``debris_max_frac`` of the FSC of the
+    most populous peak (particles much smaller than cells). Two cell populations of similar
+    size (lymphocytes and granulocytes) are therefore never split.
+    """
+    x = np.asarray(fsc, dtype=float)
+    if x.size < 3:
+        return Cut(0.0, "empty", f"{x.size} events")
+    d = density(x, lo=min(0.0, float(x.min())))
+    peaks = d.peaks(min_prominence)
+    if peaks.size == 0:
+        peaks = np.array([int(np.argmax(d.dens))])
+    main = peaks[np.argmax(d.dens[peaks])]
+    low = [p for p in peaks if p < main and d.grid[p] < debris_max_frac * d.grid[main]]
+    cells = [p for p in peaks if d.grid[p] >= debris_max_frac * d.grid[main]]
+    if low:
+        v = d.valley(low[-1], cells[0])
+        return Cut(float(d.grid[v]), "valley", f"above debris at {d.grid[low[-1]]:.3g}")
+    first = cells[0]
+    mode = float(d.grid[first])
+    sd = robust_sd(x[x < 2 * mode], mode, "low")
+    return Cut(max(mode - tail_sds * sd, 0.0), "tail", f"no debris peak: mode {mode:.3g} - {tail_sds} x {sd:.3g}")
+
+
+def ratio_band(area: np.ndarray, height: np.ndarray, tail_sds: float = DEFAULT_TAIL_SDS,
+               min_prominence: float = 0.04) -> tuple[Cut, Cut]:
+    """Lower and upper bound of the height/area ratio of single cells (doublets sit lower).
+
+    The main mode is the singlets; the lower bound is the valley to a doublet peak below it
+    or a tail from its upper half (doublets only contaminate the lower half).
+    """
+    ok = area > 0
+    r = height[ok] / area[ok]
+    r = r[np.isfinite(r)]
+    if r.size < 3:
+        return Cut(0.0, "empty"), Cut(10.0, "empty")
+    d = density(r, lo=float(np.quantile(r, 0.005)), hi=float(np.quantile(r, 0.995)))
+    peaks = d.peaks(min_prominence)
+    main = peaks[np.argmax(d.dens[peaks])] if peaks.size else int(np.argmax(d.dens))
+    mode = float(d.grid[main])
+    sd = robust_sd(r, mode, "high")
+    below = [p for p in peaks if p < main]
+    if below:
+        v = d.valley(below[-1], main)
+        lo = Cut(max(float(d.grid[v]), mode - tail_sds * 2 * sd), "valley", f"doublets at ratio {d.grid[below[-1]]:.3g}")
+    else:
+        lo = Cut(mode - tail_sds * sd, "tail", f"singlet ratio {mode:.3g} - {tail_sds} x {sd:.3g}")
+    hi = Cut(mode + 2 * tail_sds * sd, "tail", f"singlet ratio {mode:.3g} + {2 * tail_sds} x {sd:.3g}")
+    return lo, hi
+
+
+def percentile_cut(x: np.ndarray, q: float) -> Cut:
+    """The ``q``-th percentile (0-100) of ``x``: a cut taken from a negative-control tube."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        raise ValueError("cannot take a percentile cut from an empty population")
+    return Cut(float(np.percentile(x, q)), "control", f"{q}th percentile of {x.size} control events")

@@ -1,0 +1,216 @@
+"""Gating strategies from users (Gating-ML 2.0, FlowJo 10 workspaces), applied with FlowKit,
+and every applied strategy written back out as Gating-ML 2.0.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import flowkit as fk
+import numpy as np
+import pandas as pd
+
+
+class StrategyError(ValueError):
+    """A strategy file cannot be read, or has no gates for a sample."""
+
+
+_XS_ID_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+#: Transforms Gating-ML 2.0 can express; others (FlowJo's own log and biex) are folded into gates.
+_GML_TRANSFORMS = (fk.transforms.LinearTransform, fk.transforms.LogTransform, fk.transforms.AsinhTransform,
+                   fk.transforms.LogicleTransform, fk.transforms.HyperlogTransform, fk.transforms.RatioTransform)
+
+
+def gml_id(name: str) -> str:
+    """A Gating-ML-safe id (xs:ID) for a gate name: invalid characters become '_'."""
+    out = _XS_ID_BAD.sub("_", name.strip()) or "gate"
+    return out if (out[0].isalpha() or out[0] == "_") else "_" + out
+
+
+def _raw_value(xform, value: float) -> float:
+    """The untransformed value a monotone transform maps to ``value``."""
+    if hasattr(xform, "inverse"):
+        try:
+            return float(np.asarray(xform.inverse(np.array([[value]], dtype=float))).ravel()[0])
+        except Exception:  # noqa: BLE001 - fall back to bisection
+            pass
+    lo, hi = -1e7, 1e7
+    f = lambda v: float(np.asarray(xform.apply(np.array([[v]], dtype=float))).ravel()[0])  # noqa: E731
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < value:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None) -> tuple[fk.GatingStrategy, list[str]]:
+    """A copy of ``strategy`` that Gating-ML 2.0 can express, and notes on what was changed.
+
+    - gate ids become valid xs:IDs (FlowJo names such as 'Q1: CD4+ , CD8-' are not);
+    - dimensions without a compensation reference get 'uncompensated' (what FlowKit does
+      with them anyway; the schema requires the attribute);
+    - rectangle bounds on FlowJo-only transforms (log, biex) are mapped back to raw values,
+      the transform being monotone, and the transform dropped from the dimension.
+    """
+    gs = copy.deepcopy(strategy)
+    notes: list[str] = []
+    for gate_name, gate_path in list(gs.get_gate_ids()):
+        new = gml_id(gate_name)
+        if new != gate_name:
+            try:
+                gs.rename_gate(gate_name, new, gate_path=gate_path)
+                notes.append(f"GML_RENAMED:{gate_name}->{new}")
+            except Exception:  # noqa: BLE001 - quadrant members are renamed with their gate
+                pass
+    used = set()
+    for gate_name, gate_path in gs.get_gate_ids():
+        try:
+            gate = gs.get_gate(gate_name, gate_path, sample_id=sample_id)
+        except Exception:  # noqa: BLE001 - quadrant sub-gates
+            continue
+        for dim in list(getattr(gate, "dimensions", None) or []):
+            if getattr(dim, "compensation_ref", "") is None:
+                dim.compensation_ref = "uncompensated"
+            ref = getattr(dim, "transformation_ref", None)
+            if ref is None:
+                continue
+            xf = gs.transformations.get(ref)
+            if xf is None or isinstance(xf, _GML_TRANSFORMS):
+                used.add(ref)
+                continue
+            if isinstance(gate, fk.gates.RectangleGate):
+                if dim.min is not None:
+                    dim.min = _raw_value(xf, dim.min)
+                if dim.max is not None:
+                    dim.max = _raw_value(xf, dim.max)
+                dim.transformation_ref = None
+                notes.append(f"GML_UNTRANSFORMED:{gate_name}:{type(xf).__name__}")
+            else:
+                raise StrategyError(
+                    f"gate '{gate_name}' uses {type(xf).__name__}, which Gating-ML 2.0 cannot express "
+                    f"on a {type(gate).__name__}")
+    for ref in list(gs.transformations):
+        if ref not in used and not isinstance(gs.transformations[ref], _GML_TRANSFORMS):
+            del gs.transformations[ref]
+    return gs, notes
+
+
+def gatingml_bytes(strategy: fk.GatingStrategy, sample_id: str | None = None) -> bytes:
+    """The strategy as a Gating-ML 2.0 document (UTF-8 bytes)."""
+    buf = io.BytesIO()
+    gs, _ = _normalise_for_gml(strategy, sample_id)
+    fk.export_gatingml(gs, buf, sample_id=sample_id)
+    return buf.getvalue()
+
+
+def write_gatingml(strategy: fk.GatingStrategy, path: str | Path, sample_id: str | None = None) -> Path:
+    """Write the strategy as Gating-ML 2.0 (atomically: temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(gatingml_bytes(strategy, sample_id))
+    tmp.replace(path)
+    return path
+
+
+def read_gatingml(path_or_bytes) -> fk.GatingStrategy:
+    """Parse a Gating-ML 2.0 document (path or bytes) into a FlowKit strategy."""
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fk.parse_gating_xml(src)
+    except Exception as exc:  # noqa: BLE001
+        where = "Gating-ML document" if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({exc})") from exc
+
+
+@dataclass
+class Population:
+    """One gate's result in one sample."""
+
+    name: str
+    path: tuple[str, ...]          # parent path, starting at 'root'
+    count: int
+    parent_count: int
+    membership: np.ndarray
+
+    @property
+    def parent(self) -> str:
+        return self.path[-1]
+
+
+def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample) -> list[Population]:
+    """Apply a strategy with FlowKit (the reference semantics); one entry per gate, tree order."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = strategy.gate_sample(sample)
+    out = []
+    n = sample.event_count
+    report = res.report
+    for row in report.itertuples(index=False):
+        path = tuple(row.gate_path)
+        name = row.gate_name
+        mask = np.asarray(res.get_gate_membership(name, gate_path=path), dtype=bool)
+        if path == ("root",):
+            parent_count = n
+        else:
+            pname = path[-1]
+            ppath = path[:-1]
+            parent_count = int(res.get_gate_membership(pname, gate_path=ppath).sum()) if not _is_quadrant(row.quadrant_parent, pname) else int(mask.size)
+        out.append(Population(name, path, int(mask.sum()), parent_count, mask))
+    return out
+
+
+def _is_quadrant(quadrant_parent, name) -> bool:
+    return isinstance(quadrant_parent, str) and quadrant_parent == name
+
+
+class WorkspaceStrategies:
+    """A FlowJo 10 workspace: one gating strategy per sample, matched by file name."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.workspace = fk.Workspace(str(self.path), fcs_samples=None, load_missing_file_data=True)
+        except Exception as exc:  # noqa: BLE001
+            raise StrategyError(f"{self.path}: cannot be read as a FlowJo 10 workspace ({exc})") from exc
+        self.sample_ids = list(self.workspace.get_sample_ids(loaded_only=False))
+
+    def for_file(self, file: str | Path) -> fk.GatingStrategy:
+        """The strategy FlowJo holds for the sample whose name matches ``file``'s name."""
+        name = Path(file).name
+        candidates = [sid for sid in self.sample_ids if sid == name]
+        if not candidates:
+            candidates = [sid for sid in self.sample_ids if Path(sid).stem == Path(name).stem]
+        if not candidates:
+            raise StrategyError(
+                f"{file}: workspace {self.path.name} has no sample named {name}; "
+                f"its samples are {', '.join(self.sample_ids) or '(none)'}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.workspace.get_gating_strategy(candidates[0])
+
+
+def populations_frame(pops: list[Population], sample_id: str, total: int) -> pd.DataFrame:
+    """Rows ``sample_id, population, parent, path, count, pct_parent, pct_total`` (percent 0-100)."""
+    rows = []
+    for p in pops:
+        rows.append({
+            "sample_id": sample_id,
+            "population": p.name,
+            "parent": p.parent,
+            "path": "/".join(p.path[1:] + (p.name,)),
+            "count": p.count,
+            "pct_parent": 100.0 * p.count / p.parent_count if p.parent_count else np.nan,
+            "pct_total": 100.0 * p.count / total if total else np.nan,
+        })
+    return pd.DataFrame(rows)
