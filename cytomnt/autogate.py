@@ -14,8 +14,8 @@ import flowkit as fk
 import numpy as np
 
 from gating import finders
-from gating.build import StrategyBuilder
-from gating.preprocess import Compensation, describe_transform, logicle_for, processed_events
+from gating.build import StrategyBuilder, xform_id
+from gating.preprocess import Compensation, compensated_events, describe_transform, logicle_for, processed_events
 
 from .panel import ResolvedPanel
 
@@ -29,11 +29,12 @@ FLUORO_ROLES = ("cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads")
 class AutoSettings:
     """Knobs of the auto strategy; defaults are documented in the README."""
 
-    logicle_w: float = 0.5
+    logicle_w: float | None = None     # None: estimated per channel from the data
     logicle_m: float = 4.5
     tail_sds: float = finders.DEFAULT_TAIL_SDS
     debris_max_frac: float = 0.4
     control_percentile: float = 99.5
+    min_events_for_density: int = 100   # fewer T cells: CD4/CD8 cuts come from all lymphocytes
 
 
 @dataclass(frozen=True)
@@ -65,16 +66,18 @@ def auto_gate(sample: fk.Sample, panel: ResolvedPanel, comp: Compensation,
               stop_after: str | None = None) -> AutoGating:
     """Find this sample's gates; ``stop_after`` ends the hierarchy early (used for controls)."""
     fluoro = {sample.pnn_labels[i] for i in sample.fluoro_indices}
+    compensated = compensated_events(sample, comp)
     xforms = {}
     for role in FLUORO_ROLES:
         ch = panel.pnn(role)
         if ch is not None:
-            xforms[ch] = logicle_for(sample, ch, w=settings.logicle_w, m=settings.logicle_m)
-    events = processed_events(sample, comp, xforms)
+            xforms[ch] = logicle_for(sample, ch, w=settings.logicle_w, m=settings.logicle_m,
+                                     values=compensated[:, sample.get_channel_index(ch)])
+    events = processed_events(sample, comp, xforms, compensated)
     b = StrategyBuilder(events, comp, xforms, fluoro)
     g = AutoGating(b.strategy, b)
     if xforms:
-        g.transform = "; ".join(sorted({describe_transform(x) for x in xforms.values()})) + " on fluorescence; scatter linear"
+        g.transform = "; ".join(f"{ch}:{describe_transform(x)}" for ch, x in xforms.items()) + "; scatter linear"
     else:
         g.transform = "none"
     zero = {ch: _zero(xf) for ch, xf in xforms.items()}
@@ -145,8 +148,9 @@ def auto_gate(sample: fk.Sample, panel: ResolvedPanel, comp: Compensation,
     b.rectangle("car_t", "t_cells", {car: (c, None)})
     # CD4 / CD8, cuts found on all T cells and used for CAR T cells too
     c4ch, c8ch = panel.pnn("cd4"), panel.pnn("cd8")
-    c4 = note("cd4_cut", finders.positive_cut(b.values(c4ch, "t_cells"), zero[c4ch], sds))
-    c8 = note("cd8_cut", finders.positive_cut(b.values(c8ch, "t_cells"), zero[c8ch], sds))
+    ref = "t_cells" if b.count("t_cells") >= settings.min_events_for_density else "lymphocytes"
+    c4 = note("cd4_cut", finders.positive_cut(b.values(c4ch, ref), zero[c4ch], sds))
+    c8 = note("cd8_cut", finders.positive_cut(b.values(c8ch, ref), zero[c8ch], sds))
     for parent, prefix in (("t_cells", "t"), ("car_t", "car")):
         b.rectangle(f"{prefix}_cd4", parent, {c4ch: (c4, None), c8ch: (None, c8)})
         b.rectangle(f"{prefix}_cd8", parent, {c4ch: (None, c4), c8ch: (c8, None)})
@@ -163,6 +167,6 @@ def control_cut(sample: fk.Sample, panel: ResolvedPanel, comp: Compensation,
         raise ValueError(f"negative control {sample.id}: only {vals.size} T-cell events; at least 100 are "
                          f"needed to take the {settings.control_percentile}th percentile of the CAR channel")
     cut = finders.percentile_cut(vals, settings.control_percentile)
-    xf = logicle_for(sample, car, w=settings.logicle_w, m=settings.logicle_m)
+    xf = g.strategy.get_transform(xform_id(car))
     raw = float(np.asarray(xf.inverse(np.array([[cut.value]]))).ravel()[0])
     return ControlCut(raw, f"{settings.control_percentile}th percentile of CAR on {vals.size} T cells of {sample.id}", int(vals.size))

@@ -58,7 +58,7 @@ def cmd_panel(a) -> int:
     from .panel import Panel, channels_of
     panel = Panel.from_yaml(a.panel) if a.panel else Panel.default()
     sample = read_fcs(a.file).sample
-    rp = panel.resolve(channels_of(sample), str(a.file), strict=False)
+    rp = panel.resolve(channels_of(sample, panel), str(a.file), strict=False)
     print(f"{a.file} ({sample.event_count} events), panel {panel.source}")
     print(rp.describe())
     from .panel import REQUIRED_ROLES

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from gating.strategy import Population, StrategyError
+from gating.strategy import Population, StrategyError, gml_id
 
 #: gate-map key -> samples.csv count column
 KEYS = {"singlets": "singlets", "live": "live", "lymphocytes": "lymphocytes", "t_cell": "t_cells",
@@ -35,7 +35,8 @@ _DEFAULT_NAMES = {
 
 
 def _norm(name: str) -> str:
-    return re.sub(r"[\s_]+", " ", name.strip().lower())
+    """Compare names as Gating-ML ids: 'CD69+ CD4 T Cells' equals its exported 'CD69pos_CD4_T_Cells'."""
+    return gml_id(name).lower().replace("_", " ")
 
 
 def parse_gate_map(spec: str | Path | dict | None) -> dict[str, str]:

@@ -46,6 +46,7 @@ class Panel:
     beads_per_test: float | None = None
     test_volume_ul: float | None = None
     source: str = "built-in"
+    markers: Mapping[str, str] = field(default_factory=dict)   # $PnN -> marker, for files without $PnS
 
     @classmethod
     def default(cls) -> "Panel":
@@ -92,7 +93,7 @@ class Panel:
             if val is not None and (not isinstance(val, (int, float)) or val <= 0):
                 raise PanelError(f"panel {source}: beads.{key} must be a positive number, got {val!r}")
         return cls(roles=roles, name=str(data.get("name", source)), beads_per_test=bpt,
-                   test_volume_ul=vol, source=source)
+                   test_volume_ul=vol, source=source, markers=_read_markers(data.get("markers"), source))
 
     def resolve(self, channels: Sequence[Channel], file: str = "<sample>", strict: bool = True) -> "ResolvedPanel":
         """Find the channel of every role; raise :class:`PanelError` for a missing required role.
@@ -107,11 +108,14 @@ class Panel:
             if ch is None:
                 if strict and role in REQUIRED_ROLES:
                     available = ", ".join(c.label() for c in channels)
+                    hint = "" if any(c.pns for c in channels) else (
+                        " The file has no $PnS marker names: name channels by $PnN, or add a 'markers:' "
+                        "section (channel: marker) to the panel file.")
                     tried = ", ".join(names) if names else "(none: the role is switched off)"
                     raise PanelError(
                         f"{file}: required panel role '{role}' not found; names tried: {tried}; "
                         f"channels in the file: {available}. Add the marker's name to role "
-                        f"'{role}' in a panel file (--panel)."
+                        f"'{role}' in a panel file (--panel).{hint}"
                     )
                 missing.append(role)
             else:
@@ -183,6 +187,32 @@ def match_role(role: str, names: Sequence[str], channels: Sequence[Channel], fil
     return None
 
 
-def channels_of(sample) -> list[Channel]:
-    """The channels of a FlowKit ``Sample``."""
-    return [Channel(i, str(n), str(s or "")) for i, (n, s) in enumerate(zip(sample.pnn_labels, sample.pns_labels))]
+def _read_markers(spec, source: str) -> dict[str, str]:
+    """``markers``: a mapping $PnN -> marker, or a CSV (columns Channel, Marker) beside the panel file."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        return {str(k): str(v) for k, v in spec.items() if v is not None}
+    if isinstance(spec, str):
+        path = Path(spec)
+        if not path.is_absolute() and source not in ("built-in", ""):
+            path = Path(source).parent / path
+        try:
+            import csv
+            with open(path, newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except OSError as exc:
+            raise PanelError(f"panel {source}: markers file {path} cannot be read ({exc.strerror})") from exc
+        keys = {k.lower(): k for k in (rows[0].keys() if rows else [])}
+        if "channel" not in keys or "marker" not in keys:
+            raise PanelError(f"panel {source}: markers file {path} needs columns Channel and Marker")
+        return {r[keys["channel"]]: r[keys["marker"]] for r in rows
+                if r[keys["marker"]] and r[keys["marker"]].upper() != "NA"}
+    raise PanelError(f"panel {source}: 'markers' must map channel names to markers, or name a CSV file")
+
+
+def channels_of(sample, panel: "Panel | None" = None) -> list[Channel]:
+    """The channels of a FlowKit ``Sample``; the panel's ``markers`` fill (or replace) $PnS."""
+    markers = dict(panel.markers) if panel is not None else {}
+    return [Channel(i, str(n), markers.get(str(n), str(s or ""))) for i, (n, s) in
+            enumerate(zip(sample.pnn_labels, sample.pns_labels))]

@@ -176,7 +176,7 @@ def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
             flags.append("NO_COMPENSATION")
         strategy_src = load_strategy(cfg.strategy)
         if strategy_src is None:
-            rp = cfg.panel.resolve(channels_of(sample), name)
+            rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
             flags += [f"GATE_SKIPPED:{r}" for r in rp.missing if r != "beads"]
             g = auto_gate(sample, rp, comp, cfg.auto, cfg.control)
             flags += g.flags
@@ -187,7 +187,7 @@ def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
             counts["events"] = int(sample.event_count)
             row["transform"] = g.transform
         else:
-            rp = cfg.panel.resolve(channels_of(sample), name, strict=False)
+            rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=False)
             strategy = strategy_src.for_file(name) if isinstance(strategy_src, WorkspaceStrategies) else strategy_src
             pops = gate_sample(strategy, sample)
             counts, mflags = counts_from(pops, cfg.gate_map, int(sample.event_count), name)
@@ -323,7 +323,7 @@ def _control_from(spec, cfg: AnalysisConfig) -> ControlCut:
     try:
         sample = spec if isinstance(spec, fk.Sample) else read_fcs(spec).sample
         name = str(spec) if not isinstance(spec, fk.Sample) else str(spec.id)
-        rp = cfg.panel.resolve(channels_of(sample), name)
+        rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
         comp = compensation_for(sample, cfg.spillover, name)
         return control_cut(sample, rp, comp, cfg.auto)
     except (FcsReadError, PanelError, CompensationError, ValueError) as exc:

@@ -78,9 +78,12 @@ def compensation_for(sample: fk.Sample, spillover_csv: str | Path | None = None,
     return Compensation(None, "none")
 
 
-def logicle_for(sample: fk.Sample, channel: str, w: float = LOGICLE_W, m: float = LOGICLE_M,
-                a: float = LOGICLE_A) -> fk.transforms.LogicleTransform:
-    """FlowKit logicle for a channel, top of scale from its $PnR (262144 when absent)."""
+def logicle_for(sample: fk.Sample, channel: str, w: float | None = LOGICLE_W, m: float = LOGICLE_M,
+                a: float = LOGICLE_A, values: np.ndarray | None = None) -> fk.transforms.LogicleTransform:
+    """FlowKit logicle for a channel, top of scale from its $PnR (262144 when absent).
+
+    ``w=None`` estimates the width from ``values`` (the channel's compensated events).
+    """
     idx = sample.get_channel_index(channel)
     try:
         t = float(sample.channels.loc[idx, "pnr"])
@@ -88,7 +91,27 @@ def logicle_for(sample: fk.Sample, channel: str, w: float = LOGICLE_W, m: float 
         t = 262144.0
     if not np.isfinite(t) or t <= 0:
         t = 262144.0
+    if w is None:
+        w = estimate_logicle_w(np.asarray(values, dtype=float), t, m) if values is not None else LOGICLE_W
     return fk.transforms.LogicleTransform(param_t=t, param_w=w, param_m=m, param_a=a)
+
+
+def estimate_logicle_w(values: np.ndarray, t: float, m: float = LOGICLE_M, quantile: float = 0.05,
+                       w_min: float = LOGICLE_W) -> float:
+    """Logicle width for a channel from its data (flowCore's estimateLogicle rule).
+
+    W = (M - log10(T / |r|)) / 2, r being the 5th percentile of the negative values: wide
+    enough that compensated negatives spread as one population instead of piling up into a
+    false second peak. Never narrower than ``w_min``, never wider than M/2 allows.
+    """
+    neg = values[values < 0]
+    if neg.size < 10:
+        return w_min
+    r = abs(float(np.quantile(neg, quantile)))
+    if r <= 0:
+        return w_min
+    w = (m - np.log10(t / r)) / 2.0
+    return float(min(max(w, w_min), m / 2.0 - 1e-3))
 
 
 def describe_transform(xform) -> str:
@@ -98,13 +121,19 @@ def describe_transform(xform) -> str:
     return f"{name}(" + ",".join(f"{k.upper()}={v:g}" for k, v in params.items()) + ")"
 
 
-def processed_events(sample: fk.Sample, comp: Compensation, transforms: dict[str, object]) -> pd.DataFrame:
+def compensated_events(sample: fk.Sample, comp: Compensation) -> np.ndarray:
+    """All events compensated with ``comp`` (raw when uncompensated), as FlowKit computes them."""
+    return comp.matrix.apply(sample) if comp.matrix is not None else sample.get_events(source="raw").copy()
+
+
+def processed_events(sample: fk.Sample, comp: Compensation, transforms: dict[str, object],
+                     compensated: np.ndarray | None = None) -> pd.DataFrame:
     """Events compensated with ``comp`` and transformed per channel, columns named by $PnN.
 
     Identical, value for value, to what ``GatingStrategy.gate_sample`` computes for a gate
     dimension with the same compensation and transformation references.
     """
-    events = comp.matrix.apply(sample) if comp.matrix is not None else sample.get_events(source="raw").copy()
+    events = compensated if compensated is not None else compensated_events(sample, comp)
     df = pd.DataFrame(events, columns=list(sample.pnn_labels))
     for ch, xf in transforms.items():
         df[ch] = xf.apply(events[:, [sample.get_channel_index(ch)]]).ravel()

@@ -27,7 +27,7 @@ _GML_TRANSFORMS = (fk.transforms.LinearTransform, fk.transforms.LogTransform, fk
 
 def gml_id(name: str) -> str:
     """A Gating-ML-safe id (xs:ID) for a gate name: invalid characters become '_'."""
-    out = _XS_ID_BAD.sub("_", name.strip()) or "gate"
+    out = _XS_ID_BAD.sub("_", name.strip().replace("+", "pos")) or "gate"
     return out if (out[0].isalpha() or out[0] == "_") else "_" + out
 
 
