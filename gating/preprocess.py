@@ -49,7 +49,6 @@ def _check_invertible(matrix: np.ndarray, where: str) -> None:
 
 def compensation_for(sample: fk.Sample, spillover_csv: str | Path | None = None, file: str = "<sample>") -> Compensation:
     """The matrix to compensate ``sample`` with: a user CSV if given, else $SPILLOVER/$SPILL, else none."""
-    detectors = [sample.pnn_labels[i] for i in sample.fluoro_indices]
     if spillover_csv is not None:
         try:
             df = pd.read_csv(spillover_csv, index_col=0)
@@ -65,17 +64,45 @@ def compensation_for(sample: fk.Sample, spillover_csv: str | Path | None = None,
             raise CompensationError(f"spillover file {spillover_csv}: expected a square matrix, got {df.shape[0]} x {df.shape[1]}")
         values = df.to_numpy(dtype=float)
         _check_invertible(values, f"spillover file {spillover_csv}")
-        return Compensation(fk.Matrix(values, cols), str(spillover_csv))
+        return Compensation(fk.Matrix(values, cols, fluorochromes=cols), str(spillover_csv))
     meta = sample.get_metadata()
     for key, label in (("spillover", "$SPILLOVER"), ("spill", "$SPILL")):
         if key in meta and str(meta[key]).strip():
-            try:
-                matrix = fk.Matrix(meta[key], detectors)
-            except Exception as exc:  # noqa: BLE001
-                raise CompensationError(f"{file}: {label} keyword cannot be parsed as a spillover matrix ({exc})") from exc
-            _check_invertible(matrix.matrix, f"{file}: {label}")
-            return Compensation(matrix, label)
+            labels, values = parse_spill_keyword(str(meta[key]), sample, f"{file}: {label}")
+            _check_invertible(values, f"{file}: {label}")
+            return Compensation(fk.Matrix(values, labels, fluorochromes=labels), label)
     return Compensation(None, "none")
+
+
+def parse_spill_keyword(text: str, sample: fk.Sample, where: str) -> tuple[list[str], np.ndarray]:
+    """Detectors and matrix of a $SPILLOVER value: ``n, name_1..name_n, n*n values``.
+
+    Detectors are named by $PnN (or, in some older files, $PnS, mapped back to $PnN);
+    fluorescence channels the matrix does not list are left uncompensated.
+    """
+    tokens = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip() != ""]
+    try:
+        n = int(float(tokens[0]))
+    except (ValueError, IndexError):
+        raise CompensationError(f"{where}: expected the number of detectors first, got {tokens[:1]}") from None
+    if n < 1 or len(tokens) != 1 + n + n * n:
+        raise CompensationError(f"{where}: {n} detectors need {1 + n + n * n} values, found {len(tokens)}")
+    names = tokens[1:n + 1]
+    pnn = list(sample.pnn_labels)
+    pns = list(sample.pns_labels)
+    labels = []
+    for name in names:
+        if name in pnn:
+            labels.append(name)
+        elif name in pns:
+            labels.append(pnn[pns.index(name)])
+        else:
+            raise CompensationError(f"{where}: detector '{name}' is not a channel of the file; channels: {', '.join(pnn)}")
+    try:
+        values = np.array([float(v) for v in tokens[n + 1:]]).reshape(n, n)
+    except ValueError as exc:
+        raise CompensationError(f"{where}: non-numeric spillover value ({exc})") from None
+    return labels, values
 
 
 def logicle_for(sample: fk.Sample, channel: str, w: float | None = LOGICLE_W, m: float = LOGICLE_M,

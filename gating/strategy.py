@@ -128,7 +128,23 @@ def read_gatingml(path_or_bytes) -> fk.GatingStrategy:
             return fk.parse_gating_xml(src)
     except Exception as exc:  # noqa: BLE001
         where = "Gating-ML document" if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
-        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({exc})") from exc
+        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({_schema_reason(src) or exc})") from exc
+
+
+def _schema_reason(src) -> str:
+    """The first Gating-ML 2.0 schema violation of a document, as 'line N: message'."""
+    try:
+        from flowkit._resources import gml_schema
+        from lxml import etree
+        if isinstance(src, io.BytesIO):
+            src.seek(0)
+        doc = etree.parse(src, etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False))
+        if gml_schema.validate(doc):
+            return ""
+        err = gml_schema.error_log[0]
+        return f"line {err.line}: {err.message}"
+    except Exception as exc:  # noqa: BLE001 - not even XML
+        return str(exc)
 
 
 @dataclass

@@ -1,0 +1,52 @@
+import math
+
+import pytest
+from scipy.stats import binomtest
+
+from cytomnt.metrics import Counts, MetricSettings, exact_ci, phenotype, predominance
+
+
+def test_ci_is_scipys_clopper_pearson():
+    for k, n in ((0, 10), (3, 17), (250, 800), (800, 800)):
+        ci = binomtest(k, n).proportion_ci(method="exact")
+        assert exact_ci(k, n) == pytest.approx((ci.low, ci.high))
+    assert all(math.isnan(v) for v in exact_ci(0, 0))
+
+
+def test_predominance_calls():
+    s = MetricSettings()
+    assert predominance(30, 10, s) == "CD4"
+    assert predominance(10, 30, s) == "CD8"
+    assert predominance(20, 18, s) == "balanced"
+    assert predominance(10, 5, s) == "indeterminate"     # 15 < 22 events
+    assert predominance(30, 0, s) == "CD4"
+
+
+def test_lod_loq_and_low_count_flags():
+    _, f = phenotype(Counts(events=1000, t_cells=80, car_t=12, car_cd4=6, car_cd8=6, t_cd4=50, t_cd8=30))
+    assert "LOW_EVENT_COUNT" in f and "CAR_BELOW_LOD" in f and "CAR_BELOW_LOQ" not in f
+    _, f = phenotype(Counts(events=1000, t_cells=500, car_t=20, car_cd4=10, car_cd8=10, t_cd4=300, t_cd8=200))
+    assert f == ["CAR_BELOW_LOQ"]
+    _, f = phenotype(Counts(events=1000, t_cells=0, car_t=0))
+    assert "NO_T_CELLS" in f
+
+
+def test_percentages_ratios_and_csf_background():
+    m, _ = phenotype(Counts(events=5000, lymphocytes=1000, t_cells=800, t_cd4=500, t_cd8=250, car_t=200,
+                            car_cd4=150, car_cd8=40))
+    assert m["car_pct_of_t"] == 25.0
+    assert m["car_pct_of_t_ci_low"] < 25 < m["car_pct_of_t_ci_high"]
+    assert m["car_cd4_cd8_ratio"] == pytest.approx(3.75)
+    assert m["carneg_cd4_cd8_ratio"] == pytest.approx(350 / 210)
+    assert m["car_cd4_enrichment"] == pytest.approx(3.75 / (350 / 210))
+    assert math.isnan(m["car_t_per_ul"])
+
+
+def test_absolute_counts_from_beads_or_alc():
+    c = Counts(events=5000, lymphocytes=1000, t_cells=800, car_t=200, car_cd4=100, car_cd8=100, beads=500)
+    m, f = phenotype(c, alc_k_per_ul=2.0, beads_per_test=50000, test_volume_ul=50)
+    assert m["car_t_per_ul_source"] == "beads" and m["car_t_per_ul"] == pytest.approx(200 / 500 * 1000)
+    m, _ = phenotype(Counts(events=5000, lymphocytes=1000, t_cells=800, car_t=200), alc_k_per_ul=2.0)
+    assert m["car_t_per_ul_source"] == "alc" and m["car_t_per_ul"] == pytest.approx(400.0)
+    _, f = phenotype(c)
+    assert "BEADS_WITHOUT_CONSTANTS" in f
