@@ -41,6 +41,10 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_analyze(a) -> int:
     from .pipeline import collect_inputs
+    missing = [p for p in a.paths if not Path(p).exists()]
+    if missing:
+        print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
     cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover)
     items = collect_inputs(a.paths)
     if not items:

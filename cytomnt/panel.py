@@ -104,7 +104,12 @@ class Panel:
         missing: list[str] = []
         for role in ROLES:
             names = self.roles.get(role, ())
-            ch = match_role(role, names, channels, file)
+            try:
+                ch = match_role(role, names, channels, file)
+            except PanelError:
+                if strict:
+                    raise
+                ch = None       # user strategies name their own channels; roles only label medians
             if ch is None:
                 if strict and role in REQUIRED_ROLES:
                     available = ", ".join(c.label() for c in channels)

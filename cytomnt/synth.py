@@ -315,3 +315,22 @@ def write_tube(path: str | Path, spec: TubeSpec, seed: int) -> dict:
     write_fcs(path, pnn, pns, events, keywords)
     Path(str(path).removesuffix(".fcs") + ".truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True))
     return truth
+
+
+def random_spec(rng: np.random.Generator, sample_type: str = "pb", style: str | None = None,
+                events: int | None = None) -> TubeSpec:
+    """A plausible patient tube: CAR share, CD4/CD8 pattern (CD4-, CD8-dominated or balanced),
+    lymphocyte share, debris and dead cells all drawn at random."""
+    pattern = rng.choice(["cd4", "cd8", "balanced"])
+    ratio = {"cd4": rng.uniform(2.0, 5.0), "cd8": rng.uniform(0.15, 0.5), "balanced": rng.uniform(0.85, 1.2)}[pattern]
+    style = style or str(rng.choice(list(STYLES)))
+    if sample_type == "csf":
+        return TubeSpec(sample_type="csf", events=int(events or rng.integers(300, 3000)), style=style,
+                        car_frac_of_t=float(rng.uniform(0.02, 0.6)), car_cd4_share=float(ratio / (1 + ratio)),
+                        t_cd4_share=float(rng.uniform(0.6, 0.75)), debris_frac=float(rng.uniform(0.02, 0.15)),
+                        dead_frac=float(rng.uniform(0.02, 0.12)), doublet_frac=float(rng.uniform(0.0, 0.03)))
+    return TubeSpec(sample_type=sample_type, events=int(events or 100_000), style=style,
+                    car_frac_of_t=float(rng.choice([rng.uniform(0.01, 0.85), rng.uniform(0.002, 0.01)], p=[0.85, 0.15])),
+                    car_cd4_share=float(ratio / (1 + ratio)), t_cd4_share=float(rng.uniform(0.45, 0.75)),
+                    lymph_frac=float(rng.uniform(0.08, 0.5)), debris_frac=float(rng.uniform(0.01, 0.1)),
+                    dead_frac=float(rng.uniform(0.01, 0.08)), doublet_frac=float(rng.uniform(0.01, 0.05)))

@@ -1,0 +1,43 @@
+"""The command line: a thin layer over the API, with documented exit codes."""
+import pandas as pd
+
+from cytomnt.cli import main
+
+from .conftest import FIXTURES
+
+
+def test_panel_command_prints_mapping(capsys):
+    assert main(["panel", str(FIXTURES / "blood_numbered.fcs")]) == 0
+    out = capsys.readouterr().out
+    assert "t_cell" in out and "B1-A" in out and "CD3 BV421" in out
+
+
+def test_panel_command_reports_missing_roles(tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text("roles:\n  car: [Nope]\n")
+    assert main(["panel", str(FIXTURES / "csf_bd.fcs"), "--panel", str(tmp_path / "p.yaml")]) == 1
+    assert "missing required role(s): car" in capsys.readouterr().out
+
+
+def test_analyze_exit_codes(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["analyze", str(FIXTURES / "csf_bd.fcs"), "--out", str(out)]) == 0
+    assert pd.read_csv(out / "samples.csv").status.tolist() == ["ok"]
+    bad = tmp_path / "bad.fcs"
+    bad.write_bytes(b"not an fcs file at all, just text" * 3)
+    assert main(["analyze", str(bad), str(FIXTURES / "csf_bd.fcs"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 2 files analysed, 1 failed" in err and "not an FCS file" in err
+    assert main(["analyze", str(FIXTURES / "csf_bd.fcs"), "--strategy", "missing.wsp"]) == 2
+    assert main(["analyze", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "PT-A_CSF_d28" in text and "Research use only" in text
+    df = pd.read_csv(tmp_path / "samples.csv")
+    assert len(df) == 8 and (df.status == "ok").all()
+    assert set(df.sample_type) == {"pb", "csf"} and set(df.patient_id) == {"PT-A", "PT-B"}
+    a14 = df.set_index("sample_id").loc["PT-A_PB_d14"]
+    assert a14.car_predominance == "CD4" and a14.car_pct_of_t > 60
+    assert (tmp_path / "summary.txt").exists() and len(list((tmp_path / "gates").glob("*.xml"))) == 8
