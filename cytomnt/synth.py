@@ -64,6 +64,8 @@ _SPILL = {
 }
 
 CHANNEL_RANGE = 262144.0
+#: CAR stain of CAR T cells: median intensity and log-normal spread (a dim tail reaches the negatives)
+CAR_MFI, CAR_SIGMA = 5000.0, 0.5
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def _cell_signals(labels, car, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         for m, level in ct.markers.items():
             marks[idx, MARKERS.index(m)] += _lognormal(rng, level, 0.35, idx.size)
     ci = np.flatnonzero(car)
-    marks[ci, MARKERS.index("CAR")] += _lognormal(rng, 6000, 0.4, ci.size)
+    marks[ci, MARKERS.index("CAR")] += _lognormal(rng, CAR_MFI, CAR_SIGMA, ci.size)
     return fsc, ssc, marks
 
 
