@@ -115,27 +115,21 @@ def auto_gate(sample: fk.Sample, panel: ResolvedPanel, comp: Compensation,
     # leukocytes: intact cells above the debris on FSC
     c = note("leukocytes", finders.debris_cut(b.values(fsc, "singlets"), settings.debris_max_frac, sds))
     b.rectangle("leukocytes", "singlets", {fsc: (c, None)})
-    # live: viability-dye negative
-    if panel.has("viability"):
-        ch = panel.pnn("viability")
-        c = note("live", finders.positive_cut(b.values(ch, "leukocytes"), zero[ch], sds))
-        b.rectangle("live", "leukocytes", {ch: (None, c)})
-    else:
-        b.alias("live", "leukocytes")
-    # CD45+
-    if panel.has("cd45"):
-        ch = panel.pnn("cd45")
-        c = note("cd45", finders.positive_cut(b.values(ch, "live"), zero[ch], sds))
-        b.rectangle("cd45", "live", {ch: (c, None)})
-    else:
-        b.alias("cd45", "live")
+    def marker_gate(pop: str, parent: str, role: str, keep: str) -> None:
+        """One-channel gate on a marker: events above (positive) or below (negative) its cut."""
+        if not panel.has(role):
+            b.alias(pop, parent)
+            return
+        ch = panel.pnn(role)
+        c = note(pop, finders.positive_cut(b.values(ch, parent), zero[ch], sds))
+        b.rectangle(pop, parent, {ch: (c, None) if keep == "above" else (None, c)})
+
+    marker_gate("live", "leukocytes", "viability", keep="below")   # viability-dye negative
+    marker_gate("cd45", "live", "cd45", keep="above")
     # lymphocytes: the low-SSC population
     c = note("lymphocytes", finders.low_population_cut(b.values(ssc, "cd45"), sds))
     b.rectangle("lymphocytes", "cd45", {ssc: (None, c)})
-    # T cells
-    t = panel.pnn("t_cell")
-    c = note("t_cells", finders.positive_cut(b.values(t, "lymphocytes"), zero[t], sds))
-    b.rectangle("t_cells", "lymphocytes", {t: (c, None)})
+    marker_gate("t_cells", "lymphocytes", "t_cell", keep="above")
     if stop_after == "t_cells":
         return g
     # CAR+ T cells
