@@ -25,7 +25,10 @@ from gating.strategy import (Population, StrategyError, WorkspaceStrategies, gat
                              populations_frame, read_gatingml)
 
 from . import __version__
-from .autogate import AutoSettings, ControlCut, auto_gate, control_cut
+from gating.engine import GatingError, LearnedCuts
+from gating.template import Template, TemplateError
+
+from .autogate import POPULATIONS, AutoSettings, auto_gate, batch_cuts, control_cuts, default_template, read_template
 from .gatemap import counts_from, parse_gate_map
 from .manifest import ManifestEntry, infer_sample_type, normalise_sample_type, read_manifest
 from .metrics import Counts, MetricSettings, phenotype
@@ -63,13 +66,18 @@ class AnalysisConfig:
     spillover: str | None = None
     sample_type: str | None = None
     manifest: dict = field(default_factory=dict)
-    control: ControlCut | None = None
+    learned: LearnedCuts = field(default_factory=LearnedCuts)   # control-tube, batch or --learned-cuts cuts
+    control_file: str | None = None
 
     @property
     def strategy_label(self) -> str:
+        extra = "+control" if self.control_file else ""
+        extra += "+batch" if any(v.startswith("batch") for v in self.learned.source.values()) else ""
         if self.strategy == "auto":
-            return "auto+control" if self.control else "auto"
-        return f"{Path(self.strategy).suffix.lstrip('.').lower()}:{Path(self.strategy).name}"
+            return "auto" + extra
+        kind = Path(self.strategy).suffix.lstrip('.').lower()
+        kind = "template" if kind in ("yaml", "yml") else kind
+        return f"{kind}:{Path(self.strategy).name}" + extra
 
 
 @dataclass
@@ -85,20 +93,24 @@ _STRATEGY_CACHE: dict[str, object] = {}
 
 
 def load_strategy(spec: str):
-    """'auto', a Gating-ML .xml, or a FlowJo .wsp -> the object that gives each file's strategy."""
+    """'auto' or a template .yaml -> a :class:`Template`; a Gating-ML .xml or FlowJo .wsp -> the
+    object that gives each file's FlowKit strategy."""
     if spec == "auto":
-        return None
+        return default_template()
     if spec in _STRATEGY_CACHE:
         return _STRATEGY_CACHE[spec]
     p = Path(spec)
     if not p.exists():
         raise ConfigError(f"strategy {spec}: file not found (use 'auto', a Gating-ML .xml or a FlowJo .wsp)")
-    if p.suffix.lower() == ".wsp":
+    if p.suffix.lower() in (".yaml", ".yml"):
+        obj = read_template(p)
+    elif p.suffix.lower() == ".wsp":
         obj = WorkspaceStrategies(p)
     elif p.suffix.lower() in (".xml", ".gml", ".gatingml"):
         obj = read_gatingml(p)
     else:
-        raise ConfigError(f"strategy {spec}: unknown kind '{p.suffix}'; expected 'auto', .xml (Gating-ML 2.0) or .wsp (FlowJo 10)")
+        raise ConfigError(f"strategy {spec}: unknown kind '{p.suffix}'; expected 'auto', a template .yaml, "
+                          f".xml (Gating-ML 2.0) or .wsp (FlowJo 10)")
     _STRATEGY_CACHE[spec] = obj
     return obj
 
@@ -175,17 +187,18 @@ def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
         if comp.matrix is None:
             flags.append("NO_COMPENSATION")
         strategy_src = load_strategy(cfg.strategy)
-        if strategy_src is None:
-            rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
-            flags += [f"GATE_SKIPPED:{r}" for r in rp.missing if r != "beads"]
-            g = auto_gate(sample, rp, comp, cfg.auto, cfg.control)
+        if isinstance(strategy_src, Template):
+            rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=cfg.strategy == "auto")
+            g = auto_gate(sample, rp, comp, cfg.auto, cfg.learned, strategy_src)
+            flags += [f"GATE_SKIPPED:{d}" for p, dims in g.skipped.items() for d in dims if p != "beads"]
             flags += g.flags
             pops = _auto_populations(g)
             strategy = g.strategy
-            counts = {k: (g.builder.count(k) if k in g.builder._members else None) for k in
-                      ("singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4", "car_cd8", "beads")}
+            members = g.builder._members
+            counts = {k: (g.builder.count(k) if k in members and k not in g.skipped else None)
+                      for k in POPULATIONS}
             counts["events"] = int(sample.event_count)
-            row["transform"] = g.transform
+            row["transform"] = g.transform_text
         else:
             rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=False)
             strategy = strategy_src.for_file(name) if isinstance(strategy_src, WorkspaceStrategies) else strategy_src
@@ -211,8 +224,8 @@ def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
             row["error"] = f"Gating-ML export failed: {exc}"
         row["qc_flags"] = ";".join(dict.fromkeys(flags))
         return SampleResult(row, popdf, gml)
-    except (FcsReadError, PanelError, CompensationError, StrategyError, ConfigError, ValueError, KeyError,
-            IndexError, LookupError) as exc:
+    except (FcsReadError, PanelError, CompensationError, StrategyError, ConfigError, GatingError, ValueError,
+            KeyError, IndexError, LookupError) as exc:
         row.update(status="error", error=str(exc), qc_flags=";".join(dict.fromkeys(flags)))
         return SampleResult(row, pd.DataFrame(), None)
     except Exception as exc:  # noqa: BLE001 - a batch never stops for one file
@@ -267,6 +280,8 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
     for r in results:
         if r.gatingml is not None:
             _atomic_write(out / "gates" / f"{r.row['sample_id']}.xml", r.gatingml)
+    if cfg.learned.cuts:
+        cfg.learned.to_yaml(out / "learned_cuts.yaml")
     _atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
     return df
 
@@ -281,7 +296,8 @@ def run_record(cfg: AnalysisConfig) -> dict:
                                                                       "roles": {k: list(v) for k, v in cfg.panel.roles.items()}},
         "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
         "sample_type": cfg.sample_type,
-        "negative_control": vars(cfg.control) if cfg.control else None,
+        "negative_control": cfg.control_file,
+        "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source},
         "research_use_only": RUO,
     }
 
@@ -292,7 +308,7 @@ RUO = ("Research use only. cytomnt is not a validated clinical decision tool; it
 
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
                 negative_control=None, spillover=None, auto: AutoSettings | None = None,
-                metrics: MetricSettings | None = None) -> AnalysisConfig:
+                metrics: MetricSettings | None = None, learned_cuts=None) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     try:
         p = panel if isinstance(panel, Panel) else (Panel.from_yaml(panel) if panel else Panel.default())
@@ -307,38 +323,65 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
         if manifest is not None:
             cfg.manifest = manifest if isinstance(manifest, dict) else read_manifest(manifest)
         load_strategy(cfg.strategy)
-    except (StrategyError, ValueError) as exc:
+    except (StrategyError, TemplateError, ValueError) as exc:
         raise ConfigError(str(exc)) from exc
     if spillover and not Path(spillover).exists():
         raise ConfigError(f"spillover file {spillover}: not found")
+    if learned_cuts is not None:
+        try:
+            cfg.learned = learned_cuts if isinstance(learned_cuts, LearnedCuts) else LearnedCuts.from_yaml(learned_cuts)
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"learned cuts {learned_cuts}: cannot be read ({exc})") from exc
     if negative_control is not None:
-        if cfg.strategy != "auto":
-            raise ConfigError("--negative-control sets the CAR cut of the auto strategy; it cannot be used with "
-                              f"--strategy {cfg.strategy}")
-        cfg.control = _control_from(negative_control, cfg)
+        if not isinstance(load_strategy(cfg.strategy), Template):
+            raise ConfigError("--negative-control sets cuts of the auto strategy or a template; it cannot be used "
+                              f"with --strategy {cfg.strategy}")
+        cfg.learned = cfg.learned.merge(_control_from(negative_control, cfg))
+        cfg.control_file = str(negative_control if not isinstance(negative_control, fk.Sample) else negative_control.id)
     return cfg
 
 
-def _control_from(spec, cfg: AnalysisConfig) -> ControlCut:
+def _control_from(spec, cfg: AnalysisConfig) -> LearnedCuts:
     try:
         sample = spec if isinstance(spec, fk.Sample) else read_fcs(spec).sample
         name = str(spec) if not isinstance(spec, fk.Sample) else str(spec.id)
         rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
         comp = compensation_for(sample, cfg.spillover, name)
-        return control_cut(sample, rp, comp, cfg.auto)
-    except (FcsReadError, PanelError, CompensationError, ValueError) as exc:
+        return control_cuts(sample, rp, comp, cfg.auto, load_strategy(cfg.strategy))
+    except (FcsReadError, PanelError, CompensationError, GatingError, ValueError) as exc:
         raise ConfigError(f"negative control: {exc}") from exc
+
+
+def _loader(item, cfg: AnalysisConfig):
+    """A callable reading one input for batch learning: (sample, resolved panel, compensation)."""
+    def load():
+        sample = item if isinstance(item, fk.Sample) else read_fcs(item).sample
+        name = str(getattr(item, "id", item))
+        return (sample, cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=cfg.strategy == "auto"),
+                compensation_for(sample, cfg.spillover, name))
+    return load
+
+
+def learn_batch_cuts(items, cfg: AnalysisConfig) -> None:
+    """Learn the template's ``learn: batch`` cuts once from all inputs (unless already given)."""
+    template = load_strategy(cfg.strategy)
+    if not isinstance(template, Template):
+        return
+    todo = [g.population for g in template.gates if g.learn == "batch" and g.population not in cfg.learned.cuts]
+    if todo:
+        cfg.learned = batch_cuts([_loader(i, cfg) for i in items], cfg.auto, template, cfg.learned)
 
 
 def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
             negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
-            progress=None) -> pd.DataFrame:
+            progress=None, learned_cuts=None) -> pd.DataFrame:
     """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
 
     Returns the samples table (one row per input, see ``SAMPLE_COLUMNS``); with ``out`` also
     writes samples.csv, populations.csv, gates/<sample_id>.xml and run.json there.
     """
-    cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover)
+    cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover,
+                                learned_cuts=learned_cuts)
     results = run(inputs, cfg, jobs=jobs, progress=progress)
     if out is not None:
         return write_outputs(results, out, cfg)
@@ -356,6 +399,7 @@ def collect_inputs(inputs) -> list:
 def run(inputs, cfg: AnalysisConfig, jobs: int = 1, progress=None) -> list[SampleResult]:
     """Analyse every input (in a process pool when ``jobs`` > 1); results in input order."""
     items = collect_inputs(inputs)
+    learn_batch_cuts(items, cfg)
     results: list[SampleResult] = []
     if jobs > 1 and len(items) > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:

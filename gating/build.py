@@ -60,7 +60,11 @@ class StrategyBuilder:
             raise ValueError(f"population '{gate.gate_name}' is defined twice")
         path = self._paths[parent]
         self.strategy.add_gate(gate, gate_path=path)
-        mask = np.asarray(gate.apply(self.events), dtype=bool) & self._members[parent]
+        if isinstance(gate, fk.gates.BooleanGate):
+            refs = pd.DataFrame({(r["ref"], "/".join(r["path"])): self._members[r["ref"]] for r in gate.gate_refs})
+            mask = np.asarray(gate.apply(refs), dtype=bool) & self._members[parent]
+        else:
+            mask = np.asarray(gate.apply(self.events), dtype=bool) & self._members[parent]
         self._members[gate.gate_name] = mask
         self._paths[gate.gate_name] = path + (gate.gate_name,)
         return mask

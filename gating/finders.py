@@ -75,7 +75,7 @@ def density(x: np.ndarray, bins: int = 256, bandwidth: float | None = None,
 
 
 def robust_sd(x: np.ndarray, mode: float, side: str) -> float:
-    """Spread of a population from its mode, using only the half on ``side`` ('low'/'high').
+    """Spread of a population from its mode, using only the half on ``side`` ('low'/'high') (fallback of :func:`peak_sd`).
 
     The other half may be contaminated by a neighbouring population, so it is ignored.
     """
@@ -83,6 +83,30 @@ def robust_sd(x: np.ndarray, mode: float, side: str) -> float:
     if half.size < 3:
         return float(np.std(x)) if x.size > 1 else 0.0
     return float(np.sqrt(np.mean((half - mode) ** 2)))
+
+
+def peak_sd(d: Density, i: int, side: str) -> float | None:
+    """Spread of the population peaking at grid index ``i``, from its half width at half maximum
+    on ``side`` ('low' or 'high'): SD = HWHM / 1.1774 for a Gaussian. Robust to a neighbouring
+    population on the other side and to long tails; None when the density never halves."""
+    half = d.dens[i] / 2.0
+    step = -1 if side == "low" else 1
+    j = i
+    while 0 <= j + step < d.dens.size and d.dens[j + step] > half:
+        j += step
+    k = j + step
+    if not 0 <= k < d.dens.size:
+        return None
+    # linear interpolation between j (above half) and k (at or below half)
+    y0, y1 = d.dens[j], d.dens[k]
+    t = (y0 - half) / (y0 - y1) if y0 != y1 else 0.0
+    x = d.grid[j] + t * (d.grid[k] - d.grid[j])
+    return abs(float(x - d.grid[i])) / 1.1774
+
+
+def population_sd(x: np.ndarray, d: Density, i: int, side: str) -> float:
+    sd = peak_sd(d, i, side)
+    return sd if sd is not None and sd > 0 else robust_sd(x, float(d.grid[i]), side)
 
 
 def positive_cut(x: np.ndarray, zero: float, tail_sds: float = DEFAULT_TAIL_SDS,
@@ -110,10 +134,10 @@ def positive_cut(x: np.ndarray, zero: float, tail_sds: float = DEFAULT_TAIL_SDS,
             v = d.valley(low, j)
             return Cut(float(d.grid[v]), "valley", f"between {d.grid[low]:.3g} and {d.grid[j]:.3g}")
         mode = float(d.grid[low])
-        sd = robust_sd(x, mode, "low")
+        sd = population_sd(x, d, low, "high")
         return Cut(mode + tail_sds * sd, "tail", f"negative mode {mode:.3g} + {tail_sds} x {sd:.3g}")
     mode = float(d.grid[low])
-    sd = robust_sd(x, mode, "low")
+    sd = population_sd(x, d, low, "low")
     return Cut(max(mode - tail_sds * sd, zero + negative_span), "tail",
                f"all positive: lowest mode {mode:.3g} - {tail_sds} x {sd:.3g}")
 
@@ -128,8 +152,9 @@ def low_population_cut(x: np.ndarray, tail_sds: float = DEFAULT_TAIL_SDS, min_pr
     if peaks.size >= 2:
         v = d.valley(peaks[0], peaks[1])
         return Cut(float(d.grid[v]), "valley", f"between {d.grid[peaks[0]]:.3g} and {d.grid[peaks[1]]:.3g}")
-    mode = float(d.grid[peaks[0] if peaks.size else int(np.argmax(d.dens))])
-    sd = robust_sd(x, mode, "low")
+    i = int(peaks[0]) if peaks.size else int(np.argmax(d.dens))
+    mode = float(d.grid[i])
+    sd = population_sd(x, d, i, "high")
     return Cut(mode + tail_sds * sd, "tail", f"single population: mode {mode:.3g} + {tail_sds} x {sd:.3g}")
 
 
@@ -156,7 +181,7 @@ def debris_cut(fsc: np.ndarray, debris_max_frac: float = 0.4, tail_sds: float = 
         return Cut(float(d.grid[v]), "valley", f"above debris at {d.grid[low[-1]]:.3g}")
     first = cells[0]
     mode = float(d.grid[first])
-    sd = robust_sd(x[x < 2 * mode], mode, "low")
+    sd = population_sd(x, d, int(first), "low")
     return Cut(max(mode - tail_sds * sd, 0.0), "tail", f"no debris peak: mode {mode:.3g} - {tail_sds} x {sd:.3g}")
 
 
@@ -176,7 +201,7 @@ def ratio_band(area: np.ndarray, height: np.ndarray, tail_sds: float = DEFAULT_T
     peaks = d.peaks(min_prominence)
     main = peaks[np.argmax(d.dens[peaks])] if peaks.size else int(np.argmax(d.dens))
     mode = float(d.grid[main])
-    sd = robust_sd(r, mode, "high")
+    sd = population_sd(r, d, int(main), "high")
     below = [p for p in peaks if p < main]
     if below:
         v = d.valley(below[-1], main)
