@@ -23,7 +23,6 @@ from .panel import ROLES, ResolvedPanel, match_role, channels_of
 POPULATIONS = ("beads", "singlets", "leukocytes", "live", "cd45", "lymphocytes", "t_cells", "car_t",
                "t_cd4", "t_cd8", "car_cd4", "car_cd8")
 
-AutoSettings = EngineSettings
 
 
 def default_template() -> Template:

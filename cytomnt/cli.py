@@ -37,6 +37,8 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-control", help="FCS of a CAR-negative tube: the CAR cut is a high percentile of its T cells")
     p.add_argument("--spillover", help="spillover matrix CSV (detectors as header and first column) instead of $SPILLOVER")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--learned-cuts", help="learned_cuts.yaml of an earlier run: re-use its batch/control cuts")
+    p.add_argument("--plots", action="store_true", help="write OUT/plots/<sample_id>.png with every gate drawn")
 
 
 def cmd_analyze(a) -> int:
@@ -45,7 +47,8 @@ def cmd_analyze(a) -> int:
     if missing:
         print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
-    cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover)
+    cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover,
+                      learned_cuts=a.learned_cuts, plots=a.plots)
     items = collect_inputs(a.paths)
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
@@ -80,13 +83,13 @@ def cmd_demo(a) -> int:
     t0 = time.monotonic()
     manifest = make_demo_set(out / "data")
     print(f"generated demo tubes for 2 patients in {out / 'data'}", file=sys.stderr)
-    cfg = make_config(manifest=manifest)
+    cfg = make_config(manifest=manifest, plots=True)
     items = sorted((out / "data" / "fcs").glob("*.fcs"))
     df = analyze(items, config=cfg, out=out, jobs=a.jobs, progress=_progress(len(items)))
     text = summary_text(df, RUO)
     (out / "summary.txt").write_text(text)
     print(text)
-    print(f"tables: {out / 'samples.csv'}, {out / 'populations.csv'}; gates: {out / 'gates'}/ "
+    print(f"tables: {out / 'samples.csv'}, {out / 'populations.csv'}; gates: {out / 'gates'}/, plots: {out / 'plots'}/ "
           f"({time.monotonic() - t0:.1f}s)")
     return EXIT_OK if (df["status"] == "ok").all() else EXIT_SOME_FAILED
 
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_panel)
     p = sub.add_parser("demo", help="generate two patients' blood and CSF tubes and analyse them")
     p.add_argument("--out", default="cytomnt-demo")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=2)
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("generate", help="write synthetic FCS files with known truth")
     p.add_argument("out")

@@ -7,7 +7,6 @@ CAR gate and the CD4/CD8 gate.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np

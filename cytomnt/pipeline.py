@@ -11,9 +11,9 @@ import json
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import flowkit as fk
 import numpy as np
@@ -25,10 +25,10 @@ from gating.strategy import (Population, StrategyError, WorkspaceStrategies, gat
                              populations_frame, read_gatingml)
 
 from . import __version__
-from gating.engine import GatingError, LearnedCuts
+from gating.engine import EngineSettings, GatingError, LearnedCuts
 from gating.template import Template, TemplateError
 
-from .autogate import POPULATIONS, AutoSettings, auto_gate, batch_cuts, control_cuts, default_template, read_template
+from .autogate import POPULATIONS, auto_gate, batch_cuts, control_cuts, default_template, read_template
 from .gatemap import counts_from, parse_gate_map
 from .manifest import ManifestEntry, infer_sample_type, normalise_sample_type, read_manifest
 from .metrics import Counts, MetricSettings, phenotype
@@ -61,13 +61,14 @@ class AnalysisConfig:
     panel: Panel = field(default_factory=Panel.default)
     strategy: str = "auto"
     gate_map: dict = field(default_factory=dict)
-    auto: AutoSettings = field(default_factory=AutoSettings)
+    auto: EngineSettings = field(default_factory=EngineSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
     spillover: str | None = None
     sample_type: str | None = None
     manifest: dict = field(default_factory=dict)
     learned: LearnedCuts = field(default_factory=LearnedCuts)   # control-tube, batch or --learned-cuts cuts
     control_file: str | None = None
+    plots: bool = False                 # one PNG of the gates per sample (OUT/plots/<sample_id>.png)
 
     @property
     def strategy_label(self) -> str:
@@ -87,6 +88,7 @@ class SampleResult:
     row: dict
     populations: pd.DataFrame
     gatingml: bytes | None = None
+    plot_png: bytes | None = None
 
 
 _STRATEGY_CACHE: dict[str, object] = {}
@@ -222,8 +224,10 @@ def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
             gml = None
             flags.append("GATINGML_NOT_WRITTEN")
             row["error"] = f"Gating-ML export failed: {exc}"
+        png = _plot(strategy, sample, pops, sid, row, sample_id=sid if isinstance(strategy_src, WorkspaceStrategies)
+                    else None) if cfg.plots else None
         row["qc_flags"] = ";".join(dict.fromkeys(flags))
-        return SampleResult(row, popdf, gml)
+        return SampleResult(row, popdf, gml, png)
     except (FcsReadError, PanelError, CompensationError, StrategyError, ConfigError, GatingError, ValueError,
             KeyError, IndexError, LookupError) as exc:
         row.update(status="error", error=str(exc), qc_flags=";".join(dict.fromkeys(flags)))
@@ -231,6 +235,22 @@ def analyze_sample(item, cfg: AnalysisConfig) -> SampleResult:
     except Exception as exc:  # noqa: BLE001 - a batch never stops for one file
         row.update(status="error", error=f"{type(exc).__name__}: {exc}", qc_flags=";".join(dict.fromkeys(flags)))
         return SampleResult(row, pd.DataFrame(), None)
+
+
+def _plot(strategy, sample, pops: list[Population], sid: str, row: dict, sample_id=None) -> bytes | None:
+    """The sample's gate plot as PNG bytes (written with the tables), or None if drawing failed."""
+    import tempfile
+
+    from gating.plot import plot_sample
+    membership = {(p.name, p.path): p.membership for p in pops}
+    title = f"{sid}  ({row.get('sample_type') or '?'}; CAR {row.get('car_pct_of_t', float('nan')):.1f}% of T)" \
+        if isinstance(row.get("car_pct_of_t"), float) and math.isfinite(row["car_pct_of_t"]) else sid
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            path = plot_sample(strategy, sample, membership, Path(d) / "p.png", title, sample_id)
+            return path.read_bytes()
+    except Exception:  # noqa: BLE001 - a plot never costs a sample its numbers
+        return None
 
 
 def _run_one(args):
@@ -280,6 +300,8 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
     for r in results:
         if r.gatingml is not None:
             _atomic_write(out / "gates" / f"{r.row['sample_id']}.xml", r.gatingml)
+        if r.plot_png is not None:
+            _atomic_write(out / "plots" / f"{r.row['sample_id']}.png", r.plot_png)
     if cfg.learned.cuts:
         cfg.learned.to_yaml(out / "learned_cuts.yaml")
     _atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
@@ -307,15 +329,16 @@ RUO = ("Research use only. cytomnt is not a validated clinical decision tool; it
 
 
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
-                negative_control=None, spillover=None, auto: AutoSettings | None = None,
-                metrics: MetricSettings | None = None, learned_cuts=None) -> AnalysisConfig:
+                negative_control=None, spillover=None, auto: EngineSettings | None = None,
+                metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     try:
         p = panel if isinstance(panel, Panel) else (Panel.from_yaml(panel) if panel else Panel.default())
     except PanelError as exc:
         raise ConfigError(str(exc)) from exc
-    cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or AutoSettings(),
-                         metrics=metrics or MetricSettings(), spillover=str(spillover) if spillover else None)
+    cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
+                         metrics=metrics or MetricSettings(), spillover=str(spillover) if spillover else None,
+                         plots=plots)
     try:
         cfg.gate_map = parse_gate_map(gate_map)
         if sample_type:
@@ -374,14 +397,14 @@ def learn_batch_cuts(items, cfg: AnalysisConfig) -> None:
 
 def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
             negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
-            progress=None, learned_cuts=None) -> pd.DataFrame:
+            progress=None, learned_cuts=None, plots: bool = False) -> pd.DataFrame:
     """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
 
     Returns the samples table (one row per input, see ``SAMPLE_COLUMNS``); with ``out`` also
     writes samples.csv, populations.csv, gates/<sample_id>.xml and run.json there.
     """
     cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover,
-                                learned_cuts=learned_cuts)
+                                learned_cuts=learned_cuts, plots=plots)
     results = run(inputs, cfg, jobs=jobs, progress=progress)
     if out is not None:
         return write_outputs(results, out, cfg)

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from . import methods as registry
-from .build import StrategyBuilder, xform_id
+from .build import StrategyBuilder
 from .finders import Cut
 from .preprocess import (LOGICLE_M, Compensation, compensated_events, describe_transform, estimate_logicle_w,
                          logicle_for, processed_events)

@@ -18,7 +18,10 @@ DEFAULT_TAIL_SDS = 4.0
 
 @dataclass(frozen=True)
 class Cut:
-    """A threshold and its provenance: ``method`` is ``valley``, ``tail`` or ``empty``."""
+    """A threshold and its provenance. ``method``: ``valley`` (between two populations), ``tail``
+    (no valley: the expected second population is rare or absent; flagged), ``edge`` (the
+    edge of the only population, the normal case e.g. for singlets), ``empty``, ``control``,
+    ``percentile``, ``learned``."""
 
     value: float
     method: str
@@ -138,7 +141,7 @@ def positive_cut(x: np.ndarray, zero: float, tail_sds: float = DEFAULT_TAIL_SDS,
         return Cut(mode + tail_sds * sd, "tail", f"negative mode {mode:.3g} + {tail_sds} x {sd:.3g}")
     mode = float(d.grid[low])
     sd = population_sd(x, d, low, "low")
-    return Cut(max(mode - tail_sds * sd, zero + negative_span), "tail",
+    return Cut(max(mode - tail_sds * sd, zero + negative_span), "edge",
                f"all positive: lowest mode {mode:.3g} - {tail_sds} x {sd:.3g}")
 
 
@@ -182,7 +185,7 @@ def debris_cut(fsc: np.ndarray, debris_max_frac: float = 0.4, tail_sds: float = 
     first = cells[0]
     mode = float(d.grid[first])
     sd = population_sd(x, d, int(first), "low")
-    return Cut(max(mode - tail_sds * sd, 0.0), "tail", f"no debris peak: mode {mode:.3g} - {tail_sds} x {sd:.3g}")
+    return Cut(max(mode - tail_sds * sd, 0.0), "edge", f"no debris peak: mode {mode:.3g} - {tail_sds} x {sd:.3g}")
 
 
 def ratio_band(area: np.ndarray, height: np.ndarray, tail_sds: float = DEFAULT_TAIL_SDS,
@@ -207,8 +210,8 @@ def ratio_band(area: np.ndarray, height: np.ndarray, tail_sds: float = DEFAULT_T
         v = d.valley(below[-1], main)
         lo = Cut(max(float(d.grid[v]), mode - tail_sds * 2 * sd), "valley", f"doublets at ratio {d.grid[below[-1]]:.3g}")
     else:
-        lo = Cut(mode - tail_sds * sd, "tail", f"singlet ratio {mode:.3g} - {tail_sds} x {sd:.3g}")
-    hi = Cut(mode + 2 * tail_sds * sd, "tail", f"singlet ratio {mode:.3g} + {2 * tail_sds} x {sd:.3g}")
+        lo = Cut(mode - tail_sds * sd, "edge", f"singlet ratio {mode:.3g} - {tail_sds} x {sd:.3g}")
+    hi = Cut(mode + 2 * tail_sds * sd, "edge", f"singlet ratio {mode:.3g} + {2 * tail_sds} x {sd:.3g}")
     return lo, hi
 
 
