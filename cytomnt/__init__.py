@@ -6,5 +6,6 @@ __version__ = "0.1.0"
 
 from .panel import Panel  # noqa: E402
 from .pipeline import analyze, analyze_sample, make_config  # noqa: E402
+from .risk import evaluate as evaluate_risk  # noqa: E402
 
-__all__ = ["Panel", "analyze", "analyze_sample", "make_config", "__version__"]
+__all__ = ["Panel", "analyze", "analyze_sample", "evaluate_risk", "make_config", "__version__"]

@@ -9,6 +9,18 @@ from pathlib import Path
 
 from .synth import TubeSpec, write_tube
 
+#: Clinical facts and ALC series (day: x10^3/uL) of the demo patients.
+DEMO_CLINICAL = {
+    "PT-A": {"product": "cilta-cel", "bridging_response": "SD", "bmpc_pct": 60, "m_spike_g_dl": 2.1,
+             "sflc_mg_l": 900, "ferritin_ng_ml": 1800, "crs_max_grade": 2, "icans_max_grade": 0,
+             "prior_bcma_bispecific": "no", "crs_day": 6,
+             "alc": {0: 0.3, 3: 0.2, 7: 1.1, 10: 2.9, 14: 4.2, 17: 3.5, 21: 2.6, 28: 1.8}},
+    "PT-B": {"product": "ide-cel", "bridging_response": "VGPR", "bmpc_pct": 20, "m_spike_g_dl": 0.8,
+             "sflc_mg_l": 150, "ferritin_ng_ml": 420, "crs_max_grade": 1, "icans_max_grade": 0,
+             "prior_bcma_bispecific": "no", "crs_day": 3,
+             "alc": {0: 0.4, 7: 0.6, 10: 0.9, 14: 1.4, 21: 1.0, 28: 0.8}},
+}
+
 #: Two patients: one with a CD4-dominated, large CAR-T expansion, one CD8-dominated and modest.
 DEMO_PATIENTS = (
     {"patient_id": "PT-A", "infusion": "2026-03-02", "style": "bd", "car_cd4_share": 0.78,
@@ -49,6 +61,30 @@ def make_demo_set(folder: str | Path, seed: int = 20260302, blood_events: int = 
     return manifest
 
 
+def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
+    """clinical.csv and labs.csv of the demo patients; returns their paths and the last data date."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clinical, labs = folder / "clinical.csv", folder / "labs.csv"
+    last = dt.date.min
+    with open(clinical, "w", newline="") as fc, open(labs, "w", newline="") as fl:
+        wc, wl = csv.writer(fc, lineterminator="\n"), csv.writer(fl, lineterminator="\n")
+        wc.writerow(["patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
+                     "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific",
+                     "crs_date", "icans_date"])
+        wl.writerow(["patient_id", "date", "alc_k_per_ul"])
+        for p in DEMO_PATIENTS:
+            c = DEMO_CLINICAL[p["patient_id"]]
+            day0 = dt.date.fromisoformat(p["infusion"])
+            wc.writerow([p["patient_id"], c["product"], day0, c["bridging_response"], c["bmpc_pct"], c["m_spike_g_dl"],
+                         c["sflc_mg_l"], c["ferritin_ng_ml"], c["crs_max_grade"], c["icans_max_grade"],
+                         c["prior_bcma_bispecific"], day0 + dt.timedelta(days=c["crs_day"]), ""])
+            for day, alc in c["alc"].items():
+                wl.writerow([p["patient_id"], day0 + dt.timedelta(days=day), alc])
+            last = max(last, day0 + dt.timedelta(days=max(max(c["alc"]), p["csf_day"])))
+    return clinical, labs, last
+
+
 def write_fixtures(folder: str | Path, seed: int = 7) -> list[Path]:
     """The small files committed under ``fixtures/`` (regenerate with ``cytomnt generate --fixtures``)."""
     folder = Path(folder)
@@ -64,4 +100,7 @@ def write_fixtures(folder: str | Path, seed: int = 7) -> list[Path]:
     for i, (name, spec) in enumerate(specs.items()):
         write_tube(folder / name, spec, seed + i)
         out.append(folder / name)
+    from .cohort import literature_cohort
+    literature_cohort().to_csv(folder / "literature_alc_cohort.csv", index=False, lineterminator="\n")
+    out.append(folder / "literature_alc_cohort.csv")
     return out

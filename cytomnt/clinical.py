@@ -1,0 +1,240 @@
+"""Clinical inputs: ``clinical.csv`` (one row per patient) and ``labs.csv`` (ALC over time).
+
+Empty cells mean unknown, never absent. Every problem names the file, row and column.
+
+clinical.csv: patient_id, product (cilta-cel | ide-cel | other), infusion_date (YYYY-MM-DD),
+bridging_response (CR | VGPR | PR | SD | PD | unknown), bmpc_pct (bone-marrow plasma cells, %),
+m_spike_g_dl, sflc_mg_l (involved serum free light chain, mg/L), ferritin_ng_ml,
+crs_max_grade (0-4), icans_max_grade (0-4), prior_bcma_bispecific (yes/no);
+optional crs_date and icans_date (when that grade was reached; see ``CRS_ICANS_KNOWN_BY_DAY``).
+
+labs.csv: patient_id, date, alc_k_per_ul (absolute lymphocyte count, x10^3 cells/uL).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+CLINICAL_COLUMNS = ("patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
+                    "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific")
+OPTIONAL_CLINICAL = ("crs_date", "icans_date")
+LAB_COLUMNS = ("patient_id", "date", "alc_k_per_ul")
+PRODUCTS = ("cilta-cel", "ide-cel", "other")
+RESPONSES = ("CR", "VGPR", "PR", "SD", "PD", "unknown")
+#: Without a date, CRS/ICANS grades count as known from this day after infusion (CRS and
+#: ICANS start at a median of day 7-8 after cilta-cel; nearly all by day 14 [Lin, IMS 2025]).
+CRS_ICANS_KNOWN_BY_DAY = 14
+#: ALC in x10^3/uL above this can only be cells/uL (a mix-up); refused unless the unit is declared.
+ALC_K_PER_UL_MAX = 100.0
+ALC_UNITS = {"k_per_ul": 1.0, "cells_per_ul": 1e-3, "10^9/L": 1.0}
+
+
+class ClinicalDataError(ValueError):
+    """A clinical or lab file is malformed; the message names file, row and column."""
+
+
+@dataclass(frozen=True)
+class Patient:
+    """Baseline and course facts of one patient; None means unknown."""
+
+    patient_id: str
+    product: str | None = None
+    infusion_date: dt.date | None = None
+    bridging_response: str | None = None
+    bmpc_pct: float | None = None
+    m_spike_g_dl: float | None = None
+    sflc_mg_l: float | None = None
+    ferritin_ng_ml: float | None = None
+    crs_max_grade: int | None = None
+    icans_max_grade: int | None = None
+    prior_bcma_bispecific: bool | None = None
+    crs_date: dt.date | None = None
+    icans_date: dt.date | None = None
+
+
+@dataclass
+class ClinicalData:
+    """Patients, their ALC series and (optionally) their flow results."""
+
+    patients: dict[str, Patient]
+    labs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["patient_id", "date", "alc_k_per_ul"]))
+    flow: pd.DataFrame | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_date(value, where: str) -> dt.date | None:
+    """ISO dates (YYYY-MM-DD); also DD.MM.YYYY and YYYY/MM/DD. Ambiguous forms like 03/04/2026 are refused."""
+    s = str(value).strip()
+    if not s or s.lower() in ("nan", "na", "none"):
+        return None
+    for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%Y/%m/%d", "%Y%m%d"):
+        try:
+            return dt.datetime.strptime(s, fmt).date()
+        except ValueError:
+            continue
+    raise ClinicalDataError(f"{where}: date '{s}' is not YYYY-MM-DD (also accepted: DD.MM.YYYY, YYYY/MM/DD); "
+                            f"forms like 03/04/2026 are refused because day and month are ambiguous")
+
+
+def _num(value, where: str, lo: float | None = None, hi: float | None = None, integer: bool = False):
+    s = str(value).strip()
+    if not s or s.lower() in ("nan", "na", "none", "unknown"):
+        return None
+    try:
+        v = float(s.replace(",", ".")) if s.count(",") == 1 and "." not in s else float(s)
+    except ValueError:
+        raise ClinicalDataError(f"{where}: '{s}' is not a number") from None
+    if not math.isfinite(v):
+        raise ClinicalDataError(f"{where}: '{s}' is not a finite number")
+    if lo is not None and v < lo or hi is not None and v > hi:
+        raise ClinicalDataError(f"{where}: {v:g} is outside the plausible range {lo:g} to {hi:g}")
+    if integer:
+        if v != int(v):
+            raise ClinicalDataError(f"{where}: grade {v:g} must be a whole number")
+        return int(v)
+    return v
+
+
+def _bool(value, where: str) -> bool | None:
+    s = str(value).strip().lower()
+    if not s or s in ("nan", "na", "unknown"):
+        return None
+    if s in ("yes", "y", "true", "1"):
+        return True
+    if s in ("no", "n", "false", "0"):
+        return False
+    raise ClinicalDataError(f"{where}: '{value}' must be yes or no (or empty for unknown)")
+
+
+def _read_csv(path: Path, required, kind: str) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ClinicalDataError(f"{kind} file {path}: cannot be read as CSV ({exc})") from exc
+    df.columns = [c.strip().lower() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ClinicalDataError(f"{kind} file {path}: missing column(s) {', '.join(missing)}; "
+                                f"expected {', '.join(required)} (empty cells mean unknown)")
+    return df
+
+
+def read_clinical(path: str | Path) -> dict[str, Patient]:
+    """Patients from clinical.csv, validated."""
+    path = Path(path)
+    df = _read_csv(path, CLINICAL_COLUMNS, "clinical")
+    out: dict[str, Patient] = {}
+    for i, r in enumerate(df.to_dict("records"), start=2):
+        w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731
+        pid = r["patient_id"].strip()
+        if not pid:
+            raise ClinicalDataError(f"{w('patient_id')}: empty")
+        if pid in out:
+            raise ClinicalDataError(f"{w('patient_id')}: patient '{pid}' has a second row; one row per patient")
+        product = r["product"].strip().lower() or None
+        if product is not None and product not in PRODUCTS:
+            raise ClinicalDataError(f"{w('product')}: '{r['product']}' is not one of {', '.join(PRODUCTS)}")
+        resp = r["bridging_response"].strip().upper() or None
+        if resp == "UNKNOWN":
+            resp = None
+        if resp is not None and resp not in RESPONSES:
+            raise ClinicalDataError(f"{w('bridging_response')}: '{r['bridging_response']}' is not one of {', '.join(RESPONSES)}")
+        inf = parse_date(r["infusion_date"], w("infusion_date"))
+        p = Patient(
+            pid, product, inf, resp,
+            _num(r["bmpc_pct"], w("bmpc_pct"), 0, 100), _num(r["m_spike_g_dl"], w("m_spike_g_dl"), 0, 20),
+            _num(r["sflc_mg_l"], w("sflc_mg_l"), 0, 1e6), _num(r["ferritin_ng_ml"], w("ferritin_ng_ml"), 0, 1e6),
+            _num(r["crs_max_grade"], w("crs_max_grade"), 0, 5, True),
+            _num(r["icans_max_grade"], w("icans_max_grade"), 0, 5, True),
+            _bool(r["prior_bcma_bispecific"], w("prior_bcma_bispecific")),
+            parse_date(r.get("crs_date", ""), w("crs_date")), parse_date(r.get("icans_date", ""), w("icans_date")))
+        for col in ("crs_date", "icans_date"):
+            d = getattr(p, col)
+            if d is not None and inf is not None and d < inf:
+                raise ClinicalDataError(f"{w(col)}: {d} is before the infusion date {inf}")
+        out[pid] = p
+    return out
+
+
+def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit: str = "k_per_ul",
+              today: dt.date | None = None) -> pd.DataFrame:
+    """ALC series from labs.csv as (patient_id, date, alc_k_per_ul), sorted; unit mix-ups refused.
+
+    ``unit`` declares the file's unit: ``k_per_ul`` (x10^3/uL, the default; same number as
+    x10^9/L) or ``cells_per_ul`` (divided by 1000).
+    """
+    path = Path(path)
+    if unit not in ALC_UNITS:
+        raise ClinicalDataError(f"ALC unit '{unit}' is not one of {', '.join(ALC_UNITS)}")
+    df = _read_csv(path, LAB_COLUMNS, "labs")
+    rows, too_big = [], []
+    for i, r in enumerate(df.to_dict("records"), start=2):
+        w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731
+        pid = r["patient_id"].strip()
+        if not pid:
+            raise ClinicalDataError(f"{w('patient_id')}: empty")
+        if patients is not None and pid not in patients:
+            raise ClinicalDataError(f"{w('patient_id')}: patient '{pid}' is not in the clinical file")
+        d = parse_date(r["date"], w("date"))
+        if d is None:
+            raise ClinicalDataError(f"{w('date')}: empty; every ALC needs its date")
+        if today is not None and d > today:
+            raise ClinicalDataError(f"{w('date')}: {d} is in the future")
+        v = _num(r["alc_k_per_ul"], w("alc_k_per_ul"), 0, None)
+        if v is None:
+            continue
+        v *= ALC_UNITS[unit]
+        if unit != "cells_per_ul" and v > ALC_K_PER_UL_MAX:
+            too_big.append(f"row {i} ({pid}, {d}: {v:g})")
+        rows.append((pid, d, v))
+    if too_big:
+        raise ClinicalDataError(
+            f"labs file {path}: alc_k_per_ul must be in x10^3 cells/uL, but {len(too_big)} value(s) above "
+            f"{ALC_K_PER_UL_MAX:g} can only be cells/uL: {'; '.join(too_big[:10])}"
+            f"{' ...' if len(too_big) > 10 else ''}. Convert them (3500 cells/uL = 3.5 x10^3/uL) or declare "
+            f"the unit (--alc-unit cells_per_ul).")
+    out = pd.DataFrame(rows, columns=["patient_id", "date", "alc_k_per_ul"])
+    dup = out.duplicated(["patient_id", "date"], keep=False)
+    if dup.any():
+        d = out[dup].groupby(["patient_id", "date"]).alc_k_per_ul.nunique()
+        conflict = d[d > 1]
+        if len(conflict):
+            (pid, day), _ = next(iter(conflict.items()))
+            raise ClinicalDataError(f"labs file {path}: patient {pid} has different ALC values on {day}; keep one")
+        out = out.drop_duplicates(["patient_id", "date"])
+    return out.sort_values(["patient_id", "date"]).reset_index(drop=True)
+
+
+def read_flow(path: str | Path) -> pd.DataFrame:
+    """A ``samples.csv`` from ``cytomnt analyze`` (needs patient_id and collection_date from the manifest)."""
+    path = Path(path)
+    df = pd.read_csv(path, keep_default_na=True)
+    need = ["patient_id", "collection_date", "sample_type", "status"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise ClinicalDataError(f"flow results {path}: missing column(s) {', '.join(missing)}; use the samples.csv "
+                                f"of `cytomnt analyze --manifest ...`")
+    df = df[df.patient_id.notna() & (df.patient_id.astype(str) != "")].copy()
+    df["collection_date"] = [parse_date(v, f"{path}, sample {s}, column collection_date")
+                             for v, s in zip(df.collection_date, df.sample_id)]
+    df["patient_id"] = df.patient_id.astype(str)
+    return df
+
+
+def load(clinical: str | Path, labs: str | Path | None = None, flow: str | Path | pd.DataFrame | None = None,
+         alc_unit: str = "k_per_ul", today: dt.date | None = None) -> ClinicalData:
+    """Read the clinical, lab and flow inputs of ``cytomnt risk``."""
+    patients = read_clinical(clinical)
+    lab_df = read_labs(labs, patients, alc_unit, today) if labs else \
+        pd.DataFrame(columns=["patient_id", "date", "alc_k_per_ul"])
+    flow_df = flow if isinstance(flow, pd.DataFrame) else (read_flow(flow) if flow is not None else None)
+    data = ClinicalData(patients, lab_df, flow_df)
+    if flow_df is not None:
+        unknown = sorted(set(flow_df.patient_id) - set(patients))
+        if unknown:
+            data.warnings.append(f"flow results for patient(s) not in the clinical file: {', '.join(unknown)}")
+    return data

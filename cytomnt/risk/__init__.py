@@ -1,0 +1,11 @@
+"""The MNT risk evaluator: factors from a versioned rules file, evaluated as of a date.
+
+Research use only: it states evidence and its limits and is not a validated clinical tool.
+"""
+from .assess import FactorResult, RiskAssessment, Timeline, assess, evaluate, literature_performance, timeline
+from .factors import FactorContext, kind
+from .render import render_text, render_timeline
+from .rules import Rules, RulesError
+
+__all__ = ["FactorContext", "FactorResult", "RiskAssessment", "Rules", "RulesError", "Timeline", "assess", "evaluate", "kind",
+           "literature_performance", "render_text", "render_timeline", "timeline"]

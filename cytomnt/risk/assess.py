@@ -1,0 +1,171 @@
+"""MNT risk assessment of a patient as of a date: every factor with its value, threshold and
+evidence, the tier with the rule that gave it, and the literature's PPV/NPV beside it."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import asdict, dataclass, field
+
+from .. import kinetics
+from ..clinical import CRS_ICANS_KNOWN_BY_DAY, ClinicalData
+from ..metrics import exact_ci
+from . import logic
+from .factors import FactorContext, compare, get_kind
+from .rules import TIERS, FactorRule, Rules
+
+
+@dataclass
+class FactorResult:
+    """One factor for one patient as of a date."""
+
+    id: str
+    label: str
+    value: object
+    op: str
+    threshold: object
+    unit: str
+    present: bool | None          # None: unknown (no data yet, or not measurable)
+    detail: str
+    sources: tuple[str, ...]
+    evidence: str
+    strength: str
+
+    @property
+    def status(self) -> str:
+        return "unknown" if self.present is None else ("present" if self.present else "absent")
+
+
+@dataclass
+class RiskAssessment:
+    """The evaluation of one patient as of a date (no data after it is used)."""
+
+    patient_id: str
+    as_of: dt.date
+    day_after_infusion: int | None
+    tier: str
+    reason: str
+    factors: list[FactorResult]
+    warnings: list[FactorResult]
+    could_be_higher: list[str]     # tier rules that unknown factors could still make hold
+    rules_version: str
+    literature: dict
+    research_use: str
+    data_used: dict = field(default_factory=dict)
+
+    def factor(self, fid: str) -> FactorResult:
+        return next(f for f in self.factors + self.warnings if f.id == fid)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["as_of"] = self.as_of.isoformat()
+        for f in d["factors"] + d["warnings"]:
+            f["status"] = "unknown" if f["present"] is None else ("present" if f["present"] else "absent")
+            if isinstance(f["value"], float) and not math.isfinite(f["value"]):
+                f["value"] = None
+        return d
+
+
+def literature_performance(rules: Rules) -> dict:
+    """PPV and NPV (with exact 95% CIs) of each pooled literature entry in the rules file."""
+    out = {}
+    for key, lit in rules.literature.items():
+        pos, neg = lit["positives"], lit["negatives"]
+        ppv_lo, ppv_hi = exact_ci(pos["mnt"], pos["n"])
+        npv_k = neg["n"] - neg["mnt"]
+        npv_lo, npv_hi = exact_ci(npv_k, neg["n"])
+        out[key] = {"label": lit.get("label", key), "sources": list(lit.get("sources", [])),
+                    "ppv": pos["mnt"] / pos["n"], "ppv_ci": [ppv_lo, ppv_hi], "ppv_counts": f"{pos['mnt']}/{pos['n']}",
+                    "npv": npv_k / neg["n"], "npv_ci": [npv_lo, npv_hi], "npv_counts": f"{npv_k}/{neg['n']}"}
+    return out
+
+
+def _evaluate_factor(rule: FactorRule, ctx: FactorContext) -> FactorResult:
+    value, detail = get_kind(rule.kind)(ctx, **rule.params)
+    present = compare(value, rule.op, rule.threshold)
+    return FactorResult(rule.id, rule.label, value, rule.op, rule.threshold, rule.unit, present, detail,
+                        rule.sources, rule.evidence, rule.strength)
+
+
+def assess(data: ClinicalData, patient_id: str, as_of: dt.date | None = None, rules: Rules | None = None) -> RiskAssessment:
+    """Assess one patient using only data dated on or before ``as_of`` (default: today)."""
+    rules = rules or Rules.default()
+    as_of = as_of or dt.date.today()
+    if patient_id not in data.patients:
+        raise KeyError(f"patient '{patient_id}' is not in the clinical file")
+    p = data.patients[patient_id]
+    alc = kinetics.series(data.labs, patient_id, p.infusion_date, as_of) if p.infusion_date else []
+    ctx = FactorContext(p, as_of, alc, data.flow)
+    factors = [_evaluate_factor(r, ctx) for r in rules.factors]
+    warns = [_evaluate_factor(r, ctx) for r in rules.warnings]
+    facts = {f.id: f.present for f in factors}
+    tier, reason, could = "low", "no tier rule holds", []
+    for t in rules.tiers:
+        v = logic.evaluate(t.when, facts)
+        if v is True:
+            tier, reason = t.tier, t.reason
+            break
+        if v is None:
+            could.append(f"{t.tier}: {t.reason}")
+    rank = TIERS.index(tier)
+    could = [c for c in could if TIERS.index(c.split(":")[0]) > rank]
+    day = (as_of - p.infusion_date).days if p.infusion_date else None
+    n_flow = len(ctx.flow_samples("pb")) + len(ctx.flow_samples("csf"))
+    return RiskAssessment(patient_id, as_of, day, tier, reason, factors, warns, could, rules.version,
+                          literature_performance(rules), rules.research_use,
+                          {"alc_values": len(alc), "flow_samples": n_flow})
+
+
+def event_dates(data: ClinicalData, patient_id: str) -> list[dt.date]:
+    """Dates that brought new data for a patient: infusion, each ALC, each flow sample, CRS/ICANS."""
+    p = data.patients[patient_id]
+    dates = set()
+    if p.infusion_date:
+        dates.add(p.infusion_date)
+        if p.crs_max_grade is not None or p.icans_max_grade is not None:
+            for d in (p.crs_date, p.icans_date):
+                if d:
+                    dates.add(d)
+            if not (p.crs_date and p.icans_date):
+                dates.add(p.infusion_date + dt.timedelta(days=CRS_ICANS_KNOWN_BY_DAY))
+    dates.update(d for d in data.labs[data.labs.patient_id == patient_id].date)
+    if data.flow is not None and not data.flow.empty:
+        dates.update(d for d in data.flow[data.flow.patient_id == patient_id].collection_date if d is not None)
+    return sorted(dates)
+
+
+@dataclass
+class Timeline:
+    """A patient's assessments replayed on each date that brought new data."""
+
+    patient_id: str
+    steps: list[RiskAssessment]
+
+    def first_fired(self) -> dict[str, dt.date | None]:
+        """For each factor (and the tiers), the first as-of date on which it was present."""
+        out: dict[str, dt.date | None] = {}
+        if not self.steps:
+            return out
+        for f in self.steps[0].factors + self.steps[0].warnings:
+            out[f.id] = next((s.as_of for s in self.steps if s.factor(f.id).present), None)
+        for t in TIERS[1:]:
+            out[f"tier_{t}"] = next((s.as_of for s in self.steps if TIERS.index(s.tier) >= TIERS.index(t)), None)
+        return out
+
+
+def timeline(data: ClinicalData, patient_id: str, rules: Rules | None = None, until: dt.date | None = None) -> Timeline:
+    rules = rules or Rules.default()
+    dates = [d for d in event_dates(data, patient_id) if until is None or d <= until]
+    return Timeline(patient_id, [assess(data, patient_id, d, rules) for d in dates])
+
+
+def evaluate(clinical, labs=None, flow=None, as_of: dt.date | str | None = None, rules=None,
+             patients: list[str] | None = None, alc_unit: str = "k_per_ul") -> list[RiskAssessment]:
+    """Python face of ``cytomnt risk``: read the inputs and assess every (or the named) patient."""
+    from ..clinical import load, parse_date
+    from .rules import Rules
+    if isinstance(as_of, str):
+        as_of = parse_date(as_of, "as-of date")
+    rules = rules if isinstance(rules, Rules) else (Rules.from_yaml(rules) if rules else Rules.default())
+    data = clinical if isinstance(clinical, ClinicalData) else load(clinical, labs, flow, alc_unit)
+    ids = patients or sorted(data.patients)
+    return [assess(data, pid, as_of, rules) for pid in ids]
