@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .tables import read_table
+
 CLINICAL_COLUMNS = ("patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
                     "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific")
 OPTIONAL_CLINICAL = ("crs_date", "icans_date")
@@ -111,16 +113,7 @@ def _bool(value, where: str) -> bool | None:
 
 
 def _read_csv(path: Path, required, kind: str) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001
-        raise ClinicalDataError(f"{kind} file {path}: cannot be read as CSV ({exc})") from exc
-    df.columns = [c.strip().lower() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ClinicalDataError(f"{kind} file {path}: missing column(s) {', '.join(missing)}; "
-                                f"expected {', '.join(required)} (empty cells mean unknown)")
-    return df
+    return read_table(path, required, f"{kind} file", ClinicalDataError)
 
 
 def read_clinical(path: str | Path) -> dict[str, Patient]:

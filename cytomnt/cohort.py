@@ -15,6 +15,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from .metrics import exact_ci
+from .tables import read_table
 
 
 class CohortError(ValueError):
@@ -127,12 +128,7 @@ def factor_present(df: pd.DataFrame, column: str, threshold: float | None, op: s
 
 def read_cohort(path: str | Path) -> pd.DataFrame:
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001
-        raise CohortError(f"cohort {path}: cannot be read as CSV ({exc})") from exc
-    if "mnt" not in df.columns:
-        raise CohortError(f"cohort {path}: needs an outcome column 'mnt' (0/1)")
+    df = read_table(path, ("mnt",), "cohort", CohortError)
     out = _truth(df["mnt"], f"cohort {path}", "mnt")
     if out.isna().any():
         i = out.isna().idxmax()

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
+from .tables import read_table
 
 SAMPLE_TYPES = ("pb", "csf", "bm", "product")
 MANIFEST_COLUMNS = ("file", "sample_id", "patient_id", "collection_date", "sample_type")
@@ -49,15 +49,7 @@ def normalise_sample_type(value: str, where: str) -> str:
 def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:
     """Entries keyed by file name (and by the path as written), validated row by row."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # noqa: BLE001
-        raise ManifestError(f"manifest {path}: cannot be read as CSV ({exc})") from exc
-    df.columns = [c.strip().lower() for c in df.columns]
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise ManifestError(f"manifest {path}: missing column(s) {', '.join(missing)}; "
-                            f"expected {', '.join(MANIFEST_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)})")
+    df = read_table(path, MANIFEST_COLUMNS, "manifest", ManifestError, OPTIONAL_COLUMNS)
     out: dict[str, ManifestEntry] = {}
     ids: dict[str, int] = {}
     for i, row in enumerate(df.itertuples(index=False), start=2):
