@@ -14,20 +14,6 @@ from pathlib import Path
 from .pipeline import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, RUO, ConfigError, analyze, make_config
 
 
-def _progress(total: int):
-    start = time.monotonic()
-    done = [0]
-
-    def report(result) -> None:
-        done[0] += 1
-        r = result.row
-        el = time.monotonic() - start
-        eta = el / done[0] * (total - done[0])
-        msg = r["status"] if r["status"] == "ok" else f"ERROR {r['error']}"
-        print(f"[{done[0]}/{total}] {r['sample_id']}: {msg} ({el:.1f}s elapsed, ~{eta:.0f}s left)", file=sys.stderr)
-    return report
-
-
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--panel", help="panel YAML mapping roles to channel names (default: built-in)")
     p.add_argument("--strategy", default="auto", help="'auto' (default), a Gating-ML 2.0 .xml, or a FlowJo 10 .wsp")
@@ -36,12 +22,16 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
     p.add_argument("--negative-control", help="FCS of a CAR-negative tube: the CAR cut is a high percentile of its T cells")
     p.add_argument("--spillover", help="spillover matrix CSV (detectors as header and first column) instead of $SPILLOVER")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; 0 = every CPU this process may use)")
+    p.add_argument("--executor", default="local", choices=["local", "dask"],
+                   help="local process pool (default) or a Dask distributed cluster")
+    p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); without it a local Dask cluster")
     p.add_argument("--learned-cuts", help="learned_cuts.yaml of an earlier run: re-use its batch/control cuts")
     p.add_argument("--plots", action="store_true", help="write OUT/plots/<sample_id>.png with every gate drawn")
 
 
 def cmd_analyze(a) -> int:
+    from .batch import default_jobs, run_batch
     from .pipeline import collect_inputs
     missing = [p for p in a.paths if not Path(p).exists()]
     if missing:
@@ -53,10 +43,12 @@ def cmd_analyze(a) -> int:
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    df = analyze(items, config=cfg, out=a.out, jobs=a.jobs, progress=_progress(len(items)))
-    n_err = int((df["status"] != "ok").sum())
-    print(f"{len(df) - n_err} of {len(df)} files analysed, {n_err} failed; results in {a.out}/samples.csv", file=sys.stderr)
-    return EXIT_SOME_FAILED if n_err else EXIT_OK
+    results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler, progress=True)
+    for issue in summary.manifest_issues:
+        print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
+    print(f"{summary.line()}; results in {a.out}/samples.csv" +
+          (f", failures in {a.out}/errors.csv" if summary.failed else ""), file=sys.stderr)
+    return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
 def cmd_panel(a) -> int:
@@ -85,7 +77,7 @@ def cmd_demo(a) -> int:
     print(f"generated demo tubes for 2 patients in {out / 'data'}", file=sys.stderr)
     cfg = make_config(manifest=manifest, plots=True)
     items = sorted((out / "data" / "fcs").glob("*.fcs"))
-    df = analyze(items, config=cfg, out=out, jobs=a.jobs, progress=_progress(len(items)))
+    df = analyze(items, config=cfg, out=out, jobs=a.jobs, progress=True)
     text = summary_text(df, RUO)
     from .clinical import load
     from .demo import write_demo_clinical
@@ -118,7 +110,7 @@ def cmd_risk(a) -> int:
     from .clinical import load, parse_date
     from .risk import Rules, assess, render_text, render_timeline, timeline
     rules = Rules.from_yaml(a.rules) if a.rules else Rules.default()
-    data = load(a.clinical, a.labs, a.flow, a.alc_unit)
+    data = load(a.clinical, a.labs, a.store or a.flow, a.alc_unit)
     for w in data.warnings:
         print(f"cytomnt: warning: {w}", file=sys.stderr)
     as_of = parse_date(a.as_of, "--as-of") if a.as_of else None
@@ -192,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clinical", required=True, help="clinical.csv: one row per patient (README)")
     p.add_argument("--labs", help="labs.csv: patient_id, date, alc_k_per_ul")
     p.add_argument("--flow", help="samples.csv of `cytomnt analyze --manifest`")
+    p.add_argument("--store", help="results.sqlite of analyze runs (all runs' samples) instead of --flow")
     p.add_argument("--as-of", help="evaluate with data dated on or before this date (YYYY-MM-DD; default today)")
     p.add_argument("--rules", help="rules YAML (default: the built-in, versioned rules)")
     p.add_argument("--patient", action="append", help="only this patient (repeatable)")

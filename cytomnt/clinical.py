@@ -204,14 +204,18 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
 
 def read_flow(path: str | Path) -> pd.DataFrame:
     """A ``samples.csv`` from ``cytomnt analyze`` (needs patient_id and collection_date from the manifest)."""
-    path = Path(path)
-    df = pd.read_csv(path, keep_default_na=True)
+    return prepare_flow(pd.read_csv(Path(path), keep_default_na=True), str(path))
+
+
+def prepare_flow(df: pd.DataFrame, path: str = "flow results") -> pd.DataFrame:
+    """Flow rows usable by the evaluator: with a patient, dates parsed."""
     need = ["patient_id", "collection_date", "sample_type", "status"]
     missing = [c for c in need if c not in df.columns]
     if missing:
         raise ClinicalDataError(f"flow results {path}: missing column(s) {', '.join(missing)}; use the samples.csv "
                                 f"of `cytomnt analyze --manifest ...`")
-    df = df[df.patient_id.notna() & (df.patient_id.astype(str) != "")].copy()
+    df = df[df.patient_id.notna() & (df.patient_id.astype(str) != "") & df.collection_date.notna()
+            & (df.collection_date.astype(str) != "")].copy()
     df["collection_date"] = [parse_date(v, f"{path}, sample {s}, column collection_date")
                              for v, s in zip(df.collection_date, df.sample_id)]
     df["patient_id"] = df.patient_id.astype(str)
@@ -220,11 +224,22 @@ def read_flow(path: str | Path) -> pd.DataFrame:
 
 def load(clinical: str | Path, labs: str | Path | None = None, flow: str | Path | pd.DataFrame | None = None,
          alc_unit: str = "k_per_ul", today: dt.date | None = None) -> ClinicalData:
-    """Read the clinical, lab and flow inputs of ``cytomnt risk``."""
+    """Read the clinical, lab and flow inputs of ``cytomnt risk``; ``flow`` is a samples.csv, a
+    results store (``results.sqlite``: every run's samples, newest per sample) or a DataFrame."""
     patients = read_clinical(clinical)
     lab_df = read_labs(labs, patients, alc_unit, today) if labs else \
         pd.DataFrame(columns=["patient_id", "date", "alc_k_per_ul"])
-    flow_df = flow if isinstance(flow, pd.DataFrame) else (read_flow(flow) if flow is not None else None)
+    if isinstance(flow, pd.DataFrame):
+        flow_df = flow
+    elif flow is not None and Path(flow).suffix in (".sqlite", ".db"):
+        from .store import ResultStore
+        st = ResultStore(flow)
+        try:
+            flow_df = prepare_flow(st.latest_rows(), str(flow))
+        finally:
+            st.close()
+    else:
+        flow_df = read_flow(flow) if flow is not None else None
     data = ClinicalData(patients, lab_df, flow_df)
     if flow_df is not None:
         unknown = sorted(set(flow_df.patient_id) - set(patients))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from .. import kinetics
@@ -40,9 +41,11 @@ class FactorContext:
             return pd.DataFrame()
         f = self.flow
         f = f[(f.patient_id == self.patient.patient_id) & (f.sample_type == sample_type) & (f.status == "ok")]
-        f = f[[d is not None and d <= self.as_of for d in f.collection_date]]
-        ok = [not any(flag in str(q).split(";") for flag in EXCLUDING_FLAGS) for q in f.qc_flags.fillna("")]
-        return f[ok]
+        dated = np.array([d is not None and d <= self.as_of for d in f.collection_date], dtype=bool)
+        f = f.loc[dated] if len(f) else f
+        ok = np.array([not any(flag in str(q).split(";") for flag in EXCLUDING_FLAGS) for q in f.qc_flags.fillna("")],
+                      dtype=bool)
+        return f.loc[ok] if len(f) else f
 
 
 def kind(name: str):

@@ -1,0 +1,138 @@
+"""The results store: an SQLite file in the output folder, one row per analysed file.
+
+A result is keyed by the file's content hash, the hash of the configuration that decides its
+numbers (panel, strategy and its content, learned cuts, settings, software versions) and the
+hash of its manifest entry. Re-running skips what is stored; each result is committed in its
+own transaction by the one process that writes, so killing a run at any moment loses only
+the files in flight and never leaves a half-written row. Across runs in the same folder the
+store accumulates every patient's samples (longitudinal use; ``cytomnt risk --store``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    file_sha256 TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    sample_id TEXT NOT NULL,
+    patient_id TEXT,
+    file TEXT,
+    status TEXT NOT NULL,
+    row_json TEXT NOT NULL,
+    populations_json TEXT NOT NULL,
+    gatingml BLOB,
+    plot_png BLOB,
+    run_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_sample ON results(sample_id);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL NOT NULL,
+    config_hash TEXT NOT NULL,
+    config_json TEXT NOT NULL
+);
+"""
+
+
+def _plain(o):
+    """JSON for numpy/pandas scalars (floats keep every bit: json writes repr)."""
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if o is pd.NA or o is pd.NaT:
+        return None
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    raise TypeError(f"cannot store {type(o).__name__}")
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, default=_plain, sort_keys=True, allow_nan=True)
+
+
+def config_hash(record: dict) -> str:
+    return hashlib.sha256(dumps(record).encode()).hexdigest()
+
+
+def result_key(file_sha256: str, cfg_hash: str, entry: dict) -> str:
+    return hashlib.sha256(f"{file_sha256}|{cfg_hash}|{dumps(entry)}".encode()).hexdigest()
+
+
+class ResultStore:
+    """One SQLite file; use from a single writing process."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(self.path), timeout=30.0)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def begin_run(self, cfg_hash: str, record: dict) -> int:
+        with self.db:
+            cur = self.db.execute("INSERT INTO runs(started, config_hash, config_json) VALUES (?, ?, ?)",
+                                  (time.time(), cfg_hash, dumps(record)))
+        return int(cur.lastrowid)
+
+    def has(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
+
+    def keys(self) -> set[str]:
+        return {k for (k,) in self.db.execute("SELECT key FROM results")}
+
+    def put(self, key: str, file_sha256: str, cfg_hash: str, result, run_id: int) -> None:
+        """Store one sample's result (replacing an older one with the same key) in one transaction."""
+        row = result.row
+        pops = result.populations
+        pop_doc = {"columns": list(pops.columns), "data": pops.astype(object).where(pops.notna(), None).values.tolist()
+                   if len(pops) else []}
+        with self.db:
+            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM results").fetchone()[0]
+            self.db.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, file_sha256, cfg_hash, str(row.get("sample_id")), str(row.get("patient_id") or ""),
+                 str(row.get("file") or ""), str(row.get("status")), dumps(row), dumps(pop_doc),
+                 result.gatingml, result.plot_png, run_id, seq))
+
+    def get(self, key: str):
+        """The stored result (a ``SampleResult``) or None."""
+        from .pipeline import SampleResult
+        r = self.db.execute("SELECT row_json, populations_json, gatingml, plot_png FROM results WHERE key = ?",
+                            (key,)).fetchone()
+        if r is None:
+            return None
+        row = json.loads(r[0])
+        doc = json.loads(r[1])
+        pops = pd.DataFrame(doc["data"], columns=doc["columns"])
+        for c in pops.columns:
+            if c not in ("sample_id", "population", "parent", "path"):
+                pops[c] = pd.to_numeric(pops[c]).astype(float if c != "count" else "int64")
+        return SampleResult(row, pops, r[2], r[3])
+
+    def latest_rows(self) -> pd.DataFrame:
+        """Every stored sample's newest row (by sample id): the longitudinal table for ``cytomnt risk``."""
+        rows = {}
+        for sid, row_json, seq in self.db.execute("SELECT sample_id, row_json, seq FROM results ORDER BY seq"):
+            rows[sid] = json.loads(row_json)
+        from .pipeline import results_frame, SampleResult
+        return results_frame([SampleResult(r, pd.DataFrame()) for r in rows.values()])
+
+
