@@ -115,8 +115,16 @@ _CFG: AnalysisConfig | None = None
 
 
 def _init_worker(cfg: AnalysisConfig) -> None:
+    """Per worker: the run's configuration, and one BLAS thread (N workers x N BLAS threads on N
+    cores made a 2-worker run slower than 1 worker)."""
     global _CFG
     _CFG = cfg
+    single_threaded_blas()
+
+
+def single_threaded_blas() -> None:
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
 
 
 def _work(item, sha256=None) -> SampleResult:
@@ -160,6 +168,7 @@ def _dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int):
         cluster = LocalCluster(n_workers=max(jobs, 1), threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
+        client.run(single_threaded_blas)
         cfg_f = client.scatter(cfg, broadcast=True)
         futures = {client.submit(analyze_sample, str(i) if isinstance(i, Path) else i, cfg_f, pure=False): i
                    for i in todo}
