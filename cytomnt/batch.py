@@ -225,6 +225,12 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     summary = RunSummary(total=len(items))
     hashes = {str(i) if not isinstance(i, fk.Sample) else f"sample:{i.id}": _item_hash(i) for i in items}
     summary.manifest_issues = check_manifest(items, cfg.manifest, hashes)
+    if cfg.deidentify:
+        from .privacy import path_secrets, pseudonym, scrub
+        for i in items:
+            if not isinstance(i, fk.Sample):
+                summary.manifest_issues = [scrub(x, path_secrets(i), pseudonym(hashes[str(i)]))
+                                           for x in summary.manifest_issues]
     learn_batch_cuts(items, cfg)
     cfg_hash, record = run_config_hash(cfg)
     hkey = lambda i: str(i) if not isinstance(i, fk.Sample) else f"sample:{i.id}"  # noqa: E731

@@ -28,6 +28,9 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); without it a local Dask cluster")
     p.add_argument("--learned-cuts", help="learned_cuts.yaml of an earlier run: re-use its batch/control cuts")
     p.add_argument("--plots", action="store_true", help="write OUT/plots/<sample_id>.png with every gate drawn")
+    p.add_argument("--deidentify", action="store_true",
+                   help="keep file names, paths and identifying keyword values out of every output (README)")
+    p.add_argument("--identifying-keywords", help="file of extra identifying keywords, one per line")
 
 
 def cmd_analyze(a) -> int:
@@ -38,7 +41,8 @@ def cmd_analyze(a) -> int:
         print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
     cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover,
-                      learned_cuts=a.learned_cuts, plots=a.plots)
+                      learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
+                      identifying_keywords=a.identifying_keywords)
     items = collect_inputs(a.paths)
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
@@ -88,8 +92,11 @@ def cmd_demo(a) -> int:
     text += "\nMNT risk (cytomnt risk --clinical data/clinical.csv --labs data/labs.csv --flow samples.csv " \
             f"--as-of {as_of}):\n\n" + risk
     (out / "summary.txt").write_text(text)
+    from .report import build_report
+    build_report(out, clinical, labs, as_of)
     print(text)
-    print(f"tables: {out / 'samples.csv'}, {out / 'populations.csv'}; gates: {out / 'gates'}/, plots: {out / 'plots'}/ "
+    print(f"report: {out / 'report.html'}; tables: {out / 'samples.csv'}, {out / 'populations.csv'}, "
+          f"{out / 'statistics.csv'}; gates: {out / 'gates'}/, plots: {out / 'plots'}/ "
           f"({time.monotonic() - t0:.1f}s)")
     return EXIT_OK if (df["status"] == "ok").all() else EXIT_SOME_FAILED
 
@@ -170,6 +177,29 @@ def cmd_cohort(a) -> int:
     return EXIT_OK
 
 
+def cmd_report(a) -> int:
+    from .report import build_report
+    path = build_report(a.out, a.clinical, a.labs, a.as_of, a.rules, a.alc_unit)
+    print(f"report: {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_export(a) -> int:
+    from .export import ExportError, to_anndata, to_fcs
+    try:
+        if a.anndata:
+            ad = to_anndata(a.out, a.sample, a.fcs_input, a.anndata)
+            print(f"{a.anndata}: {ad.n_obs} events x {ad.n_vars} channels, populations: {', '.join(ad.obs.columns)}")
+        if a.population:
+            path = to_fcs(a.out, a.sample, a.population, a.fcs or f"{a.sample}_{a.population}.fcs", a.fcs_input,
+                          deidentify=a.deidentify)
+            print(f"{path}: population {a.population} of {a.sample}")
+    except ExportError as exc:
+        print(f"cytomnt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
     from . import __version__
@@ -207,6 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_cohort)
+    p = sub.add_parser("report", help="(re)build OUT/report.html from the results store")
+    p.add_argument("out", help="the output folder of `cytomnt analyze`")
+    p.add_argument("--clinical", help="clinical.csv, for the risk assessment and day 0 at infusion")
+    p.add_argument("--labs", help="labs.csv (ALC over time)")
+    p.add_argument("--as-of", help="risk as of this date (default: each patient's newest data)")
+    p.add_argument("--rules")
+    p.add_argument("--alc-unit", default="k_per_ul", choices=["k_per_ul", "cells_per_ul", "10^9/L"])
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("export", help="export a sample's gated events: AnnData (.h5ad) or one population as FCS")
+    p.add_argument("out", help="the output folder of `cytomnt analyze`")
+    p.add_argument("--sample", required=True)
+    p.add_argument("--anndata", metavar="FILE.h5ad")
+    p.add_argument("--population", help="population to write as FCS")
+    p.add_argument("--fcs", metavar="FILE.fcs", help="where to write the population's FCS")
+    p.add_argument("--fcs-input", help="the sample's FCS file (needed after --deidentify)")
+    p.add_argument("--deidentify", action="store_true", help="FCS export keeps only channel keywords and the spillover")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("panel", help="show which channel fills each panel role in a file")
     p.add_argument("file")
     p.add_argument("--panel")
@@ -237,6 +284,9 @@ def main(argv=None) -> int:
             print(f"cytomnt: {exc}", file=sys.stderr)
             return EXIT_USAGE
         raise
+    except FileNotFoundError as exc:
+        print(f"cytomnt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a readable message, not a traceback, for a lab tech
         from gating import FcsReadError
 

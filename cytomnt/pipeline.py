@@ -32,6 +32,7 @@ from .gatemap import counts_from, parse_gate_map
 from .manifest import ManifestEntry, infer_sample_type, normalise_sample_type, read_manifest
 from .metrics import Counts, MetricSettings, phenotype
 from .panel import Panel, PanelError, ResolvedPanel, channels_of
+from .privacy import IDENTIFYING_KEYWORDS, identifying_values, path_secrets, pseudonym, read_keyword_list, scrub
 
 #: samples.csv columns, in order.
 SAMPLE_COLUMNS = (
@@ -68,6 +69,8 @@ class AnalysisConfig:
     learned: LearnedCuts = field(default_factory=LearnedCuts)   # control-tube, batch or --learned-cuts cuts
     control_file: str | None = None
     plots: bool = False                 # one PNG of the gates per sample (OUT/plots/<sample_id>.png)
+    deidentify: bool = False            # no file names, paths or identifying keyword values in any output
+    identifying_keywords: tuple = field(default_factory=lambda: IDENTIFYING_KEYWORDS)
 
     @property
     def strategy_label(self) -> str:
@@ -88,6 +91,7 @@ class SampleResult:
     populations: pd.DataFrame
     gatingml: bytes | None = None
     plot_png: bytes | None = None
+    statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 _STRATEGY_CACHE: dict[str, object] = {}
@@ -124,12 +128,18 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _medians(sample: fk.Sample, comp: Compensation, pops: list[Population], rp: ResolvedPanel) -> pd.DataFrame:
-    """Median compensated intensity of every fluorescence channel, per population.
+#: Percentiles behind FlowJo's robust CV: rCV = 100 x (P84.13 - P15.87) / 2 / median.
+RCV_LOW, RCV_HIGH = 15.87, 84.13
 
-    Compensated with the inverse matrix (within ~1e-12 of FlowKit's solve) and kept as float32,
-    channels contiguous (7 significant digits: plenty for a median), so each population is one
-    gather and one vectorised median.
+
+def _statistics(sample: fk.Sample, comp: Compensation, pops: list[Population],
+                rp: ResolvedPanel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per population and fluorescence channel: median, mean and robust CV of compensated values.
+
+    Returns the wide median table (``median_<role or $PnN>`` columns of populations.csv) and the
+    long FlowJo-style statistics table. Compensated with the inverse matrix (within ~1e-12 of
+    FlowKit's solve) and kept as float32, channels contiguous (7 significant digits), so each
+    population is one gather and one selection pass for all its percentiles.
     """
     raw = sample.get_events(source="raw")
     fluoro = list(sample.fluoro_indices)
@@ -140,23 +150,40 @@ def _medians(sample: fk.Sample, comp: Compensation, pops: list[Population], rp: 
         inv = np.linalg.inv(np.asarray(comp.matrix.matrix, dtype=float)).astype(np.float32)
         by_channel[pos] = inv.T @ by_channel[pos]
     role_of = {ch.pnn: role for role, ch in rp.channels.items()}
-    names = [f"median_{role_of.get(sample.pnn_labels[i], sample.pnn_labels[i])}" for i in fluoro]
-    rows = [_row_medians(by_channel[:, np.flatnonzero(p.membership)]) for p in pops]
-    return pd.DataFrame(np.array(rows).reshape(len(pops), len(fluoro)), columns=names)
+    labels = [role_of.get(sample.pnn_labels[i], sample.pnn_labels[i]) for i in fluoro]
+    medians, long_rows = [], []
+    for p in pops:
+        st = _row_stats(by_channel[:, np.flatnonzero(p.membership)])
+        medians.append(st["median"])
+        pct_parent = 100.0 * p.count / p.parent_count if p.parent_count else np.nan
+        pct_total = 100.0 * p.count / sample.event_count if sample.event_count else np.nan
+        for j, i in enumerate(fluoro):
+            long_rows.append((p.name, p.parent, p.count, pct_parent, pct_total, sample.pnn_labels[i],
+                              sample.pns_labels[i] or "", labels[j], st["median"][j], st["mean"][j], st["rcv"][j]))
+    wide = pd.DataFrame(np.array(medians).reshape(len(pops), len(fluoro)), columns=[f"median_{x}" for x in labels])
+    long = pd.DataFrame(long_rows, columns=["population", "parent", "count", "pct_parent", "pct_total", "channel",
+                                            "marker", "role", "median", "mean", "rcv_pct"])
+    return wide, long
 
 
-def _row_medians(x: np.ndarray) -> np.ndarray:
-    """Median of each row (the mean of the two middle values when even), with one selection pass:
-    partition at n//2, and the lower middle is the largest value left of it."""
-    n = x.shape[1]
+def _row_stats(x: np.ndarray) -> dict:
+    """Median (mean of the two middle values when even), mean and robust CV of each row, from one
+    selection pass (nearest-rank percentiles for the rCV)."""
+    nrow, n = x.shape
     if n == 0:
-        return np.full(x.shape[0], np.nan)
+        nan = np.full(nrow, np.nan)
+        return {"median": nan, "mean": nan, "rcv": nan}
     k = n // 2
-    part = np.partition(x, k, axis=1)
-    hi = part[:, k].astype(float)
-    if n % 2:
-        return hi
-    return (part[:, :k].max(axis=1).astype(float) + hi) / 2.0
+    lo = min(max(int(np.ceil(RCV_LOW / 100 * n)) - 1, 0), n - 1)
+    hi = min(max(int(np.ceil(RCV_HIGH / 100 * n)) - 1, 0), n - 1)
+    part = np.partition(x, sorted({lo, k, hi}), axis=1)
+    med = part[:, k].astype(float)
+    if n % 2 == 0:
+        med = (part[:, :k].max(axis=1).astype(float) + med) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rcv = np.where(med != 0, 100.0 * (part[:, hi].astype(float) - part[:, lo].astype(float)) / 2.0 / np.abs(med),
+                       np.nan)
+    return {"median": med, "mean": x.mean(axis=1, dtype=np.float64), "rcv": rcv}
 
 
 def _auto_populations(g) -> list[Population]:
@@ -190,6 +217,23 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
         name = path.name
     entry = cfg.manifest.get(name) or (cfg.manifest.get(str(path)) if path else None)
     sid = entry.sample_id if entry else (Path(name).stem if path else name)
+    secrets: list[str] = []
+    if cfg.deidentify:
+        # the file name and path may carry the patient's name: the id comes from the manifest or a hash
+        secrets = path_secrets(path) if path is not None else [name]
+        if path is not None and not sha256:
+            sha256 = sha256_file(path) if path.exists() else hashlib.sha256(str(path).encode()).hexdigest()
+        if entry is None:
+            sid = pseudonym(sha256 or hashlib.sha256(np.ascontiguousarray(item.get_events(source="raw")).tobytes()).hexdigest())
+    result = _analyze(item, path, name, entry, sid, cfg, sha256, secrets)
+    if cfg.deidentify:
+        result.row["file"] = ""
+        result.row["error"] = scrub(result.row["error"] or "", secrets)
+    return result
+
+
+def _analyze(item, path: Path | None, name: str, entry, sid: str, cfg: AnalysisConfig, sha256: str | None,
+             secrets: list[str]) -> SampleResult:
     row: dict = {c: None for c in SAMPLE_COLUMNS}
     row.update(sample_id=sid, file=str(path) if path else "", status="ok", error="", strategy=cfg.strategy_label,
                panel=cfg.panel.source, patient_id=entry.patient_id if entry else "",
@@ -204,6 +248,8 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
         else:
             sample = item
             row["sha256"] = hashlib.sha256(np.ascontiguousarray(sample.get_events(source="raw")).tobytes()).hexdigest()
+        if cfg.deidentify:
+            secrets += identifying_values(sample.get_metadata(), cfg.identifying_keywords)
         stype, ssrc = _sample_type(entry, cfg, sample.get_metadata(), name)
         row["sample_type"], row["sample_type_source"] = stype, ssrc
         if ssrc == "inferred":
@@ -241,8 +287,11 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
         row.update(metrics)
         flags += mflags
         popdf = populations_frame(pops, sid, int(sample.event_count))
+        stats = pd.DataFrame()
         if len(pops):
-            popdf = pd.concat([popdf, _medians(sample, comp, pops, rp)], axis=1)
+            wide, stats = _statistics(sample, comp, pops, rp)
+            popdf = pd.concat([popdf, wide], axis=1)
+            stats.insert(0, "sample_id", sid)
         try:
             gml = gatingml_bytes(strategy, sample_id=sid if isinstance(strategy_src, WorkspaceStrategies) else None)
         except Exception as exc:  # noqa: BLE001 - the counts stand; say why no Gating-ML was written
@@ -252,7 +301,7 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
         png = _plot(strategy, sample, pops, sid, row, sample_id=sid if isinstance(strategy_src, WorkspaceStrategies)
                     else None) if cfg.plots else None
         row["qc_flags"] = ";".join(dict.fromkeys(flags))
-        return SampleResult(row, popdf, gml, png)
+        return SampleResult(row, popdf, gml, png, stats)
     except (FcsReadError, PanelError, CompensationError, StrategyError, ConfigError, GatingError, ValueError,
             KeyError, IndexError, LookupError) as exc:
         row.update(status="error", error=str(exc), qc_flags=";".join(dict.fromkeys(flags)))
@@ -307,16 +356,27 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return df.sort_values(["sample_id"], kind="stable").reset_index(drop=True)
+
+
 def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig) -> pd.DataFrame:
-    """samples.csv, populations.csv, gates/<sample_id>.xml and run.json under ``out``."""
+    """samples, populations and statistics as CSV and Parquet (and .xlsx with openpyxl),
+    gates/<sample_id>.xml, plots/<sample_id>.png and run.json under ``out``; all atomically."""
     out = Path(out)
     df = results_frame(results)
-    _atomic_write(out / "samples.csv", df.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
-    pops = [r.populations for r in results if len(r.populations)]
-    popdf = pd.concat(pops, ignore_index=True) if pops else pd.DataFrame(
-        columns=["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total"])
-    popdf = popdf.sort_values(["sample_id"], kind="stable")
-    _atomic_write(out / "populations.csv", popdf.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+    popdf = _concat([r.populations for r in results],
+                    ["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total"])
+    stats = _concat([r.statistics for r in results],
+                    ["sample_id", "population", "parent", "count", "pct_parent", "pct_total", "channel", "marker",
+                     "role", "median", "mean", "rcv_pct"])
+    tables = {"samples": df, "populations": popdf, "statistics": stats}
+    for name, table in tables.items():
+        _atomic_write(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+        _atomic_write(out / f"{name}.parquet", _parquet_bytes(table))
+    _write_xlsx(out / "statistics.xlsx", tables)
     for r in results:
         if r.gatingml is not None:
             _atomic_write(out / "gates" / f"{r.row['sample_id']}.xml", r.gatingml)
@@ -326,6 +386,29 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
         cfg.learned.to_yaml(out / "learned_cuts.yaml")
     _atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
     return df
+
+
+def _parquet_bytes(df: pd.DataFrame) -> bytes:
+    import io
+    buf = io.BytesIO()
+    clean = df.copy()
+    for c in clean.columns:
+        if clean[c].dtype == object:
+            clean[c] = clean[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    clean.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _write_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """One workbook, a sheet per table, when openpyxl is installed (``pip install 'cytomnt[xlsx]'``)."""
+    import importlib.util
+    if importlib.util.find_spec("openpyxl") is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+        for name, table in tables.items():
+            table.to_excel(xw, sheet_name=name, index=False)
+    os.replace(tmp, path)
 
 
 def run_record(cfg: AnalysisConfig) -> dict:
@@ -350,7 +433,8 @@ RUO = ("Research use only. cytomnt is not a validated clinical decision tool; it
 
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
                 negative_control=None, spillover=None, auto: EngineSettings | None = None,
-                metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False) -> AnalysisConfig:
+                metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False,
+                deidentify: bool = False, identifying_keywords=None) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     try:
         p = panel if isinstance(panel, Panel) else (Panel.from_yaml(panel) if panel else Panel.default())
@@ -358,7 +442,12 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
         raise ConfigError(str(exc)) from exc
     cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
                          metrics=metrics or MetricSettings(), spillover=str(spillover) if spillover else None,
-                         plots=plots)
+                         plots=plots, deidentify=deidentify)
+    if identifying_keywords:
+        try:
+            cfg.identifying_keywords = read_keyword_list(identifying_keywords)
+        except OSError as exc:
+            raise ConfigError(f"identifying keywords file {identifying_keywords}: cannot be read ({exc.strerror})") from exc
     try:
         cfg.gate_map = parse_gate_map(gate_map)
         if sample_type:
@@ -381,6 +470,9 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
                               f"with --strategy {cfg.strategy}")
         cfg.learned = cfg.learned.merge(_control_from(negative_control, cfg))
         cfg.control_file = str(negative_control if not isinstance(negative_control, fk.Sample) else negative_control.id)
+        if deidentify:
+            cfg.control_file = "sha256:" + (sha256_file(Path(negative_control))[:16]
+                                            if not isinstance(negative_control, fk.Sample) else "sample")
     return cfg
 
 
@@ -418,7 +510,7 @@ def learn_batch_cuts(items, cfg: AnalysisConfig) -> None:
 def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
             negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
             progress=None, learned_cuts=None, plots: bool = False, executor: str = "local",
-            scheduler: str | None = None) -> pd.DataFrame:
+            scheduler: str | None = None, deidentify: bool = False) -> pd.DataFrame:
     """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
 
     Returns the samples table (one row per input, see ``SAMPLE_COLUMNS``). With ``out``, also
@@ -427,7 +519,7 @@ def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, s
     """
     from .batch import run_batch
     cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover,
-                                learned_cuts=learned_cuts, plots=plots)
+                                learned_cuts=learned_cuts, plots=plots, deidentify=deidentify)
     results, _ = run_batch(inputs, cfg, out, jobs, executor, scheduler, progress=progress or False)
     return results_frame(results)
 

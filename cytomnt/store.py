@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS results (
     status TEXT NOT NULL,
     row_json TEXT NOT NULL,
     populations_json TEXT NOT NULL,
+    statistics_json TEXT NOT NULL,
     gatingml BLOB,
     plot_png BLOB,
     run_id INTEGER NOT NULL,
@@ -57,6 +58,24 @@ def _plain(o):
     if hasattr(o, "isoformat"):
         return o.isoformat()
     raise TypeError(f"cannot store {type(o).__name__}")
+
+
+_TEXT_COLUMNS = ("sample_id", "population", "parent", "path", "channel", "marker", "role")
+
+
+def _frame_doc(df: pd.DataFrame) -> str:
+    """A DataFrame as JSON that round-trips every float bit for bit."""
+    return dumps({"columns": list(df.columns),
+                  "data": df.astype(object).where(df.notna(), None).values.tolist() if len(df) else []})
+
+
+def _frame(text: str) -> pd.DataFrame:
+    doc = json.loads(text)
+    df = pd.DataFrame(doc["data"], columns=doc["columns"])
+    for c in df.columns:
+        if c not in _TEXT_COLUMNS:
+            df[c] = pd.to_numeric(df[c]).astype("int64" if c == "count" else float)
+    return df
 
 
 def dumps(obj) -> str:
@@ -101,31 +120,27 @@ class ResultStore:
     def put(self, key: str, file_sha256: str, cfg_hash: str, result, run_id: int) -> None:
         """Store one sample's result (replacing an older one with the same key) in one transaction."""
         row = result.row
-        pops = result.populations
-        pop_doc = {"columns": list(pops.columns), "data": pops.astype(object).where(pops.notna(), None).values.tolist()
-                   if len(pops) else []}
         with self.db:
             seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM results").fetchone()[0]
             self.db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, file_sha256, cfg_hash, str(row.get("sample_id")), str(row.get("patient_id") or ""),
-                 str(row.get("file") or ""), str(row.get("status")), dumps(row), dumps(pop_doc),
-                 result.gatingml, result.plot_png, run_id, seq))
+                 str(row.get("file") or ""), str(row.get("status")), dumps(row), _frame_doc(result.populations),
+                 _frame_doc(result.statistics), result.gatingml, result.plot_png, run_id, seq))
 
     def get(self, key: str):
         """The stored result (a ``SampleResult``) or None."""
         from .pipeline import SampleResult
-        r = self.db.execute("SELECT row_json, populations_json, gatingml, plot_png FROM results WHERE key = ?",
-                            (key,)).fetchone()
+        r = self.db.execute("SELECT row_json, populations_json, statistics_json, gatingml, plot_png FROM results "
+                            "WHERE key = ?", (key,)).fetchone()
         if r is None:
             return None
-        row = json.loads(r[0])
-        doc = json.loads(r[1])
-        pops = pd.DataFrame(doc["data"], columns=doc["columns"])
-        for c in pops.columns:
-            if c not in ("sample_id", "population", "parent", "path"):
-                pops[c] = pd.to_numeric(pops[c]).astype(float if c != "count" else "int64")
-        return SampleResult(row, pops, r[2], r[3])
+        return SampleResult(json.loads(r[0]), _frame(r[1]), r[3], r[4], _frame(r[2]))
+
+    def plots(self) -> dict[str, bytes]:
+        """Newest gate plot PNG of every stored sample."""
+        return {sid: png for sid, png in self.db.execute("SELECT sample_id, plot_png FROM results ORDER BY seq")
+                if png is not None}
 
     def latest_rows(self) -> pd.DataFrame:
         """Every stored sample's newest row (by sample id): the longitudinal table for ``cytomnt risk``."""

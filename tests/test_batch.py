@@ -17,7 +17,6 @@ from cytomnt.pipeline import make_config
 from cytomnt.store import ResultStore
 from cytomnt.synth import TubeSpec, write_tube
 
-from .conftest import FIXTURES
 
 TABLES = ("samples.csv", "populations.csv", "errors.csv", "manifest_check.csv")
 

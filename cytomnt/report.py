@@ -1,0 +1,212 @@
+"""The HTML report: one self-contained file (images embedded as data URIs, no scripts, no
+fonts or styles from the network), rebuilt from the results store.
+
+A batch section (every sample with its QC flags, the failures) and a section per patient:
+the MNT risk assessment with every factor's evidence (when clinical data are given), ALC over
+time with the 3.0 x10^3/uL line and day 0 at infusion, CAR T cells as % of T cells and their
+CD4:CD8 over time (blood and CSF marked apart), the samples, and each sample's gate plot.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import math
+import re
+from importlib import resources
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, select_autoescape  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .clinical import load, parse_date  # noqa: E402
+from .pipeline import RUO  # noqa: E402
+from .store import ResultStore  # noqa: E402
+
+BAD_FLAGS = ("NO_T_CELLS", "CAR_BELOW_LOD")
+WARN_FLAGS = ("LOW_EVENT_COUNT", "CAR_BELOW_LOQ", "GATE_SKIPPED", "NO_VALLEY", "NO_COMPENSATION",
+              "DUPLICATE_SAMPLE_ID", "FCS_", "MULTI_DATASET", "EMPTY_PARENT")
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _blob(png: bytes | None) -> str | None:
+    return "data:image/png;base64," + base64.b64encode(png).decode() if png else None
+
+
+def _fmt(v, spec="{:.1f}") -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "-"
+    try:
+        return spec.format(v)
+    except (ValueError, TypeError):
+        return str(v)
+
+
+def _anchor(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(s))
+
+
+def _flags(text) -> list[dict]:
+    out = []
+    for f in str(text or "").split(";"):
+        if not f:
+            continue
+        cls = "bad" if f.startswith(BAD_FLAGS) else ("warn" if f.startswith(WARN_FLAGS) else "")
+        out.append({"code": f, "cls": cls})
+    return out
+
+
+def _sample_view(r, plots: dict) -> dict:
+    ci = f"{_fmt(r.car_pct_of_t)} ({_fmt(r.car_pct_of_t_ci_low)}-{_fmt(r.car_pct_of_t_ci_high)})" \
+        if r.status == "ok" else "-"
+    return {"sample_id": r.sample_id, "anchor": _anchor(r.sample_id), "patient_id": r.patient_id or "",
+            "collection_date": r.collection_date or "", "sample_type": r.sample_type or "", "status": r.status,
+            "error": r.error or "", "t_cells": _fmt(r.t_cells, "{:d}"), "car_pct": ci,
+            "car_ratio": _fmt(r.car_cd4_cd8_ratio, "{:.2f}"), "car_predominance": r.car_predominance or "",
+            "carneg_ratio": _fmt(r.carneg_cd4_cd8_ratio, "{:.2f}") if r.sample_type == "csf" else "",
+            "car_per_ul": _fmt(r.car_t_per_ul, "{:.0f}"), "flags": _flags(r.qc_flags), "plot": _blob(plots.get(r.sample_id))}
+
+
+def _days(dates, day0):
+    return [(d - day0).days for d in dates]
+
+
+def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: dt.date | None) -> list[dict]:
+    """ALC, CAR % of T cells, and CAR CD4:CD8 over days after infusion (blood and CSF apart)."""
+    dated = rows[rows.collection_date.notna() & (rows.status == "ok")].copy()
+    dated["date"] = [parse_date(d, f"sample {s}") if isinstance(d, str) and d else None
+                     for d, s in zip(dated.collection_date, dated.sample_id)]
+    dated = dated[dated.date.notna()]
+    alc = labs[labs.patient_id == pid] if labs is not None and len(labs) else None
+    if alc is None or alc.empty:
+        src = dated[dated.alc_k_per_ul.notna()]
+        alc = pd.DataFrame({"date": src.date, "alc_k_per_ul": src.alc_k_per_ul.astype(float)})
+    all_dates = list(dated.date) + list(alc.date)
+    if not all_dates:
+        return []
+    day0 = infusion or min(all_dates)
+    xlabel = "days after infusion" if infusion else "days after the first sample"
+    charts = []
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    if len(alc):
+        ax.plot(_days(alc.date, day0), alc.alc_k_per_ul, "o-", color="#1f4e79")
+    ax.axhline(3.0, color="#c62828", ls="--", lw=1)
+    ax.text(ax.get_xlim()[0], 3.05, " 3.0 x10³/µL", color="#c62828", fontsize=8, va="bottom")
+    ax.axvline(0, color="#555", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("ALC (x10³/µL)")
+    ax.set_title(f"{pid}: absolute lymphocyte count", fontsize=10)
+    charts.append({"src": _png(fig), "alt": f"ALC over time, {pid}"})
+    for col, ylabel, line, title, log in (("car_pct_of_t", "CAR T cells, % of T cells", 60.0, "CAR share of T cells", False),
+                                          ("car_cd4_cd8_ratio", "CAR CD4:CD8", 1.0, "CAR CD4:CD8", True)):
+        fig, ax = plt.subplots(figsize=(4.6, 3.2))
+        for stype, marker, colour, label in (("pb", "o-", "#1f4e79", "blood"), ("csf", "^", "#8e24aa", "CSF")):
+            sub = dated[(dated.sample_type == stype) & dated[col].notna()].sort_values("date")
+            if len(sub):
+                ax.plot(_days(sub.date, day0), sub[col].astype(float), marker, color=colour, label=label, ms=7)
+        if col == "car_pct_of_t":
+            for stype, colour in (("pb", "#1f4e79"), ("csf", "#8e24aa")):
+                sub = dated[(dated.sample_type == stype) & dated[col].notna()]
+                if len(sub):
+                    ax.vlines(_days(sub.date, day0), sub.car_pct_of_t_ci_low.astype(float),
+                              sub.car_pct_of_t_ci_high.astype(float), color=colour, lw=1)
+        ax.axhline(line, color="#c62828", ls="--", lw=1)
+        ax.axvline(0, color="#555", lw=1)
+        if log:
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{pid}: {title}", fontsize=10)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        charts.append({"src": _png(fig), "alt": f"{title} over time, {pid}"})
+    return charts
+
+
+def _risk_view(a) -> dict:
+    def thr(f):
+        t = "/".join(str(x) for x in f.threshold) if isinstance(f.threshold, list) else str(f.threshold)
+        return f"{f.op} {t} {f.unit}".strip()
+    lits = [f"{x['label']}: PPV {100 * x['ppv']:.0f}% ({x['ppv_counts']}, 95% CI {100 * x['ppv_ci'][0]:.0f}-"
+            f"{100 * x['ppv_ci'][1]:.0f}%), NPV {100 * x['npv']:.0f}% ({x['npv_counts']}, 95% CI "
+            f"{100 * x['npv_ci'][0]:.0f}-{100 * x['npv_ci'][1]:.0f}%)" for x in a.literature.values()]
+    return {"tier": a.tier, "as_of": a.as_of, "day": a.day_after_infusion, "reason": a.reason, "could": a.could_be_higher,
+            "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
+                         "value": ({True: "yes", False: "no"}[f.value] if isinstance(f.value, bool)
+                                   else _fmt(f.value, "{:.3g}")), "threshold": thr(f), "detail": f.detail,
+                         "evidence": f.evidence, "strength": f.strength, "sources": "; ".join(f.sources)}
+                        for f in a.factors],
+            "warnings": [w for w in a.warnings if w.present], "literature": lits}
+
+
+def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=None, alc_unit: str = "k_per_ul") -> Path:
+    """Write ``OUT/report.html`` from the results store (and clinical data, if given)."""
+    from .risk import Rules, assess
+    out = Path(out)
+    store_path = out / "results.sqlite"
+    if not store_path.exists():
+        raise FileNotFoundError(f"{store_path} not found: run `cytomnt analyze ... --out {out}` first")
+    st = ResultStore(store_path)
+    try:
+        df = st.latest_rows()
+        plots = st.plots()
+    finally:
+        st.close()
+    df = df.sort_values(["patient_id", "collection_date", "sample_id"], na_position="last", kind="stable")
+    rules_obj = rules if isinstance(rules, Rules) else (Rules.from_yaml(rules) if rules else Rules.default())
+    data = None
+    if clinical:
+        flow = df.copy()
+        from .clinical import prepare_flow
+        data = load(clinical, labs, prepare_flow(flow, str(store_path)), alc_unit)
+    if isinstance(as_of, str):
+        as_of = parse_date(as_of, "--as-of")
+    samples = [_sample_view(r, plots) for r in df.itertuples(index=False)]
+    pids = [p for p in dict.fromkeys(df.patient_id.fillna("")) if p]
+    if data is not None:
+        pids = list(dict.fromkeys(pids + sorted(data.patients)))
+    patients = []
+    for pid in pids:
+        rows = df[df.patient_id == pid]
+        pat = data.patients.get(pid) if data is not None else None
+        risk = None
+        if pat is not None:
+            risk = _risk_view(assess(data, pid, as_of or _last_date(rows, data, pid), rules_obj))
+        patients.append({"id": pid, "anchor": _anchor(pid), "risk": risk,
+                         "charts": _charts(pid, rows, data.labs if data is not None else None,
+                                           pat.infusion_date if pat is not None else None),
+                         "samples": [s for s in samples if s["patient_id"] == pid]})
+    env = Environment(autoescape=select_autoescape(default=True))
+    template = env.from_string(resources.files("cytomnt").joinpath("data/report.html.j2").read_text())
+    html = template.render(samples=samples, patients=patients, ruo=rules_obj.research_use if data is not None else RUO,
+                           n_samples=len(df), n_ok=int((df.status == "ok").sum()),
+                           n_failed=int((df.status != "ok").sum()), version=__version__,
+                           rules_version=rules_obj.version if data is not None else "", as_of=as_of,
+                           errors=[s for s in samples if s["status"] != "ok"],
+                           unassigned=[s for s in samples if not s["patient_id"]])
+    path = out / "report.html"
+    tmp = path.with_name("report.html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _last_date(rows: pd.DataFrame, data, pid: str) -> dt.date:
+    """The newest date of any data of the patient (the default as-of date of the report)."""
+    dates = [parse_date(d, "collection_date") for d in rows.collection_date if isinstance(d, str) and d]
+    dates += list(data.labs[data.labs.patient_id == pid].date)
+    return max(dates) if dates else dt.date.today()
