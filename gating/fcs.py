@@ -12,10 +12,14 @@ from pathlib import Path
 
 import flowio
 import flowkit as fk
+import numpy as np
 from flowio.exceptions import DataOffsetDiscrepancyError, FCSParsingError, MultipleDataSetsError
 
 #: Extensions read when a folder is given.
 FCS_EXTENSIONS = (".fcs", ".lmd")
+#: Files larger than this are refused before reading (a denial-of-service guard; raise it for huge files).
+MAX_FCS_BYTES = 4 * 2**30
+_BYTEORDS = {"1,2,3,4", "4,3,2,1", "1,2", "2,1", "1,2,3,4,5,6,7,8", "8,7,6,5,4,3,2,1", "1", "2,1,4,3", "3,4,1,2"}
 
 
 class FcsReadError(ValueError):
@@ -54,17 +58,18 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
         magic = fh.read(6)
     if not magic.startswith(b"FCS"):
         raise FcsReadError(f"{path}: not an FCS file (HEADER starts with {magic!r}, expected 'FCS2.0', 'FCS3.0' or 'FCS3.1')")
+    check_structure(path)
     attempts = [({}, []), ({"ignore_offset_error": True}, ["FCS_OFFSET_OFF_BY_ONE"])]
     last: Exception | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for kwargs, notes in attempts:
             try:
-                return LoadedSample(fk.Sample(str(path), sample_id=sid, **kwargs), list(notes))
+                return _plausible(LoadedSample(fk.Sample(str(path), sample_id=sid, **kwargs), list(notes)), path)
             except MultipleDataSetsError:
                 try:
                     s, notes = _pick_dataset(path, sid)
-                    return LoadedSample(s, notes)
+                    return _plausible(LoadedSample(s, notes), path)
                 except Exception as exc:  # noqa: BLE001 - reported with the file name below
                     raise FcsReadError(f"{path}: holds several data sets and none could be read ({exc})") from exc
             except DataOffsetDiscrepancyError as exc:
@@ -75,6 +80,106 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
             except Exception as exc:  # noqa: BLE001 - any reader failure becomes a named error
                 raise FcsReadError(f"{path}: cannot be read as FCS: {exc}") from exc
     raise FcsReadError(f"{path}: cannot be read as FCS: {last}")
+
+
+def _int(text: str, what: str, path: Path) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise FcsReadError(f"{path}: {what} is '{text.strip()[:20]}', not a whole number") from None
+
+
+def parse_text(raw: bytes, path: Path | str = "<fcs>") -> dict[str, str]:
+    """Keywords of a TEXT segment (upper-case, without '$'); the first byte is the delimiter and a
+    doubled delimiter stands for the character itself. A keyword given twice with different
+    values is an error: readers disagree on which one wins."""
+    if len(raw) < 2:
+        return {}
+    delim = raw[:1]
+    body = raw[1:].replace(delim + delim, b"\x00ESC\x00")
+    parts = [p.replace(b"\x00ESC\x00", delim) for p in body.split(delim)]
+    out: dict[str, str] = {}
+    for k, v in zip(parts[0::2], parts[1::2]):
+        key = k.decode("latin-1").strip().upper().lstrip("$")
+        val = v.decode("latin-1")
+        if key in out and out[key].strip() != val.strip() and key:
+            raise FcsReadError(f"{path}: keyword ${key} appears twice in TEXT with different values "
+                               f"('{out[key][:30]}' and '{val[:30]}')")
+        out[key] = val
+    return out
+
+
+def check_structure(path: Path) -> dict[str, str]:
+    """Check HEADER and TEXT before anything is read into memory; return the TEXT keywords.
+
+    Offsets must lie inside the file, $PAR/$TOT/$DATATYPE/$BYTEORD/$MODE/$PnB must be present and
+    supported, and the DATA segment must hold exactly $TOT events of $PnB bits (one byte of slack
+    for writers known to be off by one). So a truncated transfer, an absurd $TOT or an offset
+    past the end is a specific error, not a silently different number or a huge allocation.
+    """
+    size = path.stat().st_size
+    if size > MAX_FCS_BYTES:
+        raise FcsReadError(f"{path}: {size / 2**30:.1f} GiB is over the {MAX_FCS_BYTES / 2**30:.0f} GiB limit "
+                           f"(gating.fcs.MAX_FCS_BYTES)")
+    with open(path, "rb") as fh:
+        head = fh.read(58).decode("latin-1")
+        version = head[:6]
+        if version not in ("FCS2.0", "FCS3.0", "FCS3.1", "FCS3.2"):
+            raise FcsReadError(f"{path}: unsupported version '{version}' in the HEADER (FCS2.0, 3.0, 3.1, 3.2 are read)")
+        ts = _int(head[10:18], "the HEADER's TEXT start", path)
+        te = _int(head[18:26], "the HEADER's TEXT end", path)
+        for name, v in (("TEXT start", ts), ("TEXT end", te)):
+            if not 0 <= v < size:
+                raise FcsReadError(f"{path}: the HEADER's {name} ({v}) lies outside the file ({size} bytes): "
+                                   f"truncated or corrupt")
+        if te <= ts:
+            raise FcsReadError(f"{path}: the HEADER's TEXT segment is empty or reversed ({ts}-{te})")
+        fh.seek(ts)
+        kw = parse_text(fh.read(te - ts + 1), path)
+    for key in ("PAR", "TOT", "DATATYPE", "BYTEORD", "MODE"):
+        if key not in kw:
+            raise FcsReadError(f"{path}: required keyword ${key} is missing from TEXT")
+    if kw.get("NEXTDATA", "0").strip() not in ("", "0"):
+        return kw            # several data sets (e.g. Beckman .lmd): checked by the multi-data-set reader
+    par = _int(kw["PAR"], "$PAR", path)
+    tot = _int(kw["TOT"], "$TOT", path)
+    if not 1 <= par <= 10_000:
+        raise FcsReadError(f"{path}: $PAR = {par} parameters is not plausible (1 to 10000)")
+    if tot < 0:
+        raise FcsReadError(f"{path}: $TOT = {tot} is negative")
+    dtype = kw["DATATYPE"].strip().upper()
+    if dtype not in ("I", "F", "D"):
+        raise FcsReadError(f"{path}: $DATATYPE '{kw['DATATYPE']}' is not supported (I, F or D; ASCII data is not read)")
+    if kw["MODE"].strip().upper() != "L":
+        raise FcsReadError(f"{path}: $MODE '{kw['MODE']}' is not list mode (L); histogram modes are not read")
+    if kw["BYTEORD"].strip().replace(" ", "") not in _BYTEORDS:
+        raise FcsReadError(f"{path}: $BYTEORD '{kw['BYTEORD']}' is not a byte order")
+    bits = 0
+    for n in range(1, par + 1):
+        b = kw.get(f"P{n}B")
+        if b is None:
+            raise FcsReadError(f"{path}: $P{n}B (bits of parameter {n}) is missing")
+        if f"P{n}DATATYPE" in kw and kw[f"P{n}DATATYPE"].strip().upper() != dtype:
+            raise FcsReadError(f"{path}: parameter {n} has its own $P{n}DATATYPE ({kw[f'P{n}DATATYPE']}) unlike "
+                               f"$DATATYPE {dtype}; mixed-type FCS 3.2 files are not read (they would be misread)")
+        nb = _int(b, f"$P{n}B", path)
+        if (dtype == "F" and nb != 32) or (dtype == "D" and nb != 64) or (dtype == "I" and not 1 <= nb <= 64):
+            raise FcsReadError(f"{path}: $P{n}B = {nb} bits does not fit $DATATYPE {dtype}")
+        bits += nb
+    ds, de = _int(head[26:34] or "0", "the HEADER's DATA start", path), _int(head[34:42] or "0", "the HEADER's DATA end", path)
+    if "BEGINDATA" in kw and "ENDDATA" in kw:
+        tds, tde = _int(kw["BEGINDATA"], "$BEGINDATA", path), _int(kw["ENDDATA"], "$ENDDATA", path)
+        if (ds, de) in ((0, 0),) or (tds, tde) != (ds, de):
+            ds, de = tds, tde          # TEXT rules when HEADER is zero (large files) or disagrees
+    for name, v in (("DATA start", ds), ("DATA end", de)):
+        if not 0 <= v < size + 1:
+            raise FcsReadError(f"{path}: the {name} ({v}) lies outside the file ({size} bytes): truncated or corrupt")
+    need = tot * bits // 8 if bits % 8 == 0 else None
+    have = de - ds + 1 if tot else 0
+    if need is not None and have not in (need, need + 1) and not (tot == 0 and have <= 1):
+        raise FcsReadError(f"{path}: $TOT = {tot} events of {bits} bits need {need} bytes of DATA, but the DATA "
+                           f"segment holds {have} bytes: truncated, or a wrong $TOT/$PAR/$PnB")
+    return kw
 
 
 def _read_discrepant(path: Path, sid: str, first: Exception) -> LoadedSample:
@@ -93,6 +198,30 @@ def _read_discrepant(path: Path, sid: str, first: Exception) -> LoadedSample:
     except Exception as exc:  # noqa: BLE001
         raise FcsReadError(f"{path}: HEADER and TEXT disagree on the data offsets ({first}); "
                            f"reading with the TEXT offsets also failed: {exc}") from exc
+
+
+#: No cytometer writes values this large; such values mean a wrong $BYTEORD or $DATATYPE.
+MAX_PLAUSIBLE = 1e12
+
+
+def _plausible(loaded: LoadedSample, path: Path) -> LoadedSample:
+    """Refuse data no instrument produces (NaN/inf, |x| > 1e12): a misread, not numbers to gate."""
+    ev = loaded.sample.get_events(source="raw")
+    if ev.size:
+        finite = np.isfinite(ev)
+        bad_col = None
+        if not finite.all():
+            bad_col = int(np.flatnonzero(~finite.all(axis=0))[0])
+            what = "non-finite values (NaN or infinity)"
+        else:
+            big = np.abs(ev).max(axis=0) > MAX_PLAUSIBLE
+            if big.any():
+                bad_col = int(np.flatnonzero(big)[0])
+                what = f"values up to {np.abs(ev[:, bad_col]).max():.3g}"
+        if bad_col is not None:
+            raise FcsReadError(f"{path}: channel {loaded.sample.pnn_labels[bad_col]} holds {what}, which no "
+                               f"cytometer writes: a wrong $BYTEORD or $DATATYPE, or a corrupt DATA segment")
+    return loaded
 
 
 def find_fcs_files(paths) -> list[Path]:
