@@ -32,6 +32,8 @@ RESPONSES = ("CR", "VGPR", "PR", "SD", "PD", "unknown")
 CRS_ICANS_KNOWN_BY_DAY = 14
 #: ALC in x10^3/uL above this can only be cells/uL (a mix-up); refused unless the unit is declared.
 ALC_K_PER_UL_MAX = 100.0
+#: ALC below this (x10^3/uL, i.e. 5 cells/uL) is flagged: possibly x10^9 cells/uL typed as cells/mL or similar.
+ALC_K_PER_UL_MIN_PLAUSIBLE = 0.005
 ALC_UNITS = {"k_per_ul": 1.0, "cells_per_ul": 1e-3, "10^9/L": 1.0}
 
 
@@ -86,8 +88,11 @@ def _num(value, where: str, lo: float | None = None, hi: float | None = None, in
     s = str(value).strip()
     if not s or s.lower() in ("nan", "na", "none", "unknown"):
         return None
+    if "," in s:
+        raise ClinicalDataError(f"{where}: '{s}' has a comma: write numbers with a dot as the decimal separator and "
+                                f"no thousands separator ('3,5' and '3,500' are ambiguous)")
     try:
-        v = float(s.replace(",", ".")) if s.count(",") == 1 and "." not in s else float(s)
+        v = float(s)
     except ValueError:
         raise ClinicalDataError(f"{where}: '{s}' is not a number") from None
     if not math.isfinite(v):
@@ -116,8 +121,8 @@ def _read_csv(path: Path, required, kind: str) -> pd.DataFrame:
     return read_table(path, required, f"{kind} file", ClinicalDataError)
 
 
-def read_clinical(path: str | Path) -> dict[str, Patient]:
-    """Patients from clinical.csv, validated."""
+def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, Patient]:
+    """Patients from clinical.csv, validated (dates after ``today`` are refused)."""
     path = Path(path)
     df = _read_csv(path, CLINICAL_COLUMNS, "clinical")
     out: dict[str, Patient] = {}
@@ -137,6 +142,8 @@ def read_clinical(path: str | Path) -> dict[str, Patient]:
         if resp is not None and resp not in RESPONSES:
             raise ClinicalDataError(f"{w('bridging_response')}: '{r['bridging_response']}' is not one of {', '.join(RESPONSES)}")
         inf = parse_date(r["infusion_date"], w("infusion_date"))
+        if inf is not None and today is not None and inf > today:
+            raise ClinicalDataError(f"{w('infusion_date')}: {inf} is in the future")
         p = Patient(
             pid, product, inf, resp,
             _num(r["bmpc_pct"], w("bmpc_pct"), 0, 100), _num(r["m_spike_g_dl"], w("m_spike_g_dl"), 0, 20),
@@ -149,6 +156,8 @@ def read_clinical(path: str | Path) -> dict[str, Patient]:
             d = getattr(p, col)
             if d is not None and inf is not None and d < inf:
                 raise ClinicalDataError(f"{w(col)}: {d} is before the infusion date {inf}")
+            if d is not None and today is not None and d > today:
+                raise ClinicalDataError(f"{w(col)}: {d} is in the future")
         out[pid] = p
     return out
 
@@ -224,9 +233,16 @@ def prepare_flow(df: pd.DataFrame, path: str = "flow results") -> pd.DataFrame:
 
 def load(clinical: str | Path, labs: str | Path | None = None, flow: str | Path | pd.DataFrame | None = None,
          alc_unit: str = "k_per_ul", today: dt.date | None = None) -> ClinicalData:
-    """Read the clinical, lab and flow inputs of ``cytomnt risk``; ``flow`` is a samples.csv, a
-    results store (``results.sqlite``: every run's samples, newest per sample) or a DataFrame."""
-    patients = read_clinical(clinical)
+    """Read the clinical, lab and flow inputs of ``cytomnt risk``; dates after ``today`` (default:
+    the real today) are refused."""
+    today = today or dt.date.today()
+    return _load(clinical, labs, flow, alc_unit, today)
+
+
+def _load(clinical, labs, flow, alc_unit: str, today: dt.date) -> ClinicalData:
+    """``flow`` is a samples.csv, a results store (``results.sqlite``: every run's samples, newest
+    per sample) or a DataFrame."""
+    patients = read_clinical(clinical, today)
     lab_df = read_labs(labs, patients, alc_unit, today) if labs else \
         pd.DataFrame(columns=["patient_id", "date", "alc_k_per_ul"])
     if isinstance(flow, pd.DataFrame):
@@ -241,6 +257,16 @@ def load(clinical: str | Path, labs: str | Path | None = None, flow: str | Path 
     else:
         flow_df = read_flow(flow) if flow is not None else None
     data = ClinicalData(patients, lab_df, flow_df)
+    low = lab_df[(lab_df.alc_k_per_ul > 0) & (lab_df.alc_k_per_ul < ALC_K_PER_UL_MIN_PLAUSIBLE)]
+    for r in low.itertuples():
+        data.warnings.append(f"labs: {r.patient_id} on {r.date}: ALC {r.alc_k_per_ul:g} x10^3/uL is below 5 cells/uL; "
+                             f"check the unit")
+    for pid, p in patients.items():
+        first = lab_df[lab_df.patient_id == pid].date.min() if len(lab_df) else None
+        if p.infusion_date is None and (lab_df.patient_id == pid).any():
+            data.warnings.append(f"clinical: {pid} has no infusion_date: ALC kinetics and day-based factors are unknown")
+        elif first is not None and p.infusion_date is not None and (p.infusion_date - first).days > 60:
+            data.warnings.append(f"labs: {pid} has ALC values from {first}, more than 60 days before infusion")
     if flow_df is not None:
         unknown = sorted(set(flow_df.patient_id) - set(patients))
         if unknown:

@@ -229,7 +229,13 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
     if cfg.deidentify:
         result.row["file"] = ""
         result.row["error"] = scrub(result.row["error"] or "", secrets)
+    result.row["error"] = printable(result.row["error"] or "")
     return result
+
+
+def printable(text: str) -> str:
+    """Control characters (from a corrupt file's bytes) escaped, so logs, CSV and xlsx stay valid."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _analyze(item, path: Path | None, name: str, entry, sid: str, cfg: AnalysisConfig, sha256: str | None,
@@ -402,13 +408,18 @@ def _parquet_bytes(df: pd.DataFrame) -> bytes:
 def _write_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
     """One workbook, a sheet per table, when openpyxl is installed (``pip install 'cytomnt[xlsx]'``)."""
     import importlib.util
+    import warnings
     if importlib.util.find_spec("openpyxl") is None:
         return
     tmp = path.with_name(path.name + ".tmp")
-    with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
-        for name, table in tables.items():
-            table.to_excel(xw, sheet_name=name, index=False)
-    os.replace(tmp, path)
+    try:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for name, table in tables.items():
+                table.to_excel(xw, sheet_name=name, index=False)
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 - the optional workbook never costs the other outputs
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"{path} not written: {exc}")
 
 
 def run_record(cfg: AnalysisConfig) -> dict:

@@ -14,6 +14,8 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
+from .xmlsafe import UnsafeXMLError, checked_xml
+
 
 class StrategyError(ValueError):
     """A strategy file cannot be read, or has no gates for a sample."""
@@ -120,15 +122,20 @@ def write_gatingml(strategy: fk.GatingStrategy, path: str | Path, sample_id: str
 
 
 def read_gatingml(path_or_bytes) -> fk.GatingStrategy:
-    """Parse a Gating-ML 2.0 document (path or bytes) into a FlowKit strategy."""
-    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+    """Parse a Gating-ML 2.0 document (path or bytes) into a FlowKit strategy (after the checks
+    of :mod:`gating.xmlsafe`: no DTD/entities, size cap, well-formed)."""
+    try:
+        data = checked_xml(path_or_bytes, "Gating-ML document")
+    except UnsafeXMLError as exc:
+        raise StrategyError(str(exc)) from exc
+    src = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fk.parse_gating_xml(src)
     except Exception as exc:  # noqa: BLE001
         where = "Gating-ML document" if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
-        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({_schema_reason(src) or exc})") from exc
+        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({_schema_reason(io.BytesIO(data)) or exc})") from exc
 
 
 def _schema_reason(src) -> str:
@@ -203,9 +210,16 @@ class WorkspaceStrategies:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
+            data = checked_xml(self.path, "FlowJo workspace")
+        except UnsafeXMLError as exc:
+            raise StrategyError(str(exc)) from exc
+        try:
+            # FlowKit gets the checked bytes, no FCS paths: the files the workspace names are never
+            # opened (cytomnt reads only the files the user gives and matches them by name)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.workspace = fk.Workspace(str(self.path), fcs_samples=None, load_missing_file_data=True)
+                self.workspace = fk.Workspace(io.BytesIO(data), fcs_samples=None, load_missing_file_data=True,
+                                              find_fcs_files_from_wsp=False)
         except Exception as exc:  # noqa: BLE001
             raise StrategyError(f"{self.path}: cannot be read as a FlowJo 10 workspace ({exc})") from exc
         self.sample_ids = list(self.workspace.get_sample_ids(loaded_only=False))

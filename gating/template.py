@@ -24,6 +24,8 @@ import yaml
 
 ROW_KEYS = {"population", "parent", "dims", "method", "args", "optional", "learn", "control", "populations"}
 LEARN = ("sample", "batch", "control")
+#: Largest template file read (a template is a few kB).
+MAX_TEMPLATE_BYTES = 2 * 2**20
 
 
 class TemplateError(ValueError):
@@ -103,6 +105,8 @@ def load_template(path: str | Path, roles: Iterable[str] | None = None, methods:
     source = str(path)
     if text is None:
         try:
+            if Path(path).stat().st_size > MAX_TEMPLATE_BYTES:
+                raise TemplateError(f"{source}: over the {MAX_TEMPLATE_BYTES // 2**20} MiB limit for a template")
             text = Path(path).read_text()
         except OSError as exc:
             raise TemplateError(f"{source}: cannot be read ({exc.strerror})") from exc

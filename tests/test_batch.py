@@ -47,6 +47,8 @@ def test_rerun_reuses_the_store_and_changes_nothing(tubes, tmp_path):
     assert tables(tmp_path) == first
     err = pd.read_csv(tmp_path / "errors.csv")
     assert err.sample_id.tolist() == ["broken"] and "broken.fcs" in err.error[0]
+    # the corrupt file's raw bytes in its message are escaped, so every output is written
+    assert "\x00" not in err.error[0] and (tmp_path / "statistics.xlsx").exists()
     # a different configuration is a different result: analysed again, both kept in the store
     _, s3 = run_batch([tubes / "t00.fcs"], make_config(sample_type="csf"), tmp_path)
     assert s3.analysed == 1
