@@ -22,7 +22,8 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
     p.add_argument("--negative-control", help="FCS of a CAR-negative tube: the CAR cut is a high percentile of its T cells")
     p.add_argument("--spillover", help="spillover matrix CSV (detectors as header and first column) instead of $SPILLOVER")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; 0 = every CPU this process may use)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="worker processes (default 0 = every CPU this process may use; 1 = no pool)")
     p.add_argument("--executor", default="local", choices=["local", "dask"],
                    help="local process pool (default) or a Dask distributed cluster")
     p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); without it a local Dask cluster")
