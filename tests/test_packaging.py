@@ -1,7 +1,12 @@
 """What the wheel holds: every data file the code reads must be declared as package data
 (the tests import from the source tree, so a missing declaration would otherwise go unseen)."""
 import fnmatch
-import tomllib
+
+try:
+    import tomllib
+except ImportError:                     # Python 3.10
+    import pytest
+    tomllib = pytest.importorskip("tomli")
 
 from .conftest import ROOT
 
