@@ -124,7 +124,7 @@ def _read_csv(path: Path, required, kind: str) -> pd.DataFrame:
 def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, Patient]:
     """Patients from clinical.csv, validated (dates after ``today`` are refused)."""
     path = Path(path)
-    df = _read_csv(path, CLINICAL_COLUMNS, "clinical")
+    df = read_table(path, CLINICAL_COLUMNS, "clinical file", ClinicalDataError, OPTIONAL_CLINICAL)
     out: dict[str, Patient] = {}
     for i, r in enumerate(df.to_dict("records"), start=2):
         w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731

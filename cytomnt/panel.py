@@ -17,8 +17,6 @@ import yaml
 ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads")
 #: Roles without which the CAR-T metrics cannot be computed.
 REQUIRED_ROLES = ("fsc_a", "ssc_a", "t_cell", "cd4", "cd8", "car")
-#: Roles whose gate is skipped (and flagged ``GATE_SKIPPED:<role>``) when the file lacks them.
-OPTIONAL_ROLES = ("fsc_h", "cd45", "viability", "beads")
 
 
 class PanelError(ValueError):

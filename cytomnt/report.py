@@ -144,7 +144,13 @@ def _risk_view(a) -> dict:
     lits = [f"{x['label']}: PPV {100 * x['ppv']:.0f}% ({x['ppv_counts']}, 95% CI {100 * x['ppv_ci'][0]:.0f}-"
             f"{100 * x['ppv_ci'][1]:.0f}%), NPV {100 * x['npv']:.0f}% ({x['npv_counts']}, 95% CI "
             f"{100 * x['npv_ci'][0]:.0f}-{100 * x['npv_ci'][1]:.0f}%)" for x in a.literature.values()]
+    k = a.kinetics
+    kin = (f"ALC peak {k['alc_max_k_per_ul']:g} x10³/µL on day {k['alc_max_day']}; day +10: "
+           f"{_fmt(k.get('alc_d10_k_per_ul'), '{:g}')}; steepest rise "
+           f"{_fmt(k.get('rate_of_rise_k_per_ul_per_day'), '{:+.2f}')} x10³/µL per day"
+           if k.get("alc_max_k_per_ul") is not None else "")
     return {"tier": a.tier, "as_of": a.as_of, "day": a.day_after_infusion, "reason": a.reason, "could": a.could_be_higher,
+            "kinetics": kin,
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
                          "value": ({True: "yes", False: "no"}[f.value] if isinstance(f.value, bool)
                                    else _fmt(f.value, "{:.3g}")), "threshold": thr(f), "detail": f.detail,

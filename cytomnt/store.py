@@ -111,9 +111,6 @@ class ResultStore:
                                   (time.time(), cfg_hash, dumps(record)))
         return int(cur.lastrowid)
 
-    def has(self, key: str) -> bool:
-        return self.db.execute("SELECT 1 FROM results WHERE key = ?", (key,)).fetchone() is not None
-
     def keys(self) -> set[str]:
         return {k for (k,) in self.db.execute("SELECT key FROM results")}
 

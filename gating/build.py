@@ -82,6 +82,3 @@ class StrategyBuilder:
         """Let ``name`` stand for an existing population when its own gate is skipped."""
         self._members[name] = self._members[population]
         self._paths[name] = self._paths[population]
-
-    def parent_of(self, name: str) -> str:
-        return self._paths[name][-2] if len(self._paths[name]) > 1 else "root"

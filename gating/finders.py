@@ -27,10 +27,6 @@ class Cut:
     method: str
     detail: str = ""
 
-    @property
-    def is_fallback(self) -> bool:
-        return self.method != "valley"
-
 
 @dataclass(frozen=True)
 class Density:

@@ -46,6 +46,14 @@ def test_no_look_ahead(p1):
     assert assess(p1, "P1", day(10)).data_used["alc_values"] == 2
 
 
+def test_kinetics_are_part_of_the_assessment(p1):
+    k = assess(p1, "P1", day(30)).kinetics
+    assert (k["alc_max_k_per_ul"], k["alc_max_day"]) == (3.6, 12)
+    assert k["rate_of_rise_k_per_ul_per_day"] == pytest.approx((3.6 - 1.9) / 4)
+    assert k["alc_d10_k_per_ul"] is None                 # days 8 and 12 are 2 days from day 10
+    assert assess(p1, "P1", day(9)).kinetics["alc_max_k_per_ul"] == 1.9
+
+
 def test_peak_of_exactly_three_is_not_above_three(p1):
     f = assess(p1, "P2", day(30)).factor("alc_max_gt_3")
     assert f.value == 3.0 and f.present is False

@@ -51,6 +51,7 @@ class RiskAssessment:
     literature: dict
     research_use: str
     data_used: dict = field(default_factory=dict)
+    kinetics: dict = field(default_factory=dict)   # ALC peak (day 0-30) and day, day +10, steepest rise
 
     def factor(self, fid: str) -> FactorResult:
         return next(f for f in self.factors + self.warnings if f.id == fid)
@@ -112,7 +113,16 @@ def assess(data: ClinicalData, patient_id: str, as_of: dt.date | None = None, ru
     n_flow = len(ctx.flow_samples("pb")) + len(ctx.flow_samples("csf"))
     return RiskAssessment(patient_id, as_of, day, tier, reason, factors, warns, could, rules.version,
                           literature_performance(rules), rules.research_use,
-                          {"alc_values": len(alc), "flow_samples": n_flow})
+                          {"alc_values": len(alc), "flow_samples": n_flow}, alc_kinetics(alc))
+
+
+def alc_kinetics(points: list[kinetics.AlcPoint]) -> dict:
+    """ALC peak in days 0-30 and its day, ALC on day +10 (±1 day), steepest rise (x10^3/uL per day)."""
+    peak = kinetics.alc_max(points)
+    d10 = kinetics.alc_on_day(points, 10, 1)
+    return {"alc_max_k_per_ul": peak.alc_k_per_ul if peak else None, "alc_max_day": peak.day if peak else None,
+            "alc_d10_k_per_ul": d10.alc_k_per_ul if d10 else None,
+            "rate_of_rise_k_per_ul_per_day": kinetics.rate_of_rise(points)}
 
 
 def event_dates(data: ClinicalData, patient_id: str) -> list[dt.date]:

@@ -29,6 +29,12 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
         lines.append(f"  could be higher once unknown factors are known: {c}")
     lines.append(f"  data used: {a.data_used.get('alc_values', 0)} ALC values, {a.data_used.get('flow_samples', 0)} flow samples "
                  f"(nothing dated after {a.as_of}); rules {a.rules_version}")
+    k = a.kinetics
+    if k.get("alc_max_k_per_ul") is not None:
+        rise = k.get("rate_of_rise_k_per_ul_per_day")
+        lines.append(f"  ALC kinetics: peak {k['alc_max_k_per_ul']:g} x10^3/uL on day {k['alc_max_day']} (days 0-30); "
+                     f"day +10: {_fmt_value(k.get('alc_d10_k_per_ul'))}; steepest rise "
+                     f"{'unknown' if rise is None else f'{rise:+.2f} x10^3/uL per day'}")
     lines.append("")
     lines.append(f"  {'factor':<26} {'present':<8} {'value':<10} {'threshold':<18} detail")
     for f in a.factors:
