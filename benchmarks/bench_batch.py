@@ -103,7 +103,7 @@ def main() -> None:
     out = base / "out_cytomnt"
     shutil.rmtree(out, ignore_errors=True)
     ours = run_measured([sys.executable, "-m", "cytomnt.cli", "analyze", str(data), "--strategy", str(gml),
-                         "--jobs", str(a.jobs), "--out", str(out)])
+                         "--jobs", str(a.jobs), "--out", str(out), "--no-report"])
     rows.append(("cytomnt", a.files) + ours)
     if a.flat:
         sub = base / "fcs50"
@@ -116,7 +116,7 @@ def main() -> None:
         shutil.rmtree(out50, ignore_errors=True)
         rows.append(("cytomnt", min(50, a.files)) + run_measured(
             [sys.executable, "-m", "cytomnt.cli", "analyze", str(sub), "--strategy", str(gml), "--jobs", str(a.jobs),
-             "--out", str(out50)]))
+             "--out", str(out50), "--no-report"]))
     script = base / "flowkit_session.py"
     script.write_text(FLOWKIT_SCRIPT)
     fk_report = base / "flowkit_report.csv"

@@ -32,6 +32,9 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deidentify", action="store_true",
                    help="keep file names, paths and identifying keyword values out of every output (README)")
     p.add_argument("--identifying-keywords", help="file of extra identifying keywords, one per line")
+    p.add_argument("--no-report", action="store_true", help="do not write OUT/report.html")
+    p.add_argument("--clinical", help="clinical.csv: adds each patient's MNT risk to the report")
+    p.add_argument("--labs", help="labs.csv: ALC over time in the report")
 
 
 def cmd_analyze(a) -> int:
@@ -51,7 +54,14 @@ def cmd_analyze(a) -> int:
     results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler, progress=True)
     for issue in summary.manifest_issues:
         print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
+    if not a.no_report:
+        from .report import build_report
+        try:
+            build_report(a.out, a.clinical, a.labs)
+        except Exception as exc:  # noqa: BLE001 - the tables are written; the report must not fail the run
+            print(f"cytomnt: report not written: {exc}", file=sys.stderr)
     print(f"{summary.line()}; results in {a.out}/samples.csv" +
+          ("" if a.no_report else f", report {a.out}/report.html") +
           (f", failures in {a.out}/errors.csv" if summary.failed else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 

@@ -22,6 +22,7 @@ def test_analyze_exit_codes(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["analyze", str(FIXTURES / "csf_bd.fcs"), "--out", str(out)]) == 0
     assert pd.read_csv(out / "samples.csv").status.tolist() == ["ok"]
+    assert "csf_bd" in (out / "report.html").read_text()
     bad = tmp_path / "bad.fcs"
     bad.write_bytes(b"not an fcs file at all, just text" * 3)
     assert main(["analyze", str(bad), str(FIXTURES / "csf_bd.fcs"), "--out", str(out)]) == 1
