@@ -8,6 +8,7 @@ marked ``learn: batch``, once from the whole batch. The result is a FlowKit ``Ga
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -17,16 +18,16 @@ from gating.engine import EngineSettings, LearnedCuts, TemplateRun, learn_batch,
 from gating.preprocess import Compensation
 from gating.template import Dim, Template, load_template
 
-from .panel import ROLES, ResolvedPanel, match_role, channels_of
+from .panel import ROLES, ResolvedPanel, channels_of, match_role
 
 #: Population names the metrics read from any CAR-T template.
 POPULATIONS = ("beads", "singlets", "leukocytes", "live", "cd45", "lymphocytes", "t_cells", "car_t",
                "t_cd4", "t_cd8", "car_cd4", "car_cd8")
 
 
-
+@lru_cache(maxsize=1)
 def default_template() -> Template:
-    """The built-in CAR-T template."""
+    """The built-in CAR-T template (parsed once per process)."""
     res = resources.files("cytomnt").joinpath("data/car_t_template.yaml")
     return load_template("car_t_template.yaml (built-in)", roles=ROLES, text=res.read_text())
 
