@@ -27,7 +27,8 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
              f"  why: {a.reason}"]
     for c in a.could_be_higher:
         lines.append(f"  could be higher once unknown factors are known: {c}")
-    lines.append(f"  data used: {a.data_used.get('alc_values', 0)} ALC values, {a.data_used.get('flow_samples', 0)} flow samples "
+    n_alc, n_flow = a.data_used.get("alc_values", 0), a.data_used.get("flow_samples", 0)
+    lines.append(f"  data used: {n_alc} ALC value{'' if n_alc == 1 else 's'}, {n_flow} flow sample{'' if n_flow == 1 else 's'} "
                  f"(nothing dated after {a.as_of}); rules {a.rules_version}")
     k = a.kinetics
     if k.get("alc_max_k_per_ul") is not None:
