@@ -19,6 +19,8 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
+from gating.files import atomic_write
+
 from .pipeline import (AnalysisConfig, SampleResult, _unique_ids, analyze_sample, collect_inputs, learn_batch_cuts,
                        run_record, sha256_file, write_outputs)
 from .store import ResultStore, config_hash, result_key
@@ -273,15 +275,14 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
 def write_run_extras(results: list[SampleResult], out: Path, summary: RunSummary) -> None:
     """errors.csv (the quarantine: every file that could not be read or gated, with the reason)
     and manifest_check.csv, both atomically."""
-    from .pipeline import _atomic_write
     err = pd.DataFrame([{"sample_id": r.row["sample_id"], "file": r.row["file"], "sha256": r.row["sha256"],
                          "error": r.row["error"]} for r in results if r.row["status"] != "ok"],
                        columns=["sample_id", "file", "sha256", "error"]).sort_values(["sample_id", "file"])
-    _atomic_write(out / "errors.csv", err.to_csv(index=False, lineterminator="\n").encode())
+    atomic_write(out / "errors.csv", err.to_csv(index=False, lineterminator="\n").encode())
     mc = pd.DataFrame({"issue": [i.split(":", 1)[0] for i in summary.manifest_issues],
                        "detail": [i.split(":", 1)[1].strip() for i in summary.manifest_issues]},
                       columns=["issue", "detail"])
-    _atomic_write(out / "manifest_check.csv", mc.to_csv(index=False, lineterminator="\n").encode())
+    atomic_write(out / "manifest_check.csv", mc.to_csv(index=False, lineterminator="\n").encode())
 
 
 def default_jobs() -> int:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import flowio
 import numpy as np
 import pandas as pd
 
 from gating import read_fcs
 from gating.evaluate import Evaluator
+from gating.files import write_fcs
 from gating.preprocess import compensation_for
 from gating.strategy import read_gatingml
 
@@ -109,12 +109,4 @@ def to_fcs(out: str | Path, sample_id: str, population: str, path: str | Path, f
             keep[key] = str(v)
     keep["FIL"] = f"{sample_id}_{population}.fcs"
     keep["CYTOMNT_SOURCE_SHA256"] = hashlib.sha256(np.ascontiguousarray(sample.get_events(source="raw")).tobytes()).hexdigest()[:16]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from array import array
-    data = array("f")
-    data.frombytes(np.ascontiguousarray(events, dtype="<f4").tobytes())
-    with open(path, "wb") as fh:
-        flowio.create_fcs(fh, data, list(sample.pnn_labels), opt_channel_names=[m or "" for m in sample.pns_labels],
-                          metadata_dict=keep)
-    return path
+    return write_fcs(path, sample.pnn_labels, sample.pns_labels, events, keep)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gating import FcsReadError, find_fcs_files, read_fcs
+from gating.files import atomic_write
 from gating.preprocess import Compensation, CompensationError, compensation_for
 from gating.strategy import (Population, StrategyError, WorkspaceStrategies, gate_sample, gatingml_bytes,
                              populations_frame, read_gatingml)
@@ -355,13 +356,6 @@ def results_frame(results: Sequence[SampleResult]) -> pd.DataFrame:
     return df.sort_values(["sample_id", "file"], kind="stable").reset_index(drop=True)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
@@ -380,17 +374,17 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
                      "role", "median", "mean", "rcv_pct"])
     tables = {"samples": df, "populations": popdf, "statistics": stats}
     for name, table in tables.items():
-        _atomic_write(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
-        _atomic_write(out / f"{name}.parquet", _parquet_bytes(table))
+        atomic_write(out / f"{name}.csv", table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode())
+        atomic_write(out / f"{name}.parquet", _parquet_bytes(table))
     _write_xlsx(out / "statistics.xlsx", tables)
     for r in results:
         if r.gatingml is not None:
-            _atomic_write(out / "gates" / f"{r.row['sample_id']}.xml", r.gatingml)
+            atomic_write(out / "gates" / f"{r.row['sample_id']}.xml", r.gatingml)
         if r.plot_png is not None:
-            _atomic_write(out / "plots" / f"{r.row['sample_id']}.png", r.plot_png)
+            atomic_write(out / "plots" / f"{r.row['sample_id']}.png", r.plot_png)
     if cfg.learned.cuts:
         cfg.learned.to_yaml(out / "learned_cuts.yaml")
-    _atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
+    atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
     return df
 
 

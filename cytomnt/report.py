@@ -24,6 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
+from gating.files import atomic_write  # noqa: E402
+
 from . import __version__  # noqa: E402
 from .clinical import load, parse_date  # noqa: E402
 from .pipeline import RUO  # noqa: E402
@@ -204,11 +206,7 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
                            rules_version=rules_obj.version if data is not None else "", as_of=as_of,
                            errors=[s for s in samples if s["status"] != "ok"],
                            unassigned=[s for s in samples if not s["patient_id"]])
-    path = out / "report.html"
-    tmp = path.with_name("report.html.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(out / "report.html", html)
 
 
 def _last_date(rows: pd.DataFrame, data, pid: str) -> dt.date:

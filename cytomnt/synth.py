@@ -10,12 +10,12 @@ is written beside it (``<name>.truth.json``).
 from __future__ import annotations
 
 import json
-from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import flowio
 import numpy as np
+
+from gating.files import write_fcs
 
 #: Markers in fluorochrome order; each instrument style maps them to channels.
 MARKERS = ("CD45", "VIA", "CD3", "CD4", "CD8", "CAR", "CD38", "CD19", "CD56")
@@ -297,17 +297,6 @@ def _truth(kind: np.ndarray, car: np.ndarray, spec: TubeSpec) -> dict:
         "car_pct_of_t": 100.0 * car_t / t_cells if t_cells else None,
         "bead_events": counts["bead"],
     }
-
-
-def write_fcs(path: str | Path, pnn, pns, events: np.ndarray, keywords: dict) -> Path:
-    """Write an FCS 3.1 file (float32) with the given channels and keywords."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        data = array("f")
-        data.frombytes(np.ascontiguousarray(events, dtype="<f4").tobytes())  # FCS writer wants array('f')
-        flowio.create_fcs(fh, data, pnn, opt_channel_names=pns, metadata_dict=keywords)
-    return path
 
 
 def write_tube(path: str | Path, spec: TubeSpec, seed: int) -> dict:

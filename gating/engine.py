@@ -19,6 +19,7 @@ import yaml
 
 from . import methods as registry
 from .build import StrategyBuilder
+from .files import atomic_write
 from .finders import Cut
 from .preprocess import (LOGICLE_M, Compensation, compensated_events, describe_transform, estimate_logicle_w,
                          logicle_for, processed_events)
@@ -52,13 +53,10 @@ class LearnedCuts:
     source: dict[str, str] = field(default_factory=dict)
 
     def to_yaml(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"units": "raw compensated intensity (mapped onto each tube's transform when applied)",
                 "cuts": {p: {c: float(v) for c, v in sorted(cs.items())} for p, cs in sorted(self.cuts.items())},
                 "source": dict(sorted(self.source.items()))}
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
-        return path
+        return atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LearnedCuts":

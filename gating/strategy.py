@@ -14,6 +14,7 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
+from .files import atomic_write
 from .xmlsafe import UnsafeXMLError, checked_xml
 
 
@@ -113,12 +114,7 @@ def gatingml_bytes(strategy: fk.GatingStrategy, sample_id: str | None = None) ->
 
 def write_gatingml(strategy: fk.GatingStrategy, path: str | Path, sample_id: str | None = None) -> Path:
     """Write the strategy as Gating-ML 2.0 (atomically: temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(gatingml_bytes(strategy, sample_id))
-    tmp.replace(path)
-    return path
+    return atomic_write(path, gatingml_bytes(strategy, sample_id))
 
 
 def read_gatingml(path_or_bytes) -> fk.GatingStrategy:
