@@ -117,10 +117,6 @@ def _bool(value, where: str) -> bool | None:
     raise ClinicalDataError(f"{where}: '{value}' must be yes or no (or empty for unknown)")
 
 
-def _read_csv(path: Path, required, kind: str) -> pd.DataFrame:
-    return read_table(path, required, f"{kind} file", ClinicalDataError)
-
-
 def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, Patient]:
     """Patients from clinical.csv, validated (dates after ``today`` are refused)."""
     path = Path(path)
@@ -172,7 +168,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
     path = Path(path)
     if unit not in ALC_UNITS:
         raise ClinicalDataError(f"ALC unit '{unit}' is not one of {', '.join(ALC_UNITS)}")
-    df = _read_csv(path, LAB_COLUMNS, "labs")
+    df = read_table(path, LAB_COLUMNS, "labs file", ClinicalDataError)
     rows, too_big = [], []
     for i, r in enumerate(df.to_dict("records"), start=2):
         w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731

@@ -151,17 +151,12 @@ def csf_car_cd4(ctx: FactorContext, min_enrichment: float = 1.0):
     return (not hits.empty), detail
 
 
+@kind("clinical_in")          # the same reading; the rules file compares it with 'in'
 @kind("clinical_value")
 def clinical_value(ctx: FactorContext, field: str):
     """A baseline value from clinical.csv."""
     v = getattr(ctx.patient, field)
     return v, ("unknown" if v is None else f"{field} = {v}")
-
-
-@kind("clinical_in")
-def clinical_in(ctx: FactorContext, field: str):
-    """A categorical baseline value from clinical.csv (compared with 'in')."""
-    return clinical_value(ctx, field)
 
 
 @kind("clinical_any")
