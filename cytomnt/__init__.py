@@ -1,11 +1,27 @@
 """cytomnt: CAR-T phenotyping from FCS files (blood and CSF) for MNT risk research.
 
 Research use only: not a validated clinical decision tool.
+
+The public names are imported on first use, so ``import cytomnt`` (and ``cytomnt --help``)
+does not load FlowKit and the plotting stack.
 """
 __version__ = "0.1.0"
 
-from .panel import Panel  # noqa: E402
-from .pipeline import analyze, analyze_sample, make_config  # noqa: E402
-from .risk import evaluate as evaluate_risk  # noqa: E402
+_PUBLIC = {
+    "Panel": ("cytomnt.panel", "Panel"),
+    "analyze": ("cytomnt.batch", "analyze"),
+    "analyze_sample": ("cytomnt.pipeline", "analyze_sample"),
+    "make_config": ("cytomnt.config", "make_config"),
+    "evaluate_risk": ("cytomnt.risk", "evaluate"),
+}
+__all__ = [*_PUBLIC, "__version__"]
 
-__all__ = ["Panel", "analyze", "analyze_sample", "evaluate_risk", "make_config", "__version__"]
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        import importlib
+        module, attr = _PUBLIC[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'cytomnt' has no attribute {name!r}")

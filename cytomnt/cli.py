@@ -7,16 +7,24 @@ manifest or control file).
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
 
-from .pipeline import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, RUO, ConfigError, analyze, make_config
+from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ConfigError
+from .ruo import RUO
+
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it); finished results are kept.
+EXIT_INTERRUPTED = 130
 
 
 def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--panel", help="panel YAML mapping roles to channel names (default: built-in)")
-    p.add_argument("--strategy", default="auto", help="'auto' (default), a Gating-ML 2.0 .xml, or a FlowJo 10 .wsp")
+    p.add_argument("--strategy", default="auto",
+                   help="'auto' (default), a gating template .yaml, an openCyto gating template .csv, "
+                        "a Gating-ML 2.0 .xml, or a FlowJo 10 .wsp")
     p.add_argument("--gate-map", help="which user gate is which: 't_cell=T Cells,car=CAR+,cd4=CD4,cd8=CD8' or a YAML file")
     p.add_argument("--manifest", help="CSV: file, sample_id, patient_id, collection_date, sample_type[, alc_k_per_ul]")
     p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
@@ -38,8 +46,10 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_analyze(a) -> int:
-    from .batch import default_jobs, run_batch
-    from .pipeline import collect_inputs
+    from .batch import RunInterrupted, run_batch
+    from .config import make_config
+    from .executors import default_jobs
+    from .reading import collect_inputs
     missing = [p for p in a.paths if not Path(p).exists()]
     if missing:
         print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
@@ -51,31 +61,50 @@ def cmd_analyze(a) -> int:
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
         return EXIT_USAGE
-    results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler, progress=True)
+    try:
+        results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler,
+                                     progress=True)
+    except RunInterrupted as exc:
+        print(f"\ncytomnt: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     for issue in summary.manifest_issues:
         print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
+    report = ""
     if not a.no_report:
         from .report import build_report
         try:
-            build_report(a.out, a.clinical, a.labs)
+            report = f", report {build_report(a.out, a.clinical, a.labs)}"
         except Exception as exc:  # noqa: BLE001 - the tables are written; the report must not fail the run
             print(f"cytomnt: report not written: {exc}", file=sys.stderr)
-    print(f"{summary.line()}; results in {a.out}/samples.csv" +
-          ("" if a.no_report else f", report {a.out}/report.html") +
-          (f", failures in {a.out}/errors.csv" if summary.failed else ""), file=sys.stderr)
+    print(f"{summary.line()}; results in {Path(a.out) / 'samples.csv'}{report}" +
+          (f", failures in {Path(a.out) / 'errors.csv'}" if summary.failed else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if summary.failed else EXIT_OK
 
 
 def cmd_panel(a) -> int:
-    from gating import read_fcs
+    """Show which channel fills each role, then every channel of the file to copy names from.
 
-    from .panel import Panel, channels_of
-    panel = Panel.from_yaml(a.panel) if a.panel else Panel.default()
-    sample = read_fcs(a.file).sample
-    rp = panel.resolve(channels_of(sample, panel), str(a.file), strict=False)
+    Panel and file problems are the usual mistakes here, so they end in one line naming the
+    file and what to fix (exit 2), never in a traceback.
+    """
+    from gating import FcsReadError, read_fcs
+
+    from .panel import REQUIRED_ROLES, Panel, PanelError, channels_of, describe_channels
+    try:
+        panel = Panel.from_yaml(a.panel) if a.panel else Panel.default()
+        sample = read_fcs(a.file).sample
+    except (PanelError, FcsReadError) as exc:
+        print(f"cytomnt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"cytomnt: {a.file}: cannot be read as an FCS file ({exc.strerror or exc})", file=sys.stderr)
+        return EXIT_USAGE
+    channels = channels_of(sample, panel)
+    rp = panel.resolve(channels, str(a.file), strict=False)
     print(f"{a.file} ({sample.event_count} events), panel {panel.source}")
     print(rp.describe())
-    from .panel import REQUIRED_ROLES
+    print(f"\nchannels in the file ({len(channels)}):")
+    print(describe_channels(channels))
     missing = [r for r in REQUIRED_ROLES if r in rp.missing]
     if missing:
         print(f"missing required role(s): {', '.join(missing)}; the auto strategy cannot run on this file")
@@ -83,7 +112,28 @@ def cmd_panel(a) -> int:
     return EXIT_OK
 
 
+def risk_command(out: Path, clinical, labs, flow, as_of, cwd: Path | None = None) -> str:
+    """The ``cytomnt risk`` command line for the demo's files, runnable from ``cwd`` (default: here).
+
+    ``clinical``, ``labs`` and ``flow`` are paths inside the demo folder ``out`` (or absolute).
+    Each is written as the shorter of ``out``/name and its path relative to ``cwd``, shell-quoted,
+    so the user can paste it where they ran ``cytomnt demo`` rather than only inside ``out``.
+    """
+    def arg(name) -> str:
+        path = Path(out) / name
+        shown = str(path)
+        try:
+            rel = os.path.relpath(path, cwd if cwd is not None else Path.cwd())
+        except ValueError:      # another drive (Windows): no relative path
+            rel = shown
+        return shlex.quote(rel if len(rel) < len(shown) else shown)
+    return (f"cytomnt risk --clinical {arg(clinical)} --labs {arg(labs)} --flow {arg(flow)} "
+            f"--as-of {as_of}")
+
+
 def cmd_demo(a) -> int:
+    from .batch import analyze
+    from .config import make_config
     from .demo import make_demo_set
     from .summary import summary_text
     out = Path(a.out)
@@ -100,12 +150,13 @@ def cmd_demo(a) -> int:
     clinical, labs, as_of = write_demo_clinical(out / "data")
     data = load(clinical, labs, out / "samples.csv")
     risk = "\n".join(render_text(assess(data, pid, as_of), evidence=False) for pid in sorted(data.patients))
-    text += "\nMNT risk (cytomnt risk --clinical data/clinical.csv --labs data/labs.csv --flow samples.csv " \
-            f"--as-of {as_of}):\n\n" + risk
-    (out / "summary.txt").write_text(text)
+    names = (clinical.relative_to(out), labs.relative_to(out), "samples.csv")
+    # summary.txt may be read from anywhere: its command names the files relative to its own folder
+    (out / "summary.txt").write_text(
+        text + f"\nMNT risk (from the folder of this file: {risk_command(out, *names, as_of, cwd=out)}):\n\n" + risk)
     from .report import build_report
     build_report(out, clinical, labs, as_of)
-    print(text)
+    print(text + f"\nMNT risk ({risk_command(out, *names, as_of)}):\n\n" + risk)
     print(f"report: {out / 'report.html'}; tables: {out / 'samples.csv'}, {out / 'populations.csv'}, "
           f"{out / 'statistics.csv'}; gates: {out / 'gates'}/, plots: {out / 'plots'}/ "
           f"({time.monotonic() - t0:.1f}s)")
@@ -288,24 +339,21 @@ def main(argv=None) -> int:
         print(f"cytomnt: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
+        from gating import FcsReadError
+
         from .clinical import ClinicalDataError
         from .cohort import CohortError
+        from .manifest import ManifestError
+        from .panel import PanelError
         from .risk import RulesError
-        if isinstance(exc, (ClinicalDataError, CohortError, RulesError)):
+        # PanelError, ManifestError and FcsReadError are ValueErrors too: a message, not a traceback
+        if isinstance(exc, (ClinicalDataError, CohortError, RulesError, ManifestError, PanelError, FcsReadError)):
             print(f"cytomnt: {exc}", file=sys.stderr)
             return EXIT_USAGE
         raise
     except FileNotFoundError as exc:
         print(f"cytomnt: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as exc:  # noqa: BLE001 - a readable message, not a traceback, for a lab tech
-        from gating import FcsReadError
-
-        from .panel import PanelError
-        if isinstance(exc, (FcsReadError, PanelError, FileNotFoundError)):
-            print(f"cytomnt: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ import pandas as pd
 from gating import read_fcs
 from gating.evaluate import Evaluator
 from gating.files import write_fcs
-from gating.preprocess import compensation_for
+from gating.preprocess import compensated_events, compensation_for
 from gating.strategy import read_gatingml
 
-from .pipeline import sha256_file
+from .reading import sha256_file
 from .privacy import IDENTIFYING_KEYWORDS, normalise
 
 
@@ -62,7 +62,7 @@ def to_anndata(out: str | Path, sample_id: str, fcs: str | Path | None = None, p
         raise ExportError("AnnData export needs the anndata package: pip install 'cytomnt[anndata]'") from exc
     sample, strategy, membership = gated_events(out, sample_id, fcs)
     comp = compensation_for(sample, None, sample_id)
-    events = comp.matrix.apply(sample) if comp.matrix is not None else sample.get_events(source="raw")
+    events = compensated_events(sample, comp)
     var = pd.DataFrame({"channel": list(sample.pnn_labels), "marker": [m or "" for m in sample.pns_labels]},
                        index=[str(x) for x in sample.pnn_labels])
     obs = pd.DataFrame(index=[str(i) for i in range(sample.event_count)])

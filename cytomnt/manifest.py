@@ -1,6 +1,7 @@
 """The manifest (which file is which patient, date and sample type) and sample-type inference."""
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ _TYPE_PATTERNS = (
     ("product", re.compile(r"(?<![a-z0-9])(product|infusion[ _-]?bag|drug[ _-]?product)(?![a-z0-9])", re.I)),
     ("pb", re.compile(r"(?<![a-z0-9])(pb|blood|peripheral[ _-]?blood|wb)(?![a-z0-9])", re.I)),
 )
+
+
+#: The one accepted collection_date form; fromisoformat alone would also take 20260309 or 2026-W10.
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
 class ManifestError(ValueError):
@@ -46,6 +51,26 @@ def normalise_sample_type(value: str, where: str) -> str:
     return v
 
 
+def check_collection_date(value: str, where: str) -> str:
+    """``value`` stripped, when empty or an existing ISO date; else :class:`ManifestError`.
+
+    Checked when the manifest is read, so a bad date stops the run before any file is analysed,
+    instead of failing later in the risk or report step. Day/month order is never guessed.
+    """
+    v = str(value).strip()
+    if not v:
+        return v
+    if not _ISO_DATE.fullmatch(v):
+        raise ManifestError(f"{where}: collection_date '{v}' is not a date in the form YYYY-MM-DD (e.g. 2026-03-09); "
+                            f"day/month order is ambiguous, so it is never guessed")
+    try:
+        dt.date.fromisoformat(v)
+    except ValueError:
+        raise ManifestError(f"{where}: collection_date '{v}' is not a calendar date (form YYYY-MM-DD, "
+                            f"e.g. 2026-03-09; check the month and the day)") from None
+    return v
+
+
 def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:
     """Entries keyed by file name (and by the path as written), validated row by row."""
     path = Path(path)
@@ -62,6 +87,7 @@ def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:
             raise ManifestError(f"{where}: sample_id '{sid}' already used on row {ids[sid]}")
         ids[sid] = i
         stype = normalise_sample_type(r["sample_type"], where) if r["sample_type"].strip() else ""
+        date = check_collection_date(r["collection_date"], where)
         alc = None
         if "alc_k_per_ul" in r and str(r["alc_k_per_ul"]).strip():
             try:
@@ -74,7 +100,7 @@ def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:
                 raise ManifestError(
                     f"{where}: alc_k_per_ul {alc:g} is not plausible in x10^3 cells/uL (it looks like cells/uL: "
                     f"{alc:g} cells/uL = {alc / 1000:g} x10^3/uL); convert the column")
-        e = ManifestEntry(r["file"].strip(), sid, r["patient_id"].strip(), r["collection_date"].strip(), stype, alc)
+        e = ManifestEntry(r["file"].strip(), sid, r["patient_id"].strip(), date, stype, alc)
         for key in {e.file, Path(e.file).name}:
             if key in out:
                 raise ManifestError(f"{where}: file '{e.file}' is listed twice")
@@ -90,3 +116,32 @@ def infer_sample_type(metadata: dict, file_name: str) -> str | None:
             if pat.search(text.replace("_", " ")):
                 return stype
     return None
+
+
+def check_manifest(paths, manifest: dict, hashes: dict) -> list[str]:
+    """Problems between a manifest and the files given, each naming the file or sample:
+    MISSING_FILE, NOT_IN_MANIFEST, DUPLICATE_SAMPLE_ID, SAME_CONTENT (``hashes``: path -> sha256)."""
+    from collections import Counter
+    issues = []
+    names = {Path(p).name for p in paths} | {str(p) for p in paths}
+    if manifest:
+        listed = {e.file: e for e in manifest.values()}
+        for f, e in sorted(listed.items()):
+            if f not in names and Path(f).name not in names:
+                issues.append(f"MISSING_FILE: manifest lists '{f}' (sample {e.sample_id}) but it is not among the inputs")
+        for p in paths:
+            if Path(p).name not in manifest and str(p) not in manifest:
+                issues.append(f"NOT_IN_MANIFEST: '{p}' is not listed in the manifest")
+        ids = Counter(e.sample_id for e in {id(e): e for e in manifest.values()}.values())
+        for sid, n in sorted(ids.items()):
+            if n > 1:
+                issues.append(f"DUPLICATE_SAMPLE_ID: sample id '{sid}' is used {n} times in the manifest")
+    by_hash: dict[str, list[str]] = {}
+    for p in paths:
+        h = hashes.get(str(p))
+        if h:
+            by_hash.setdefault(h, []).append(str(p))
+    for h, ps in sorted(by_hash.items()):
+        if len(ps) > 1:
+            issues.append(f"SAME_CONTENT: {', '.join(ps)} are the same file (sha256 {h[:12]}...)")
+    return issues

@@ -5,6 +5,7 @@ a list of names. See ``data/default_panel.yaml`` for the format and the matching
 """
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +18,10 @@ import yaml
 ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads")
 #: Roles without which the CAR-T metrics cannot be computed.
 REQUIRED_ROLES = ("fsc_a", "ssc_a", "t_cell", "cd4", "cd8", "car")
+#: The top-level keys of a panel file; anything else is a typo that would silently change nothing.
+PANEL_KEYS = ("name", "roles", "markers", "beads")
+#: The keys of a panel file's ``beads:`` section.
+BEADS_KEYS = ("beads_per_test", "test_volume_ul")
 
 
 class PanelError(ValueError):
@@ -60,21 +65,21 @@ class Panel:
         except OSError as exc:
             raise PanelError(f"panel file {path}: cannot be read ({exc.strerror})") from exc
         except yaml.YAMLError as exc:
-            raise PanelError(f"panel file {path}: not valid YAML ({exc})") from exc
+            raise PanelError(f"panel file {path}: not valid YAML ({_yaml_problem(exc)})") from exc
         return cls._from_mapping(data, source=str(path), base=base or cls.default())
 
     @classmethod
     def _from_mapping(cls, data, source: str, base: "Panel | None" = None) -> "Panel":
         if not isinstance(data, dict):
             raise PanelError(f"panel {source}: expected a mapping with a 'roles' key, got {type(data).__name__}")
+        _check_keys(data, PANEL_KEYS, f"panel {source}")
         roles_in = data.get("roles", {}) or {}
         if not isinstance(roles_in, dict):
             raise PanelError(f"panel {source}: 'roles' must map role names to lists of channel names")
-        unknown = sorted(set(roles_in) - set(ROLES))
+        unknown = sorted(set(map(str, roles_in)) - set(ROLES))
         if unknown:
-            raise PanelError(
-                f"panel {source}: unknown role(s) {', '.join(unknown)}; known roles are {', '.join(ROLES)}"
-            )
+            named = ", ".join(k + _did_you_mean(k.lower(), ROLES) for k in unknown)
+            raise PanelError(f"panel {source}: unknown role(s) {named}; known roles are {', '.join(ROLES)}")
         roles = dict(base.roles) if base else {r: () for r in ROLES}
         for role, names in roles_in.items():
             if names is None:
@@ -85,6 +90,12 @@ class Panel:
                 raise PanelError(f"panel {source}: role '{role}' must be a list of names, got {names!r}")
             roles[role] = tuple(str(n) for n in names)
         beads = data.get("beads", {}) or {}
+        if not isinstance(beads, dict):
+            role = " (the 'beads' role, a list of channel names, goes under 'roles:')" if isinstance(beads, list) \
+                else ""
+            raise PanelError(f"panel {source}: 'beads' must be a mapping with keys {' and '.join(BEADS_KEYS)}, "
+                             f"got {beads!r}{role}")
+        _check_keys(beads, BEADS_KEYS, f"panel {source}", "beads")
         bpt = beads.get("beads_per_test", base.beads_per_test if base else None)
         vol = beads.get("test_volume_ul", base.test_volume_ul if base else None)
         for key, val in (("beads_per_test", bpt), ("test_volume_ul", vol)):
@@ -160,6 +171,65 @@ class ResolvedPanel:
             else:
                 lines.append(f"{role:<10} {ch.pnn:<18} {ch.pns}")
         return "\n".join(lines)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """'line L, column C: problem' for a YAML syntax error, so the user can find the spot."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = ": ".join(str(x) for x in (getattr(exc, "context", None), getattr(exc, "problem", None)) if x)
+    if mark is None or not problem:
+        return str(exc)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def describe_channels(channels: Sequence[Channel]) -> str:
+    """A readable table of a file's channels: FCS parameter number n ($PnN/$PnS), $PnN, marker.
+
+    So a user writing a panel can copy the exact names the file has.
+    """
+    width = max([len(c.pnn) for c in channels] + [len("channel ($PnN)")])
+    lines = [f"{'n':>3}  {'channel ($PnN)':<{width}}  marker ($PnS)"]
+    lines += [f"{c.index + 1:>3}  {c.pnn:<{width}}  {c.pns or '-'}" for c in channels]
+    return "\n".join(lines)
+
+
+def _check_keys(data: Mapping, known: Sequence[str], where: str, section: str = "") -> None:
+    """Refuse keys not in ``known``: a misspelt key (``role:``) would otherwise be silently ignored."""
+    unknown = [str(k) for k in data if str(k) not in known]
+    if not unknown:
+        return
+    notes = [f"'{key}'{_did_you_mean(key, known)}" for key in unknown]
+    kind, inside = ("key(s)", f" in '{section}:'") if section else ("top-level key(s)", "")
+    hint = "" if section else _roles_hint(unknown, known)
+    raise PanelError(f"{where}: unknown {kind} {', '.join(notes)}{inside}; known keys are {', '.join(known)}{hint}")
+
+
+def _roles_hint(keys: Sequence[str], known: Sequence[str]) -> str:
+    """For role names written at the top level (``t_cell: [CD3]``): say that roles go under ``roles:``."""
+    roles = [(k, r) for k, r in ((k, _role_like(k, known)) for k in keys) if r]
+    if not roles:
+        return ""
+    exact = [f"'{k}'" for k, r in roles if k.lower() == r]
+    said = [f"{', '.join(exact)} {'is a role' if len(exact) == 1 else 'are roles'}"] if exact else []
+    said += [f"'{k}' looks like role '{r}'" for k, r in roles if k.lower() != r]
+    return (f". {'; '.join(said)}: roles go indented under 'roles:', e.g. 'roles:' then "
+            f"'  {roles[0][1]}: [...]' on the next line")
+
+
+def _did_you_mean(key: str, choices: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' for the closest of ``choices``, or '' when none is close."""
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _role_like(key: str, known: Sequence[str]) -> str | None:
+    """The role a stray top-level key names (exactly, or as a near miss like ``tcell``), else None."""
+    if key.lower() in ROLES:
+        return key.lower()
+    if difflib.get_close_matches(key, known, n=1):
+        return None             # a misspelt known key ('role', 'marker'), not a role
+    close = difflib.get_close_matches(key.lower(), ROLES, n=1)
+    return close[0] if close else None
 
 
 def _word_pattern(name: str) -> re.Pattern:

@@ -28,7 +28,7 @@ from gating.files import atomic_write  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .clinical import load, parse_date  # noqa: E402
-from .pipeline import RUO  # noqa: E402
+from .ruo import RUO  # noqa: E402
 from .store import ResultStore  # noqa: E402
 
 BAD_FLAGS = ("NO_T_CELLS", "CAR_BELOW_LOD")

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .results import SampleResult, results_frame
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY,
@@ -118,16 +120,24 @@ class ResultStore:
         """Store one sample's result (replacing an older one with the same key) in one transaction."""
         row = result.row
         with self.db:
-            seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM results").fetchone()[0]
+            seq = self._next_seq()
             self.db.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, file_sha256, cfg_hash, str(row.get("sample_id")), str(row.get("patient_id") or ""),
                  str(row.get("file") or ""), str(row.get("status")), dumps(row), _frame_doc(result.populations),
                  _frame_doc(result.statistics), result.gatingml, result.plot_png, run_id, seq))
 
-    def get(self, key: str):
-        """The stored result (a ``SampleResult``) or None."""
-        from .pipeline import SampleResult
+    def _next_seq(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM results").fetchone()[0])
+
+    def touch(self, key: str, run_id: int) -> None:
+        """Make a reused result its sample's newest again (a re-run with an earlier configuration
+        must not leave a later configuration's result in force for the report and ``risk``)."""
+        with self.db:
+            self.db.execute("UPDATE results SET seq = ?, run_id = ? WHERE key = ?", (self._next_seq(), run_id, key))
+
+    def get(self, key: str) -> SampleResult | None:
+        """The stored result or None."""
         r = self.db.execute("SELECT row_json, populations_json, statistics_json, gatingml, plot_png FROM results "
                             "WHERE key = ?", (key,)).fetchone()
         if r is None:
@@ -135,16 +145,18 @@ class ResultStore:
         return SampleResult(json.loads(r[0]), _frame(r[1]), r[3], r[4], _frame(r[2]))
 
     def plots(self) -> dict[str, bytes]:
-        """Newest gate plot PNG of every stored sample."""
-        return {sid: png for sid, png in self.db.execute("SELECT sample_id, plot_png FROM results ORDER BY seq")
-                if png is not None}
+        """The gate plot of every stored sample's newest result (none when that result has none:
+        an older result's plot would show numbers the tables no longer hold)."""
+        newest: dict[str, bytes | None] = {}
+        for sid, png in self.db.execute("SELECT sample_id, plot_png FROM results ORDER BY seq"):
+            newest[sid] = png
+        return {sid: png for sid, png in newest.items() if png is not None}
 
     def latest_rows(self) -> pd.DataFrame:
         """Every stored sample's newest row (by sample id): the longitudinal table for ``cytomnt risk``."""
         rows = {}
         for sid, row_json, seq in self.db.execute("SELECT sample_id, row_json, seq FROM results ORDER BY seq"):
             rows[sid] = json.loads(row_json)
-        from .pipeline import results_frame, SampleResult
         return results_frame([SampleResult(r, pd.DataFrame()) for r in rows.values()])
 
 

@@ -141,8 +141,7 @@ class MethodContext:
 
     def ref(self, population: str) -> tuple[str, tuple[str, ...]]:
         """(gate name, parent path) of an existing population, for boolean gates."""
-        b = self._run.builder
-        path = b._paths[population]
+        path = self._run.builder.path(population)
         return path[-1], path[:-1]
 
 
@@ -226,7 +225,7 @@ def _raw_values(run: TemplateRun, sample: fk.Sample, comp: Compensation, populat
     idx = np.flatnonzero(mask)
     if limit is not None and idx.size > limit:
         idx = np.sort(rng.choice(idx, limit, replace=False))
-    events = comp.matrix.apply(sample) if comp.matrix is not None else sample.get_events(source="raw")
+    events = compensated_events(sample, comp)
     return {ch: events[idx, sample.get_channel_index(ch)].astype(float) for ch in channels}
 
 

@@ -21,7 +21,6 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 from flowkit import gates as fk_gates
-from flowkit._models import dimension as fk_dim
 from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
 
@@ -45,6 +44,7 @@ class _Comp:
     matrix: np.ndarray
     inverse: np.ndarray
     col_of: dict[int, int]          # sample channel index -> position among detectors
+    flowkit_values: np.ndarray | None = None   # all events compensated by FlowKit's own call, when needed
 
 
 @dataclass
@@ -73,9 +73,7 @@ class Evaluator:
     def __init__(self, strategy: fk.GatingStrategy, chunk: int = CHUNK):
         self.strategy = strategy
         self.chunk = chunk
-        order = list(nx.algorithms.topological_sort(strategy._dag))
-        order.remove(("root",))
-        self.order = [(item[-1], tuple(item[:-1])) for item in order]
+        self.order = _evaluation_order(strategy)
 
     # -- sample-level resolution -------------------------------------------------
     def _channel_index(self, sample, dim_id: str, comp_ref: str | None) -> int:
@@ -118,11 +116,18 @@ class Evaluator:
     # -- values ------------------------------------------------------------------------
     @staticmethod
     def _exact_comp(raw: np.ndarray, rows: np.ndarray, comp: _Comp | None, ch: int) -> np.ndarray:
-        """FlowKit's compensated value of channel ``ch`` for ``rows`` (np.linalg.solve, as flowutils)."""
+        """FlowKit's compensated value of channel ``ch`` for ``rows``.
+
+        FlowKit solves for *all* events in one LAPACK call, and the last bit of an event's value
+        depends on that call's shape (one event solved alone can differ from the same event
+        solved among 1,200). So the exact values come from the very same call, made once per
+        sample and matrix (cached), never from a solve over a subset of rows.
+        """
         if comp is None or ch not in comp.col_of:
             return raw[rows, ch].astype(float)
-        sub = raw[np.ix_(rows, comp.indices)]
-        return np.linalg.solve(comp.matrix.T, sub.T).T[:, comp.col_of[ch]]
+        if comp.flowkit_values is None:
+            comp.flowkit_values = np.linalg.solve(comp.matrix.T, raw[:, comp.indices].T).T
+        return comp.flowkit_values[rows, comp.col_of[ch]]
 
     def _fast_column(self, raw: np.ndarray, comp: _Comp | None, ch: int, cache: dict) -> np.ndarray:
         """A channel's compensated values for all events by the inverse matrix, as float32.
@@ -193,7 +198,7 @@ class Evaluator:
         comp = self._comp(sample, comp_ref, comps)
 
         def dim_source(dim):
-            if isinstance(dim, fk_dim.RatioDimension):
+            if isinstance(dim, fk.RatioDimension):
                 key = (dim.ratio_ref, dim.transformation_ref)
                 if key not in ratio_cache:
                     v = self.strategy.transformations[dim.ratio_ref].apply(sample)
@@ -201,7 +206,7 @@ class Evaluator:
                         v = self.strategy.transformations[dim.transformation_ref].apply(v)
                     ratio_cache[key] = np.asarray(v, dtype=float).ravel()
                 return ("ratio", ratio_cache[key])
-            dim_id = dim.dimension_ref if isinstance(dim, fk_dim.QuadrantDivider) else dim.id
+            dim_id = dim.dimension_ref if isinstance(dim, fk.QuadrantDivider) else dim.id
             ch = self._channel_index(sample, dim_id, dim.compensation_ref if dim.compensation_ref not in
                                      (None, "uncompensated") else None)
             xf = self.strategy.transformations[dim.transformation_ref] if dim.transformation_ref else None
@@ -260,13 +265,13 @@ class Evaluator:
         comp = self._comp(sample, next(iter(refs)) if refs else None, {})
         cols = []
         for d in dims:
-            if isinstance(d, fk_dim.RatioDimension):
+            if isinstance(d, fk.RatioDimension):
                 v = np.asarray(self.strategy.transformations[d.ratio_ref].apply(sample), dtype=float).ravel()[rows]
                 if d.transformation_ref:
                     v = np.asarray(self.strategy.transformations[d.transformation_ref].apply(v.reshape(-1, 1))).ravel()
                 cols.append(v)
                 continue
-            dim_id = d.dimension_ref if isinstance(d, fk_dim.QuadrantDivider) else d.id
+            dim_id = d.dimension_ref if isinstance(d, fk.QuadrantDivider) else d.id
             ch = self._channel_index(sample, dim_id, d.compensation_ref if d.compensation_ref not in
                                      (None, "uncompensated") else None)
             xf = self.strategy.transformations[d.transformation_ref] if d.transformation_ref else None
@@ -336,6 +341,30 @@ class Evaluator:
         if q_key in quad_results:
             return quad_results[q_key][g_path[-1]]
         return res.membership[p_key]
+
+
+def _evaluation_order(strategy: fk.GatingStrategy) -> list[tuple[str, tuple[str, ...]]]:
+    """Gates (name, parent path) so that a gate comes after its parent and after every gate a
+    boolean gate refers to; ties keep FlowKit's own listing order."""
+    ids = [(name, tuple(path)) for name, path in strategy.get_gate_ids()]
+    rank = {k: i for i, k in enumerate(ids)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ids)
+    for name, path in ids:
+        if len(path) > 1:
+            parent = (path[-1], path[:-1])
+            if parent in rank:
+                graph.add_edge(parent, (name, path))
+        try:
+            gate = strategy.get_gate(name, path)
+        except QuadrantReferenceError:
+            continue
+        if isinstance(gate, fk_gates.BooleanGate):
+            for ref in gate.gate_refs:
+                dep = (ref["ref"], tuple(ref["path"]))
+                if dep in rank:
+                    graph.add_edge(dep, (name, path))
+    return list(nx.lexicographical_topological_sort(graph, key=rank.__getitem__))
 
 
 def evaluate(strategy: fk.GatingStrategy, sample: fk.Sample, sample_id: str | None = None) -> EvalResult:

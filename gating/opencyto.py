@@ -122,3 +122,52 @@ def read_opencyto_template(path: str | Path, scales: dict[str, ChannelScale], ma
         gs.add_gate(gate, gate_path=paths[parent])
         paths[name] = paths[parent] + (name,)
     return gs
+
+
+def read_scales(path: str | Path) -> dict[str, ChannelScale]:
+    """Channel scales of an openCyto template from YAML: per channel a logicle (T, W, M, A), an
+    asinh (T, M, A) or linear scale, and the divisor that brings its coordinates onto FlowKit's::
+
+        default: {transform: logicle, T: 262143, M: 4.5, A: 0, W: 0.5, divide_by: 4.5}
+        channels:
+          7-AAD-A: {W: 0.915}
+          FSC-A: {transform: linear}
+
+    Channels not listed are linear (coordinates as drawn).
+    """
+    import yaml
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise StrategyError(f"scales file {path}: cannot be read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise StrategyError(f"scales file {path}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict) or set(doc) - {"default", "channels"}:
+        raise StrategyError(f"scales file {path}: expected keys 'default' and 'channels', "
+                            f"got {', '.join(map(str, doc)) if isinstance(doc, dict) else type(doc).__name__}")
+    default = doc.get("default") or {}
+    return {str(ch): _scale(default, spec or {}, f"scales file {path}, channel {ch}")
+            for ch, spec in (doc.get("channels") or {}).items()}
+
+
+def _scale(default: dict, own: dict, where: str) -> ChannelScale:
+    """A channel's scale: its own keys over the default's; a linear channel keeps only its own divisor."""
+    spec = {**default, **own}
+    kind = str(spec.get("transform", "linear")).lower()
+    known = {"transform", "T", "W", "M", "A", "divide_by"}
+    if set(spec) - known:
+        raise StrategyError(f"{where}: unknown key(s) {', '.join(sorted(set(spec) - known))}; "
+                            f"known: {', '.join(sorted(known))}")
+    try:
+        if kind == "linear":
+            return ChannelScale(None, float(own.get("divide_by", 1.0)))
+        t, m, a = float(spec.get("T", 262144)), float(spec.get("M", 4.5)), float(spec.get("A", 0.0))
+        div = float(spec.get("divide_by", 1.0))
+        if kind == "logicle":
+            return ChannelScale(fk.transforms.LogicleTransform(t, float(spec.get("W", 0.5)), m, a), div)
+        if kind == "asinh":
+            return ChannelScale(fk.transforms.AsinhTransform(t, m, a), div)
+    except (TypeError, ValueError) as exc:
+        raise StrategyError(f"{where}: {exc}") from exc
+    raise StrategyError(f"{where}: transform '{kind}' is not one of linear, logicle, asinh")

@@ -13,7 +13,7 @@ import pytest
 import cytomnt
 from cytomnt.batch import run_batch
 from cytomnt.cli import main
-from cytomnt.pipeline import make_config
+from cytomnt.config import make_config
 from cytomnt.store import ResultStore
 from cytomnt.synth import TubeSpec, write_tube
 
@@ -41,9 +41,11 @@ def test_rerun_reuses_the_store_and_changes_nothing(tubes, tmp_path):
     cfg = make_config()
     r1, s1 = run_batch([tubes], cfg, tmp_path, jobs=2)
     first = tables(tmp_path)
-    assert (s1.analysed, s1.reused, s1.failed) == (11, 0, 1)
+    # analysed + reused + failed = files: the broken file counts once, as failed
+    assert (s1.analysed, s1.reused, s1.failed) == (10, 0, 1)
+    assert s1.line().startswith("11 files: 10 analysed, 0 reused from the store, 1 failed")
     r2, s2 = run_batch([tubes], make_config(), tmp_path, jobs=2)
-    assert (s2.analysed, s2.reused) == (0, 11)
+    assert (s2.analysed, s2.reused, s2.failed) == (0, 10, 1)
     assert tables(tmp_path) == first
     err = pd.read_csv(tmp_path / "errors.csv")
     assert err.sample_id.tolist() == ["broken"] and "broken.fcs" in err.error[0]
@@ -117,7 +119,7 @@ def test_dask_local_cluster_gives_the_same_tables(tubes, tmp_path):
     files = sorted(tubes.glob("t0[0-3].fcs")) + [tubes / "broken.fcs"]
     run_batch(files, make_config(), tmp_path / "local", jobs=1)
     _, s = run_batch(files, make_config(), tmp_path / "dask", jobs=2, executor="dask")
-    assert s.analysed == 5
+    assert (s.analysed, s.failed) == (4, 1)
     assert tables(tmp_path / "dask") == tables(tmp_path / "local")
 
 

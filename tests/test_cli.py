@@ -27,7 +27,7 @@ def test_analyze_exit_codes(tmp_path, capsys):
     bad.write_bytes(b"not an fcs file at all, just text" * 3)
     assert main(["analyze", str(bad), str(FIXTURES / "csf_bd.fcs"), "--out", str(out)]) == 1
     err = capsys.readouterr().err
-    assert "2 files: 1 analysed, 1 reused from the store, 1 failed" in err and "not an FCS file" in err
+    assert "2 files: 0 analysed, 1 reused from the store, 1 failed" in err and "not an FCS file" in err
     assert "not an FCS file" in (out / "errors.csv").read_text()
     assert main(["analyze", str(FIXTURES / "csf_bd.fcs"), "--strategy", "missing.wsp"]) == 2
     assert main(["analyze", str(tmp_path / "nothing-here")]) == 2

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 import cytomnt
-from cytomnt.pipeline import SAMPLE_COLUMNS, ConfigError
+from cytomnt.errors import ConfigError
+from cytomnt.results import SAMPLE_COLUMNS
 from gating import read_fcs
 from gating.strategy import gate_sample, read_gatingml
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import cytomnt
-from cytomnt.pipeline import load_strategy
+from cytomnt.strategies import load_strategy
 from gating import read_fcs
 from gating.opencyto import ChannelScale, read_opencyto_template
 from gating.strategy import StrategyError, gate_sample, gatingml_bytes, read_gatingml, write_gatingml

@@ -10,7 +10,7 @@ from lxml import etree
 import cytomnt
 from cytomnt.cli import main
 from cytomnt.clinical import ClinicalDataError, load, read_labs
-from cytomnt.pipeline import ConfigError
+from cytomnt.errors import ConfigError
 from gating import xmlsafe
 from gating.strategy import StrategyError, WorkspaceStrategies, read_gatingml
 

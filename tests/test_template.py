@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 import cytomnt
+from cytomnt.errors import ConfigError
 from cytomnt.autogate import auto_gate, default_template
 from cytomnt.panel import ROLES, Panel, channels_of
 from gating import methods, read_fcs
@@ -74,7 +75,7 @@ def test_edited_template_runs_wherever_auto_does(tmp_path):
     assert abs(df.car_pct_of_t[0] - t["car_pct_of_t"]) < 2.0
     assert (tmp_path / "o" / "gates" / "blood_bd.xml").exists()
     bad = write(tmp_path, BUILTIN.replace("method: debris", "method: nope"), "bad.yaml")
-    with pytest.raises(cytomnt.pipeline.ConfigError, match="bad.yaml, line .*unknown method 'nope'"):
+    with pytest.raises(ConfigError, match="bad.yaml, line .*unknown method 'nope'"):
         cytomnt.analyze([FIXTURES / "blood_bd.fcs"], strategy=bad)
 
 

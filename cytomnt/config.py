@@ -1,0 +1,124 @@
+"""A run's configuration: everything that decides a sample's numbers, validated before any file
+is touched (a bad option is a :class:`ConfigError`, exit code 2, nothing written)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gating.engine import EngineSettings, LearnedCuts
+
+from . import __version__
+from .errors import ConfigError
+from .manifest import normalise_sample_type, read_manifest
+from .metrics import MetricSettings
+from .panel import Panel, PanelError
+from .privacy import IDENTIFYING_KEYWORDS, read_keyword_list
+from .ruo import RUO
+from .strategies import load_strategy, strategy_kind
+
+
+
+@dataclass
+class AnalysisConfig:
+    """Everything that decides a sample's numbers (recorded in run.json)."""
+
+    panel: Panel = field(default_factory=Panel.default)
+    strategy: str = "auto"
+    gate_map: dict = field(default_factory=dict)
+    auto: EngineSettings = field(default_factory=EngineSettings)
+    metrics: MetricSettings = field(default_factory=MetricSettings)
+    spillover: str | None = None
+    sample_type: str | None = None
+    manifest: dict = field(default_factory=dict)
+    learned: LearnedCuts = field(default_factory=LearnedCuts)   # control-tube, batch or --learned-cuts cuts
+    control_file: str | None = None
+    plots: bool = False                 # one PNG of the gates per sample (OUT/plots/<sample_id>.png)
+    deidentify: bool = False            # no file names, paths or identifying keyword values in any output
+    identifying_keywords: tuple = field(default_factory=lambda: IDENTIFYING_KEYWORDS)
+
+    @property
+    def uses_template(self) -> bool:
+        """True when gates are found from the data (auto or a template), not given by the user."""
+        return strategy_kind(self.strategy) in ("auto", "template")
+
+    @property
+    def strategy_label(self) -> str:
+        extra = "+control" if self.control_file else ""
+        extra += "+batch" if any(v.startswith("batch") for v in self.learned.source.values()) else ""
+        kind = strategy_kind(self.strategy)
+        if kind == "auto":
+            return "auto" + extra
+        label = {"template": "template", "opencyto": "csv", "gatingml": "xml", "workspace": "wsp"}[kind]
+        if Path(self.strategy).suffix.lower() in (".gml", ".gatingml"):
+            label = Path(self.strategy).suffix.lstrip(".").lower()
+        return f"{label}:{Path(self.strategy).name}" + extra
+
+
+def run_record(cfg: AnalysisConfig) -> dict:
+    """The configuration and software versions behind a run (run.json; part of the store key)."""
+    import flowio
+    import flowkit
+    return {
+        "cytomnt": __version__, "flowkit": flowkit.__version__, "flowio": flowio.__version__,
+        "strategy": cfg.strategy, "gate_map": cfg.gate_map,
+        "panel": {"source": cfg.panel.source, "roles": {k: list(v) for k, v in cfg.panel.roles.items()}},
+        "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
+        "sample_type": cfg.sample_type,
+        "negative_control": cfg.control_file,
+        "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source},
+        "research_use_only": RUO,
+    }
+
+
+def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
+                negative_control=None, spillover=None, auto: EngineSettings | None = None,
+                metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False,
+                deidentify: bool = False, identifying_keywords=None) -> AnalysisConfig:
+    """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
+    from .gatemap import parse_gate_map
+    try:
+        p = panel if isinstance(panel, Panel) else (Panel.from_yaml(panel) if panel else Panel.default())
+    except PanelError as exc:
+        raise ConfigError(str(exc)) from exc
+    cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
+                         metrics=metrics or MetricSettings(), spillover=str(spillover) if spillover else None,
+                         plots=plots, deidentify=deidentify)
+    if identifying_keywords:
+        try:
+            cfg.identifying_keywords = read_keyword_list(identifying_keywords)
+        except OSError as exc:
+            raise ConfigError(f"identifying keywords file {identifying_keywords}: cannot be read ({exc.strerror})") from exc
+    try:
+        cfg.gate_map = parse_gate_map(gate_map)
+        if sample_type:
+            cfg.sample_type = normalise_sample_type(sample_type, "--sample-type")
+        if manifest is not None:
+            cfg.manifest = manifest if isinstance(manifest, dict) else read_manifest(manifest)
+        load_strategy(cfg.strategy)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if spillover and not Path(spillover).exists():
+        raise ConfigError(f"spillover file {spillover}: not found")
+    if learned_cuts is not None:
+        try:
+            cfg.learned = learned_cuts if isinstance(learned_cuts, LearnedCuts) else LearnedCuts.from_yaml(learned_cuts)
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"learned cuts {learned_cuts}: cannot be read ({exc})") from exc
+    if negative_control is not None:
+        from .learning import control_cuts_from
+        if not cfg.uses_template:
+            raise ConfigError("--negative-control sets cuts of the auto strategy or a template; it cannot be used "
+                              f"with --strategy {cfg.strategy}")
+        cfg.learned = cfg.learned.merge(control_cuts_from(negative_control, cfg))
+        cfg.control_file = _control_label(negative_control, deidentify)
+    return cfg
+
+
+def _control_label(control, deidentify: bool) -> str:
+    """How run.json names the control tube (a hash when de-identifying: its name may identify)."""
+    from .reading import sha256_file
+    if hasattr(control, "get_events"):
+        return "sha256:sample" if deidentify else str(control.id)
+    return "sha256:" + sha256_file(Path(control))[:16] if deidentify else str(control)

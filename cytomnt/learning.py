@@ -1,0 +1,45 @@
+"""Cuts learned before the per-sample work: from a negative-control tube (``--negative-control``)
+and, for template rows marked ``learn: batch``, once from events pooled over the run's tubes."""
+from __future__ import annotations
+
+from gating import FcsReadError, read_fcs
+from gating.engine import GatingError
+from gating.preprocess import CompensationError, compensation_for
+from gating.template import Template
+
+from .autogate import batch_cuts, control_cuts
+from .errors import ConfigError
+from .panel import PanelError, channels_of
+from .strategies import load_strategy
+
+
+def control_cuts_from(control, cfg):
+    """Cuts of the template's ``control`` rows, learned on ``control`` (a path or FlowKit Sample)."""
+    try:
+        sample = control if hasattr(control, "get_events") else read_fcs(control).sample
+        name = str(getattr(control, "id", control))
+        rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
+        comp = compensation_for(sample, cfg.spillover, name)
+        return control_cuts(sample, rp, comp, cfg.auto, load_strategy(cfg.strategy))
+    except (FcsReadError, PanelError, CompensationError, GatingError, ValueError) as exc:
+        raise ConfigError(f"negative control: {exc}") from exc
+
+
+def _loader(item, cfg):
+    """A callable reading one input for batch learning: (sample, resolved panel, compensation)."""
+    def load():
+        sample = item if hasattr(item, "get_events") else read_fcs(item).sample
+        name = str(getattr(item, "id", item))
+        return (sample, cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=cfg.strategy == "auto"),
+                compensation_for(sample, cfg.spillover, name))
+    return load
+
+
+def learn_batch_cuts(items, cfg) -> None:
+    """Learn the template's ``learn: batch`` cuts once from all inputs (unless already given)."""
+    template = load_strategy(cfg.strategy)
+    if not isinstance(template, Template):
+        return
+    todo = [g.population for g in template.gates if g.learn == "batch" and g.population not in cfg.learned.cuts]
+    if todo:
+        cfg.learned = batch_cuts([_loader(i, cfg) for i in items], cfg.auto, template, cfg.learned)

@@ -1,0 +1,102 @@
+"""The run's files under OUT: samples, populations and statistics (CSV, Parquet, optional xlsx),
+gates/<sample_id>.xml, plots/<sample_id>.png, run.json, errors.csv, manifest_check.csv.
+
+Every file is written atomically (temporary file, then rename) from the results the store holds
+for this run, and a sample's gate plot or Gating-ML that its current result does not have is
+removed: no file under OUT shows numbers other than the tables'.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from gating.files import atomic_write
+
+from .config import AnalysisConfig, run_record
+from .results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
+
+
+def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig,
+                  manifest_issues: Sequence[str] = (), xlsx: bool = True) -> pd.DataFrame:
+    """Write every table and per-sample file of a run; return the samples table."""
+    out = Path(out)
+    df = results_frame(results)
+    tables = {"samples": df,
+              "populations": concat_tables([r.populations for r in results], POPULATION_COLUMNS),
+              "statistics": concat_tables([r.statistics for r in results], STATISTICS_COLUMNS)}
+    for name, table in tables.items():
+        atomic_write(out / f"{name}.csv", csv_bytes(table))
+        atomic_write(out / f"{name}.parquet", parquet_bytes(table))
+    if xlsx:
+        write_xlsx(out / "statistics.xlsx", tables)
+    for r in results:
+        _sync(out / "gates" / f"{r.sample_id}.xml", r.gatingml)
+        _sync(out / "plots" / f"{r.sample_id}.png", r.plot_png)
+    if cfg.learned.cuts:
+        cfg.learned.to_yaml(out / "learned_cuts.yaml")
+    atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
+    write_quarantine(results, out)
+    write_manifest_check(manifest_issues, out)
+    return df
+
+
+def _sync(path: Path, content: bytes | None) -> None:
+    """Write ``content`` to ``path``, or remove a stale file when the current result has none."""
+    if content is not None:
+        atomic_write(path, content)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """A table as CSV: 6 significant digits, '\\n' line ends, no index (the same bytes everywhere)."""
+    return table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """A table as Parquet; text columns as strings (None for empty), so the schema is stable."""
+    buf = io.BytesIO()
+    clean = df.copy()
+    for c in clean.columns:
+        if clean[c].dtype == object:
+            clean[c] = clean[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    clean.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """One workbook, a sheet per table, when openpyxl is installed (``pip install 'cytomnt[xlsx]'``)."""
+    import importlib.util
+    import warnings
+    if importlib.util.find_spec("openpyxl") is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for name, table in tables.items():
+                table.to_excel(xw, sheet_name=name, index=False)
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 - the optional workbook never costs the other outputs
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"{path} not written: {exc}")
+
+
+def write_quarantine(results: Sequence[SampleResult], out: Path) -> None:
+    """errors.csv: every file that could not be read or gated, with the reason."""
+    err = pd.DataFrame([{"sample_id": r.sample_id, "file": r.row["file"], "sha256": r.row["sha256"],
+                         "error": r.row["error"]} for r in results if not r.ok],
+                       columns=["sample_id", "file", "sha256", "error"]).sort_values(["sample_id", "file"])
+    atomic_write(out / "errors.csv", err.to_csv(index=False, lineterminator="\n").encode())
+
+
+def write_manifest_check(issues: Sequence[str], out: Path) -> None:
+    """manifest_check.csv: one row per manifest problem (code, detail)."""
+    mc = pd.DataFrame({"issue": [i.split(":", 1)[0] for i in issues],
+                       "detail": [i.split(":", 1)[1].strip() for i in issues]}, columns=["issue", "detail"])
+    atomic_write(out / "manifest_check.csv", mc.to_csv(index=False, lineterminator="\n").encode())

@@ -1,0 +1,95 @@
+"""The results model: one sample's row, populations, statistics, gates and plot, and the
+samples table they make. Shared by the pipeline, the batch runner and the store (which is why
+it lives on its own: none of them imports another to reach it).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import pandas as pd
+
+#: samples.csv columns, in order.
+SAMPLE_COLUMNS = (
+    "sample_id", "file", "sha256", "patient_id", "collection_date", "sample_type", "sample_type_source",
+    "status", "error", "events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8",
+    "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_pct_of_t", "car_pct_of_t_ci_low",
+    "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_predominance", "carneg_cd4", "carneg_cd8",
+    "carneg_cd4_cd8_ratio", "car_cd4_enrichment", "beads", "alc_k_per_ul", "car_t_per_ul",
+    "car_t_per_ul_source", "qc_flags", "compensation", "transform", "strategy", "panel",
+)
+#: Integer count columns of samples.csv (nullable: empty when a population was not measured).
+COUNT_COLUMNS = ("events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t",
+                 "car_cd4", "car_cd8", "beads", "carneg_cd4", "carneg_cd8")
+#: Columns of populations.csv before the per-channel medians.
+POPULATION_COLUMNS = ["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total"]
+#: Columns of statistics.csv.
+STATISTICS_COLUMNS = ["sample_id", "population", "parent", "count", "pct_parent", "pct_total", "channel", "marker",
+                      "role", "median", "mean", "rcv_pct"]
+
+
+@dataclass
+class SampleResult:
+    """One sample's row for samples.csv, its populations, and its gates as Gating-ML."""
+
+    row: dict
+    populations: pd.DataFrame
+    gatingml: bytes | None = None
+    plot_png: bytes | None = None
+    statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def sample_id(self) -> str:
+        return str(self.row["sample_id"])
+
+    @property
+    def ok(self) -> bool:
+        return self.row.get("status") == "ok"
+
+
+def empty_row() -> dict:
+    """A samples.csv row with every column present and empty."""
+    return {c: None for c in SAMPLE_COLUMNS}
+
+
+def printable(text: str) -> str:
+    """Control characters (from a corrupt file's bytes) escaped, so logs, CSV and xlsx stay valid."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def add_flags(row: dict, *flags: str) -> None:
+    """Append QC flags to a row's ``qc_flags`` (kept unique, in order)."""
+    have = [f for f in str(row.get("qc_flags") or "").split(";") if f]
+    row["qc_flags"] = ";".join(dict.fromkeys(have + [f for f in flags if f]))
+
+
+def make_ids_unique(results: list[SampleResult]) -> None:
+    """Make sample ids unique (two tubes named alike in different folders): suffix with a hash."""
+    seen: dict[str, int] = {}
+    for r in results:
+        seen[r.sample_id] = seen.get(r.sample_id, 0) + 1
+    for r in results:
+        sid = r.sample_id
+        if seen[sid] > 1:
+            new = f"{sid}_{(r.row['sha256'] or hashlib.sha256(r.row['file'].encode()).hexdigest())[:8]}"
+            r.row["sample_id"] = new
+            for table in (r.populations, r.statistics):
+                if len(table):
+                    table["sample_id"] = new
+            add_flags(r.row, "DUPLICATE_SAMPLE_ID")
+
+
+def results_frame(results: Sequence[SampleResult]) -> pd.DataFrame:
+    """The samples table: one row per result, columns as ``SAMPLE_COLUMNS``, sorted by sample id."""
+    df = pd.DataFrame([r.row for r in results], columns=list(SAMPLE_COLUMNS))
+    for c in COUNT_COLUMNS:
+        df[c] = pd.array(df[c], dtype="Int64")
+    return df.sort_values(["sample_id", "file"], kind="stable").reset_index(drop=True)
+
+
+def concat_tables(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    """Per-sample tables stacked into one, sorted by sample id (stable)."""
+    frames = [f for f in frames if len(f)]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    return df.sort_values(["sample_id"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,71 @@
+"""Arithmetic whose every bit is the same on any CPU, BLAS kernel, thread count and row blocking.
+
+BLAS and LAPACK (``@``, ``np.linalg.solve``/``inv``) pick kernels by CPU (AVX2, AVX-512...) and
+split work by thread count and matrix shape; the last bits of a result then depend on the
+machine, on how many rows were passed at once, and on the number of threads (seen here: the
+same event compensated alone or among 1,200 others differs in the last bit). Numbers that
+reach a results table are computed here instead, from element-wise numpy operations (each an
+IEEE-754 correctly rounded multiply or add, never fused), always in the same order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Rows per block: keeps a block's working set in cache; the result does not depend on it.
+BLOCK_ROWS = 1 << 16
+
+
+class SingularMatrixError(ValueError):
+    """The matrix has no inverse (a zero pivot after partial pivoting)."""
+
+
+def inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a small square matrix by Gauss-Jordan elimination with partial pivoting.
+
+    Row operations are element-wise (``row - f * pivot_row``), in a fixed order, so the result
+    is bit-identical everywhere; spillover matrices are small (up to a few dozen detectors).
+    """
+    a = np.array(matrix, dtype=np.float64)
+    n = a.shape[0]
+    if a.ndim != 2 or a.shape[1] != n:
+        raise ValueError(f"expected a square matrix, got shape {a.shape}")
+    aug = np.hstack([a, np.eye(n)])
+    for col in range(n):
+        pivot = col + int(np.argmax(np.abs(aug[col:, col])))
+        if aug[pivot, col] == 0.0 or not np.isfinite(aug[pivot, col]):
+            raise SingularMatrixError(f"matrix is singular (no pivot in column {col + 1})")
+        if pivot != col:
+            aug[[col, pivot]] = aug[[pivot, col]]
+        aug[col] = aug[col] / aug[col, col]
+        for row in range(n):
+            if row != col and aug[row, col] != 0.0:
+                aug[row] = aug[row] - aug[row, col] * aug[col]
+    return aug[:, n:].copy()
+
+
+def matmul(values: np.ndarray, inv: np.ndarray, out_dtype=np.float64) -> np.ndarray:
+    """``values @ inv`` (events x detectors) by element-wise multiply-adds in a fixed order.
+
+    Each output element is ``((v0*m0 + v1*m1) + v2*m2) + ...`` over the detectors in matrix
+    order, whatever the number of rows, the block size or the machine. Zero coefficients are
+    skipped: adding ``0 * v`` to a finite sum leaves it unchanged, bit for bit.
+    """
+    values = np.asarray(values)
+    n, d = values.shape
+    inv = np.asarray(inv, dtype=np.float64)
+    out = np.empty((n, inv.shape[1]), dtype=out_dtype)
+    tmp = np.empty(min(n, BLOCK_ROWS))
+    for start in range(0, n, BLOCK_ROWS):
+        stop = min(n, start + BLOCK_ROWS)
+        cols = np.ascontiguousarray(values[start:stop].T, dtype=np.float64)     # detectors x rows
+        t = tmp[:stop - start]
+        res = np.empty((inv.shape[1], stop - start))
+        for j in range(inv.shape[1]):
+            acc = res[j]
+            np.multiply(cols[0], inv[0, j], out=acc)
+            for k in range(1, d):
+                if inv[k, j] != 0.0:
+                    np.multiply(cols[k], inv[k, j], out=t)
+                    np.add(acc, t, out=acc)
+        out[start:stop] = res.T
+    return out

@@ -1,0 +1,195 @@
+"""User-facing messages: every mistake ends in one line naming the file, the key or row, and
+what was expected (exit code 2), never in a traceback or a silently ignored setting."""
+import shlex
+from pathlib import Path
+
+import pytest
+
+from cytomnt.cli import main, risk_command
+from cytomnt.manifest import ManifestError, read_manifest
+from cytomnt.panel import Panel, PanelError
+
+from .conftest import FIXTURES, TESTDATA, shared
+
+BLOOD = FIXTURES / "blood_bd.fcs"
+HEADER = "file,sample_id,patient_id,collection_date,sample_type\n"
+
+
+def _panel_error(tmp_path, text: str) -> str:
+    f = tmp_path / "p.yaml"
+    f.write_text(text)
+    with pytest.raises(PanelError) as e:
+        Panel.from_yaml(f)
+    msg = str(e.value)
+    assert str(f) in msg and "name, roles, markers, beads" in msg
+    return msg
+
+
+# --- 1. panel files: unknown keys are errors, not silently ignored ---------------------------
+
+def test_panel_misspelt_roles_key_suggests_roles(tmp_path):
+    msg = _panel_error(tmp_path, "role:\n  car: [CD38]\n")
+    assert "unknown top-level key(s) 'role' (did you mean 'roles'?)" in msg
+
+
+def test_panel_misspelt_markers_key_suggests_markers(tmp_path):
+    msg = _panel_error(tmp_path, "marker: m.csv\n")
+    assert "'marker' (did you mean 'markers'?)" in msg
+
+
+def test_panel_role_at_top_level_says_roles_go_under_roles(tmp_path):
+    msg = _panel_error(tmp_path, "t_cell: [Va2]\ncar: [CD69]\n")
+    assert "'t_cell', 'car'" in msg and "are roles: roles go indented under 'roles:'" in msg
+    msg = _panel_error(tmp_path, "tcell: [Va2]\n")
+    assert "'tcell' looks like role 't_cell'" in msg
+
+
+def test_panel_unknown_beads_key_suggests_the_known_one(tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("beads:\n  beads_per_tube: 50000\n")
+    with pytest.raises(PanelError) as e:
+        Panel.from_yaml(f)
+    msg = str(e.value)
+    assert str(f) in msg and "'beads_per_tube' (did you mean 'beads_per_test'?) in 'beads:'" in msg
+    assert "beads_per_test, test_volume_ul" in msg
+
+
+def test_panel_beads_role_list_at_top_level_is_explained(tmp_path):
+    msg = str(pytest.raises(PanelError, Panel.from_yaml, _write(tmp_path / "p.yaml", "beads: [CountBright]\n")).value)
+    assert "'beads' must be a mapping" in msg and "goes under 'roles:'" in msg
+
+
+def test_shipped_panels_still_load():
+    assert Panel.default().name == "default"
+    shared("activation_real")       # its markers: table lives in ../shared/data
+    p = Panel.from_yaml(TESTDATA / "activation_panel.yaml")
+    assert p.name == "activation" and p.markers
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# --- 2. `cytomnt panel`: a message and exit 2, and the file's channels --------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("roles:\n  car: [CD38\n", "not valid YAML (line 3, column 1"),
+    (None, "cannot be read (No such file or directory)"),
+    ("roles:\n  tcell: [CD3]\n", "unknown role(s) tcell (did you mean 't_cell'?)"),
+    ("role:\n  car: [CD38]\n", "unknown top-level key(s) 'role' (did you mean 'roles'?)"),
+], ids=["yaml-syntax", "missing-panel", "unknown-role", "unknown-key"])
+def test_panel_command_panel_mistakes_exit_2_without_traceback(tmp_path, capsys, text, expected):
+    panel = tmp_path / "p.yaml"
+    if text is not None:
+        panel.write_text(text)
+    assert main(["panel", str(BLOOD), "--panel", str(panel)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("cytomnt: ") and str(panel) in err and expected in err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d: d / "gone.fcs", "gone.fcs: file not found"),
+    (lambda d: _write(d / "notes.fcs", "just some text, certainly not a list-mode FCS file\n" * 3), "not an FCS file"),
+    (lambda d: d, "cannot be read as an FCS file (Is a directory)"),
+], ids=["missing", "not-fcs", "directory"])
+def test_panel_command_bad_fcs_exits_2_without_traceback(tmp_path, capsys, make, expected):
+    path = make(tmp_path)
+    assert main(["panel", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"cytomnt: {path}") and expected in err
+    assert "Traceback" not in out + err
+
+
+def test_panel_command_lists_the_files_channels_after_the_roles(capsys):
+    assert main(["panel", str(FIXTURES / "blood_numbered.fcs")]) == 0
+    out = capsys.readouterr().out
+    roles, _, channels = out.partition("channels in the file (13):")
+    assert "t_cell" in roles and channels, out
+    rows = [line.split(None, 2) for line in channels.strip().splitlines()]
+    assert rows[0] == ["n", "channel", "($PnN)  marker ($PnS)"]
+    assert ["4", "B1-A", "CD3 BV421"] in rows and ["11", "E1-A", "CD38 APC"] in rows   # unused channels too
+    assert ["1", "FSC-A", "-"] in rows and len(rows) == 14
+
+
+# --- 3. manifest collection_date: checked at read time -----------------------------------------
+
+def test_manifest_refuses_ambiguous_collection_date(tmp_path):
+    m = _write(tmp_path / "m.csv", HEADER + "a.fcs,a,P1,2026-03-02,pb\nb.fcs,b,P1,09/03/2026,pb\n")
+    with pytest.raises(ManifestError) as e:
+        read_manifest(m)
+    assert str(e.value) == (f"manifest {m}, row 3: collection_date '09/03/2026' is not a date in the form YYYY-MM-DD "
+                            "(e.g. 2026-03-09); day/month order is ambiguous, so it is never guessed")
+
+
+@pytest.mark.parametrize("value", ["2026-02-30", "20260309", "2026-3-9", "2026-03-09T10:00"])
+def test_manifest_refuses_dates_that_are_not_strict_iso(tmp_path, value):
+    m = _write(tmp_path / "m.csv", HEADER + f"a.fcs,a,P1,{value},pb\n")
+    with pytest.raises(ManifestError, match=rf"m.csv, row 2: collection_date '{value}' .*YYYY-MM-DD"):
+        read_manifest(m)
+
+
+def test_manifest_accepts_empty_and_iso_dates(tmp_path):
+    m = _write(tmp_path / "m.csv", HEADER + "a.fcs,a,P1,,pb\nb.fcs,b,P1, 2026-03-09 ,pb\n")
+    got = read_manifest(m)
+    assert got["a.fcs"].collection_date == "" and got["b.fcs"].collection_date == "2026-03-09"
+
+
+def test_analyze_with_bad_manifest_date_exits_2_before_writing(tmp_path, capsys):
+    m = _write(tmp_path / "m.csv", HEADER + "blood_bd.fcs,a,P1,2026-03-02,pb\ncsf_bd.fcs,b,P1,09/03/2026,csf\n")
+    out = tmp_path / "out"
+    assert main(["analyze", str(BLOOD), "--manifest", str(m), "--out", str(out), "--no-report"]) == 2
+    stdout, err = capsys.readouterr()
+    assert f"cytomnt: manifest {m}, row 3: collection_date '09/03/2026'" in err
+    assert "Traceback" not in stdout + err
+    assert not out.exists() or not any(out.iterdir())
+
+
+# --- 4. the demo's risk hint works from where the demo was run ---------------------------------
+
+def _fake_demo(root: Path) -> Path:
+    out = root / "cytomnt demo"                         # a space: the hint must be quoted
+    (out / "data").mkdir(parents=True)
+    for name in ("data/clinical.csv", "data/labs.csv", "samples.csv"):
+        (out / name).write_text("x\n")
+    return out
+
+
+def _paths_of(cmd: str) -> list[str]:
+    words = shlex.split(cmd)
+    return [words[i + 1] for i, w in enumerate(words) if w in ("--clinical", "--labs", "--flow")]
+
+
+def test_risk_command_paths_exist_from_the_current_folder(tmp_path, monkeypatch):
+    out = _fake_demo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    cmd = risk_command(out, "data/clinical.csv", "data/labs.csv", "samples.csv", "2026-05-13")
+    assert cmd.startswith("cytomnt risk --clinical 'cytomnt demo/data/clinical.csv'")
+    assert cmd.endswith("--as-of 2026-05-13")
+    paths = _paths_of(cmd)
+    assert len(paths) == 3 and all(Path(p).is_file() for p in paths), cmd
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    paths = _paths_of(risk_command(out, "data/clinical.csv", "data/labs.csv", "samples.csv", "2026-05-13"))
+    assert paths[0] == "../cytomnt demo/data/clinical.csv" and all(Path(p).is_file() for p in paths)
+
+
+def test_risk_command_relative_out_and_own_folder(tmp_path, monkeypatch):
+    _fake_demo(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    paths = _paths_of(risk_command(Path("cytomnt demo"), "data/clinical.csv", "data/labs.csv", "samples.csv", "d"))
+    assert paths == ["cytomnt demo/data/clinical.csv", "cytomnt demo/data/labs.csv", "cytomnt demo/samples.csv"]
+    own = risk_command(Path("cytomnt demo"), "data/clinical.csv", "data/labs.csv", "samples.csv", "d",
+                       cwd=Path("cytomnt demo"))     # the form stored in summary.txt, beside the files
+    assert _paths_of(own) == ["data/clinical.csv", "data/labs.csv", "samples.csv"]
+
+
+# --- 5. --strategy help names every kind -------------------------------------------------------
+
+def test_strategy_help_names_every_kind(capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("'auto' (default), a gating template .yaml, an openCyto gating template .csv, a Gating-ML 2.0 .xml, "
+            "or a FlowJo 10 .wsp") in text
