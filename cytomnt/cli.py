@@ -335,6 +335,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:       # outside a batch's loop (a batch says itself what it kept)
+        print("\ncytomnt: interrupted; files already written are complete (every file is written whole "
+              "or not at all)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ConfigError as exc:
         print(f"cytomnt: {exc}", file=sys.stderr)
         return EXIT_USAGE

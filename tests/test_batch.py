@@ -1,6 +1,7 @@
 """Batch runs: the results store (reuse, resume after SIGKILL), quarantine, manifest checks, Dask."""
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -159,3 +160,25 @@ def test_longitudinal_store_feeds_risk(tubes, tmp_path, capsys):
     assert doc["data_used"]["flow_samples"] == 2
     car = next(f for f in doc["factors"] if f["id"] == "car_gt_60pct_of_t")
     assert "A-d14" in car["detail"]
+
+
+def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): no traceback, exit 130,
+    a line saying how many files were kept and that the same command resumes; it does."""
+    out = tmp_path / "out"
+    store = out / "results.sqlite"
+    p = subprocess.Popen([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_progress(store, p, 0)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    if p.returncode in (0, 1):
+        pytest.skip("the run finished before the interrupt arrived")
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert re.search(r"interrupted: \d+ of 11 files finished and kept in .*results.sqlite; run the same command "
+                     r"again to resume", err), err
+    done = subprocess.run([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "reused from the store" in done.stderr
+    assert _stored(store) == 11

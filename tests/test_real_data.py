@@ -7,6 +7,7 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import cytomnt
 from cytomnt.strategies import load_strategy
@@ -165,3 +166,28 @@ def test_edge_case_files_read_or_fail_clearly(tmp_path):
     assert "FCS_OFFSET_OFF_BY_ONE" in reads["test_comp_example"].notes
     assert reads["index_sorted_example"].sample.event_count == 384
     assert (out / "samples.csv").exists()
+
+
+@pytest.mark.slow
+def test_opencyto_template_on_the_command_line(tmp_path, capsys):
+    """``--strategy template.csv`` with its scales beside it (``template.scales.yaml``) gives the
+    expert's counts; without the scales file the run does not start and says what to write."""
+    from cytomnt.cli import main
+    d = shared("activation_real")
+    tpl = tmp_path / "expert.csv"
+    shutil.copy(d / "Activation-gatingTemplate.csv", tpl)
+    out = tmp_path / "out"
+    assert main(["analyze", str(d / "Activation"), "--strategy", str(tpl), "--out", str(out), "--no-report"]) == 2
+    assert "expert.scales.yaml" in capsys.readouterr().err and not out.exists()
+    scales = {"default": {"transform": "logicle", "T": 262143, "M": 4.5, "A": 0, "divide_by": 4.5},
+              "channels": {ch: {"W": w} for ch, w in ACT_W.items()}}
+    scales["channels"].update({ch: {"transform": "linear"} for ch in ("FSC-A", "FSC-H", "SSC-A", "SSC-H")})
+    (tmp_path / "expert.scales.yaml").write_text(yaml.safe_dump(scales))
+    assert main(["analyze", str(d / "Activation"), "--strategy", str(tpl), "--gate-map", ACT_GATE_MAP,
+                 "--panel", str(TESTDATA / "activation_panel.yaml"), "--out", str(out), "--no-report"]) == 0
+    expert = pd.read_csv(d / "expert_counts.csv").set_index("file")
+    df = pd.read_csv(out / "samples.csv").set_index("sample_id")
+    for f, e in expert.iterrows():
+        r = df.loc[f.removesuffix(".fcs")]
+        assert (r.t_cells, r.t_cd4, r.t_cd8, r.live) == (e.t_cells, e.cd4_t_cells, e.cd8_t_cells, e.live_cells)
+        assert r.strategy == "csv:expert.csv"

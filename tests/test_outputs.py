@@ -1,0 +1,74 @@
+"""Files under OUT always match the tables: no stale plot, Gating-ML or report after a re-run
+with another configuration; a template edited in the same process is read again."""
+import base64
+import re
+import shutil
+
+import pandas as pd
+
+import cytomnt
+from cytomnt.cli import main
+from cytomnt.strategies import load_strategy
+
+from .conftest import FIXTURES
+
+
+def _report_plots(out) -> list[bytes]:
+    html = (out / "report.html").read_text()
+    return [base64.b64decode(m) for m in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)]
+
+
+def test_no_stale_plot_after_a_rerun_with_another_panel(tmp_path, capsys):
+    out = tmp_path / "out"
+    tube = FIXTURES / "csf_bd.fcs"
+    assert main(["analyze", str(tube), "--out", str(out), "--plots"]) == 0
+    plot = out / "plots" / "csf_bd.png"
+    first_png = plot.read_bytes()
+    assert first_png in _report_plots(out)
+    # another panel, no --plots: T cells taken from the CD38 decoy channel give other numbers
+    panel = tmp_path / "panel.yaml"
+    panel.write_text("roles:\n  t_cell: [CD38]\n")
+    assert main(["analyze", str(tube), "--out", str(out), "--panel", str(panel)]) in (0, 1)
+    df = pd.read_csv(out / "samples.csv")
+    assert not plot.exists(), "the first run's plot shows numbers the table no longer holds"
+    assert first_png not in _report_plots(out)
+    # the first configuration again: reused from the store, and its plot and report come back
+    assert main(["analyze", str(tube), "--out", str(out), "--plots"]) == 0
+    assert plot.read_bytes() == first_png and first_png in _report_plots(out)
+    again = pd.read_csv(out / "samples.csv")
+    assert again.t_cells[0] != df.t_cells[0] or again.car_t[0] != df.car_t[0]
+    assert "0 analysed, 1 reused from the store, 0 failed" in capsys.readouterr().err
+
+
+def test_gatingml_of_a_failed_rerun_is_removed(tmp_path):
+    out = tmp_path / "out"
+    tube = tmp_path / "tube.fcs"
+    shutil.copy(FIXTURES / "csf_bd.fcs", tube)
+    cytomnt.analyze([tube], out=out)
+    assert (out / "gates" / "tube.xml").exists()
+    panel = tmp_path / "p.yaml"
+    panel.write_text("roles:\n  car: [NotAMarker]\n")
+    df = cytomnt.analyze([tube], out=out, panel=panel)
+    assert df.status[0] == "error" and "NotAMarker" in df.error[0]
+    assert not (out / "gates" / "tube.xml").exists()
+
+
+def test_edited_template_is_read_again_in_the_same_process(tmp_path):
+    from importlib import resources
+    text = resources.files("cytomnt").joinpath("data/car_t_template.yaml").read_text()
+    p = tmp_path / "t.yaml"
+    p.write_text(text)
+    first = load_strategy(str(p))
+    assert load_strategy(str(p)) is first                     # unchanged content: cached
+    p.write_text(text.replace("name: car-t", "name: car-t-edited"))
+    second = load_strategy(str(p))
+    assert second is not first and second.name != first.name
+    a = cytomnt.analyze([FIXTURES / "csf_bd.fcs"], strategy=str(p), out=tmp_path / "o")
+    p.write_text(text.replace("method: valley, args: {keep: above}", "method: tail, args: {tail_sds: 9}", 1)
+                 if "method: valley, args: {keep: above}" in text else text + "\n# edited\n")
+    b = cytomnt.analyze([FIXTURES / "csf_bd.fcs"], strategy=str(p), out=tmp_path / "o")
+    assert a.status[0] == b.status[0] == "ok"
+    from cytomnt.store import ResultStore
+    st = ResultStore(tmp_path / "o" / "results.sqlite")
+    assert len(st.keys()) == 2                                 # the edited template is a new configuration
+    st.close()
