@@ -40,6 +40,8 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
         _sync(out / "plots" / f"{r.sample_id}.png", r.plot_png)
     if cfg.learned.cuts:
         cfg.learned.to_yaml(out / "learned_cuts.yaml")
+    else:
+        (out / "learned_cuts.yaml").unlink(missing_ok=True)     # an earlier run's cuts are not this run's
     atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
     write_quarantine(results, out)
     write_manifest_check(manifest_issues, out)
