@@ -6,6 +6,7 @@ any moment and started again finishes with exactly the tables of an uninterrupte
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -92,6 +93,8 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     t0 = time.monotonic()
     if executor not in EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
+    if jobs < 0:
+        raise ConfigError(f"--jobs must be 0 (every CPU this process may use) or a positive number, not {jobs}")
     items = collect_inputs(inputs)
     summary = RunSummary(total=len(items))
     hashes = {item_key(i): item_hash(i) for i in items}
@@ -106,6 +109,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     callback = progress if callable(progress) else None
     bar = Progress(len(items), enabled=bool(progress), callback=callback)
     fresh: dict[str, SampleResult] = {}
+    stack = contextlib.ExitStack()
     try:
         stored = store.keys() if store else set()
         run_id = store.begin_run(cfg_hash, record) if store else 0
@@ -118,6 +122,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
                 bar.update(res, reused=True)
         source = run_dask(todo, cfg, scheduler, jobs) if executor == "dask" else \
             run_local(todo, cfg, jobs, hashes, item_key)
+        stack.callback(source.close)         # on Ctrl-C too: the executor's own clean-up runs now
         for item, res in source:
             k = keys[item_key(item)]
             if store:
@@ -128,9 +133,11 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
             bar.update(res)
         results = [store.get(keys[item_key(i)]) if store else fresh[keys[item_key(i)]] for i in items]
     except KeyboardInterrupt:
+        stack.close()                        # wait for the workers to stop before saying so
         raise RunInterrupted(summary.analysed + summary.reused, len(items),
                              Path(out) / STORE_NAME if out is not None else None) from None
     finally:
+        stack.close()
         bar.close()
         if store:
             store.close()

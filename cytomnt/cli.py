@@ -127,8 +127,26 @@ def risk_command(out: Path, clinical, labs, flow, as_of, cwd: Path | None = None
         except ValueError:      # another drive (Windows): no relative path
             rel = shown
         return shlex.quote(rel if len(rel) < len(shown) else shown)
-    return (f"cytomnt risk --clinical {arg(clinical)} --labs {arg(labs)} --flow {arg(flow)} "
+    return (f"{program(cwd)} risk --clinical {arg(clinical)} --labs {arg(labs)} --flow {arg(flow)} "
             f"--as-of {as_of}")
+
+
+def program(cwd: Path | None = None) -> str:
+    """How to call this cytomnt from ``cwd``: ``cytomnt`` when that is what the shell finds,
+    else the path of the running script (e.g. ``.venv/bin/cytomnt`` from a venv not activated)."""
+    import shutil
+    me = Path(sys.argv[0])
+    if me.name != "cytomnt" or not me.exists():
+        return "cytomnt"                  # called through Python (tests, python -m): the usual name
+    found = shutil.which("cytomnt")
+    if found and Path(found).resolve() == me.resolve():
+        return "cytomnt"
+    try:
+        rel = os.path.relpath(me, cwd if cwd is not None else Path.cwd())
+    except ValueError:
+        rel = str(me)
+    shown = rel if len(rel) < len(str(me.resolve())) else str(me.resolve())
+    return shlex.quote(shown if "/" in shown else "./" + shown)
 
 
 def cmd_demo(a) -> int:
@@ -336,8 +354,8 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:       # outside a batch's loop (a batch says itself what it kept)
-        print("\ncytomnt: interrupted; files already written are complete (every file is written whole "
-              "or not at all)", file=sys.stderr)
+        print("\ncytomnt: interrupted; nothing is left half-written (every file is written whole or not "
+              "at all); run the same command again", file=sys.stderr)
         return EXIT_INTERRUPTED
     except ConfigError as exc:
         print(f"cytomnt: {exc}", file=sys.stderr)

@@ -65,8 +65,6 @@ _SPILL = {
 }
 
 CHANNEL_RANGE = 262144.0
-#: CAR stain of CAR T cells: median intensity and log-normal spread (a dim tail reaches the negatives)
-CAR_MFI, CAR_SIGMA = 5000.0, 0.5
 
 
 @dataclass(frozen=True)
@@ -110,6 +108,14 @@ class TubeSpec:
     bead_events: int = 0
     patient_id: str = "P01"
     extra_keywords: dict = field(default_factory=dict)
+    # stress knobs (defaults leave every earlier tube unchanged, bit for bit)
+    car_mfi: float = 5000.0             # median CAR stain of CAR T cells (dim reagents: a few hundred)
+    car_sigma: float = 0.5              # its log-normal spread (continuous stains: 1 or more)
+    car_background: dict = field(default_factory=dict)   # cell type -> extra CAR-channel signal (all its cells)
+    car_blasts: bool = False            # CAR T cells are activated blasts: FSC x1.3, SSC x1.6
+    bead_scatter: tuple | None = None   # (FSC, SSC) of counting beads; default small and granular
+    granulocyte_fsc: float | None = None  # granulocytes' FSC (e.g. near the top of the scale)
+    viability: bool = True              # False: no viability channel in the file
 
 
 def _lognormal(rng, mean, sigma, n):
@@ -144,8 +150,9 @@ def _leukocyte_labels(spec: TubeSpec, n: int, rng) -> tuple[np.ndarray, dict]:
     return labels, {"car": car_all}
 
 
-def _cell_signals(labels, car, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cell_signals(labels, car, rng, spec: TubeSpec | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scatter (FSC-A, SSC-A) and true marker intensities for labelled cells."""
+    spec = spec or TubeSpec()
     n = len(labels)
     fsc = np.empty(n)
     ssc = np.empty(n)
@@ -154,13 +161,21 @@ def _cell_signals(labels, car, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         idx = np.flatnonzero(labels == name)
         if idx.size == 0:
             continue
+        if name == "granulocyte" and spec.granulocyte_fsc is not None:
+            ct = CellType(spec.granulocyte_fsc, ct.ssc, ct.markers, ct.autofluorescence)
         fsc[idx] = rng.normal(ct.fsc, ct.fsc * 0.09, idx.size)
         ssc[idx] = rng.normal(ct.ssc, ct.ssc * 0.16, idx.size)
         marks[idx] = _lognormal(rng, ct.autofluorescence, 0.4, idx.size)[:, None]
         for m, level in ct.markers.items():
             marks[idx, MARKERS.index(m)] += _lognormal(rng, level, 0.35, idx.size)
     ci = np.flatnonzero(car)
-    marks[ci, MARKERS.index("CAR")] += _lognormal(rng, CAR_MFI, CAR_SIGMA, ci.size)
+    marks[ci, MARKERS.index("CAR")] += _lognormal(rng, spec.car_mfi, spec.car_sigma, ci.size)
+    for name, level in sorted(spec.car_background.items()):
+        idx = np.flatnonzero(labels == name)
+        marks[idx, MARKERS.index("CAR")] += _lognormal(rng, level, 0.6, idx.size)
+    if spec.car_blasts:
+        fsc[ci] *= 1.3
+        ssc[ci] *= 1.6
     return fsc, ssc, marks
 
 
@@ -185,12 +200,12 @@ def simulate(spec: TubeSpec, seed: int) -> tuple[list[str], list[str], np.ndarra
     n_live = n_rest - n_debris - n_doublet - n_dead
 
     labels, extra = _leukocyte_labels(spec, n_live, rng)
-    fsc, ssc, marks = _cell_signals(labels, extra["car"], rng)
+    fsc, ssc, marks = _cell_signals(labels, extra["car"], rng, spec)
     fsch = fsc * rng.normal(0.86, 0.02, n_live)
 
     # dead cells: shrunken leukocytes that take up the viability dye
     dl, dextra = _leukocyte_labels(spec, n_dead, rng)
-    dfsc, dssc, dmarks = _cell_signals(dl, dextra["car"], rng)
+    dfsc, dssc, dmarks = _cell_signals(dl, dextra["car"], rng, spec)
     dfsc *= 0.72
     dssc *= 1.15
     dmarks[:, MARKERS.index("VIA")] += _lognormal(rng, 25000, 0.4, n_dead)
@@ -199,8 +214,8 @@ def simulate(spec: TubeSpec, seed: int) -> tuple[list[str], list[str], np.ndarra
     # doublets: two leukocytes passing together; area adds, height barely rises
     al, aex = _leukocyte_labels(spec, n_doublet, rng)
     bl, bex = _leukocyte_labels(spec, n_doublet, rng)
-    af, as_, am = _cell_signals(al, aex["car"], rng)
-    bf, bs, bm = _cell_signals(bl, bex["car"], rng)
+    af, as_, am = _cell_signals(al, aex["car"], rng, spec)
+    bf, bs, bm = _cell_signals(bl, bex["car"], rng, spec)
     wfsc = af + bf
     wfsch = np.maximum(af, bf) * rng.normal(1.02, 0.04, n_doublet)
     wssc = as_ + bs
@@ -214,8 +229,9 @@ def simulate(spec: TubeSpec, seed: int) -> tuple[list[str], list[str], np.ndarra
     efsch = efsc * rng.normal(0.86, 0.05, n_debris)
 
     # counting beads: small, bright in every fluorescence channel
-    bfsc = rng.normal(18000, 1500, n_beads)
-    bssc = rng.normal(60000, 4000, n_beads)
+    bead_fsc, bead_ssc = spec.bead_scatter or (18000, 60000)
+    bfsc = rng.normal(bead_fsc, bead_fsc / 12, n_beads)
+    bssc = rng.normal(bead_ssc, bead_ssc / 15, n_beads)
     bmarks = _lognormal(rng, 40000, 0.1, n_beads)[:, None] * np.ones((1, len(MARKERS)))
     bfsch = bfsc * rng.normal(0.86, 0.02, n_beads)
 
@@ -240,6 +256,8 @@ def simulate(spec: TubeSpec, seed: int) -> tuple[list[str], list[str], np.ndarra
     pnn = ["FSC-A", "FSC-H", "SSC-A"]
     pns = ["", "", ""]
     order = sorted(MARKERS, key=lambda m: style[m][0])
+    if not spec.viability:
+        order.remove("VIA")
     for m in order:
         pnn.append(style[m][0])
         pns.append(style[m][1])
@@ -260,9 +278,9 @@ def simulate(spec: TubeSpec, seed: int) -> tuple[list[str], list[str], np.ndarra
     car_flag = car_flag[perm]
 
     det_names = [style[m][0] for m in MARKERS]
-    spill_order = sorted(range(len(MARKERS)), key=lambda i: det_names[i])
+    spill_order = sorted((i for i, m in enumerate(MARKERS) if m in order), key=lambda i: det_names[i])
     s_det = s[np.ix_(spill_order, spill_order)]
-    spill_kw = ",".join([str(len(MARKERS))] + [det_names[i] for i in spill_order]
+    spill_kw = ",".join([str(len(spill_order))] + [det_names[i] for i in spill_order]
                         + [f"{v:.6g}" for v in s_det.ravel()])
     keywords = {"SPILLOVER": spill_kw, "CYT": f"cytomnt synthetic ({spec.style})",
                 "SRC": "CSF" if spec.sample_type == "csf" else "Peripheral blood"}

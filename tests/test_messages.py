@@ -193,3 +193,20 @@ def test_strategy_help_names_every_kind(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert ("'auto' (default), a gating template .yaml, an openCyto gating template .csv, a Gating-ML 2.0 .xml, "
             "or a FlowJo 10 .wsp") in text
+
+
+def test_demo_hint_names_the_venv_script_when_cytomnt_is_not_on_path(tmp_path, monkeypatch):
+    """Set-up never activates the venv: the printed command must run as pasted."""
+    import shutil as _shutil
+    import sys as _sys
+
+    from cytomnt.cli import program
+    script = tmp_path / ".venv" / "bin" / "cytomnt"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_sys, "argv", [".venv/bin/cytomnt", "demo"])
+    monkeypatch.setattr(_shutil, "which", lambda name: None)
+    assert program() == ".venv/bin/cytomnt"
+    monkeypatch.setattr(_shutil, "which", lambda name: str(script))
+    assert program() == "cytomnt"
