@@ -81,7 +81,8 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
     except PanelError as exc:
         raise ConfigError(str(exc)) from exc
     cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
-                         metrics=metrics or MetricSettings(), spillover=str(spillover) if spillover else None,
+                         metrics=metrics or default_metric_settings(),
+                         spillover=str(spillover) if spillover else None,
                          plots=plots, deidentify=deidentify)
     if identifying_keywords:
         try:
@@ -114,6 +115,12 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
         cfg.learned = cfg.learned.merge(control_cuts_from(negative_control, cfg))
         cfg.control_file = _control_label(negative_control, deidentify)
     return cfg
+
+
+def default_metric_settings() -> MetricSettings:
+    """Metric settings with the built-in rules file's flow-call thresholds (one source of truth)."""
+    from .risk.rules import Rules
+    return MetricSettings.from_rules(Rules.default().flow_calls)
 
 
 def _control_label(control, deidentify: bool) -> str:

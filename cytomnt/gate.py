@@ -29,6 +29,7 @@ class Gated:
     panel: ResolvedPanel
     flags: list[str] = field(default_factory=list)
     workspace_sample: str | None = None  # the sample id a workspace keys its custom gates by
+    calls: dict = field(default_factory=dict)   # population -> gating.positivity.PositiveCall (templates)
 
 
 def gate(sample, comp, strategy_src, cfg, name: str, sample_id: str) -> Gated:
@@ -51,7 +52,7 @@ def _gate_template(sample, comp, template: Template, cfg, name: str) -> Gated:
     counts = {k: (b.count(k) if b.has(k) and k not in run.skipped else None) for k in POPULATIONS}
     counts["events"] = int(sample.event_count)
     flags = [f"GATE_SKIPPED:{d}" for p, dims in run.skipped.items() for d in dims if p != "beads"] + run.flags
-    return Gated(pops, counts, run.strategy, run.transform_text, rp, flags)
+    return Gated(pops, counts, run.strategy, run.transform_text, rp, flags, calls=dict(run.calls))
 
 
 def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str) -> Gated:

@@ -12,18 +12,30 @@ from dataclasses import dataclass
 
 from scipy.stats import binomtest
 
+from .carcall import CarCall
+
 
 @dataclass(frozen=True)
 class MetricSettings:
-    """Thresholds for QC flags and the predominance call (all configurable)."""
+    """Thresholds for QC flags and the predominance call. The predominance thresholds are the
+    rules file's (``flow_calls`` in ``data/mnt_rules.yaml``): see :meth:`from_rules`."""
 
-    lod_events: int = 13                 # CAR_BELOW_LOD under this many CAR+ events
-    loq_events: int = 22                 # CAR_BELOW_LOQ under this many
-    min_t_cells: int = 100               # LOW_EVENT_COUNT: fewer T cells -> CV of a % above 10%
+    lod_events: int = 13                 # CAR_BELOW_LOD: fewer CAR+ events above background
+    loq_events: int = 22                 # CAR_BELOW_LOQ: fewer than this above background
+    min_t_cells: int = 100               # fewer T cells: LOW_EVENT_COUNT, and the CAR call is uncertain
     min_car_for_call: int = 22           # fewer CAR CD4+CD8 events -> predominance 'indeterminate'
-    cd4_predominant_ratio: float = 1.5   # CAR CD4:CD8 at or above -> 'CD4'
-    cd8_predominant_ratio: float = 1 / 1.5  # at or below -> 'CD8'; between -> 'balanced'
+    predominance_ratio: float = 1.0      # CAR CD4:CD8 confidently above -> 'CD4', below its inverse -> 'CD8'
+    balanced_band: float = 1.5           # ratio's interval inside [1/band, band] -> 'balanced'
     confidence: float = 0.95
+
+    @classmethod
+    def from_rules(cls, flow_calls: dict) -> "MetricSettings":
+        """Settings with the rules file's ``flow_calls`` values (unknown keys are an error)."""
+        known = set(cls.__dataclass_fields__)
+        bad = sorted(set(flow_calls) - known)
+        if bad:
+            raise ValueError(f"rules file: unknown flow_calls key(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        return cls(**{k: type(getattr(cls, k))(v) for k, v in flow_calls.items()})
 
 
 @dataclass(frozen=True)
@@ -58,22 +70,40 @@ def exact_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return float(ci.low), float(ci.high)
 
 
+def net_count(observed: int | None, background: float) -> int | None:
+    """Events above the expected background, rounded (never below zero)."""
+    if observed is None:
+        return None
+    return max(int(round(observed - background)), 0)
+
+
 def predominance(cd4: int | None, cd8: int | None, s: MetricSettings) -> str:
-    """'CD4', 'CD8', 'balanced', or 'indeterminate' when too few CAR T cells to call."""
+    """'CD4' or 'CD8' only when the CD4 share of CAR T cells is beyond the threshold with confidence
+    (exact interval of the share); 'balanced' when the ratio's interval lies inside the balanced
+    band; else 'indeterminate' (too few events, or an interval across the threshold)."""
     if cd4 is None or cd8 is None or cd4 + cd8 < s.min_car_for_call:
         return "indeterminate"
-    if cd8 == 0 or cd4 / cd8 >= s.cd4_predominant_ratio:
+    lo, hi = exact_ci(cd4, cd4 + cd8, s.confidence)
+    r_lo = lo / (1 - lo) if lo < 1 else math.inf
+    r_hi = hi / (1 - hi) if hi < 1 else math.inf
+    if r_lo > s.predominance_ratio:
         return "CD4"
-    if cd4 / cd8 <= s.cd8_predominant_ratio:
+    if r_hi < 1.0 / s.predominance_ratio:
         return "CD8"
-    return "balanced"
+    if r_lo >= 1.0 / s.balanced_band and r_hi <= s.balanced_band:
+        return "balanced"
+    return "indeterminate"
 
 
 def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: float | None = None,
-              beads_per_test: float | None = None, test_volume_ul: float | None = None) -> tuple[dict, list[str]]:
-    """Metric columns and QC flag codes for one sample."""
+              beads_per_test: float | None = None, test_volume_ul: float | None = None,
+              call: CarCall | None = None) -> tuple[dict, list[str]]:
+    """Metric columns and QC flag codes for one sample; ``call``: the tube's CAR call (status,
+    basis, background), without which the counts are taken as the call (``ok``)."""
+    car_call = call or CarCall("ok", "user gates")
     flags: list[str] = []
-    m: dict = {}
+    m: dict = {"car_status": car_call.status, "car_basis": car_call.basis, "car_status_reason": car_call.reason,
+               "car_background_expected": car_call.expected}
     t, car = c.t_cells, c.car_t
     m["t_cd4_cd8_ratio"] = ratio(c.t_cd4, c.t_cd8)
     if t is not None and car is not None:
@@ -83,8 +113,13 @@ def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: flo
         m["car_pct_of_t_ci_high"] = 100.0 * hi
     else:
         m["car_pct_of_t"] = m["car_pct_of_t_ci_low"] = m["car_pct_of_t_ci_high"] = math.nan
-    m["car_cd4_cd8_ratio"] = ratio(c.car_cd4, c.car_cd8)
-    m["car_predominance"] = predominance(c.car_cd4, c.car_cd8, s)
+    # CAR CD4 and CD8 above their background (a 99.5th-percentile cut lets ~0.5% of each subset's
+    # negatives through, which pulls a small CAR population towards the T cells' own CD4:CD8)
+    net4, net8 = net_count(c.car_cd4, car_call.expected_cd4), net_count(c.car_cd8, car_call.expected_cd8)
+    m["car_cd4_cd8_ratio"] = ratio(net4, net8)
+    # no predominance without a trustworthy CAR count ('' when CAR was not detected)
+    m["car_predominance"] = predominance(net4, net8, s) if car_call.status == "ok" else \
+        ("" if car_call.status == "not_detected" else "indeterminate")
     neg4 = c.t_cd4 - c.car_cd4 if c.t_cd4 is not None and c.car_cd4 is not None else None
     neg8 = c.t_cd8 - c.car_cd8 if c.t_cd8 is not None and c.car_cd8 is not None else None
     m["carneg_cd4"] = neg4
@@ -114,8 +149,10 @@ def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: flo
         elif t < s.min_t_cells:
             flags.append("LOW_EVENT_COUNT")
     if car is not None and t:
-        if car < s.lod_events:
+        net = car - (car_call.expected if math.isfinite(car_call.expected) else 0.0)   # above the blank
+        if net < s.lod_events:
             flags.append("CAR_BELOW_LOD")
-        elif car < s.loq_events:
+        elif net < s.loq_events:
             flags.append("CAR_BELOW_LOQ")
-    return m, flags
+    flags.append({"not_detected": "CAR_NOT_DETECTED", "uncertain": "CAR_UNCERTAIN"}.get(car_call.status, ""))
+    return m, [f for f in flags if f]

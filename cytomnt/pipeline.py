@@ -12,6 +12,7 @@ import pandas as pd
 from gating.preprocess import compensation_for
 from gating.strategy import gatingml_bytes, populations_frame
 
+from .carcall import car_call
 from .classify import Identity, identify, sample_type_of
 from .config import AnalysisConfig
 from .gate import GATED_COUNTS, Gated, gate
@@ -80,10 +81,13 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
     row["transform"] = gated.transform
     row.update({k: gated.counts.get(k) for k in GATED_COUNTS})
     add_flags(row, *gated.flags)
-    # 5. metrics
+    # 5. metrics: the CAR call against its background, then the phenotype numbers
+    call = car_call(gated.calls, gated.counts.get("t_cells"), cfg.metrics.min_t_cells,
+                    user_gates=not cfg.uses_template)
     metrics, mflags = phenotype(Counts(**{k: gated.counts.get(k) for k in Counts.__dataclass_fields__}),
                                 cfg.metrics, alc_k_per_ul=row["alc_k_per_ul"],
-                                beads_per_test=cfg.panel.beads_per_test, test_volume_ul=cfg.panel.test_volume_ul)
+                                beads_per_test=cfg.panel.beads_per_test, test_volume_ul=cfg.panel.test_volume_ul,
+                                call=call)
     row.update(metrics)
     add_flags(row, *mflags)
     # 6. statistics

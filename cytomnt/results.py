@@ -14,8 +14,8 @@ import pandas as pd
 SAMPLE_COLUMNS = (
     "sample_id", "file", "sha256", "patient_id", "collection_date", "sample_type", "sample_type_source",
     "status", "error", "events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8",
-    "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_pct_of_t", "car_pct_of_t_ci_low",
-    "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_predominance", "carneg_cd4", "carneg_cd8",
+    "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_status", "car_basis", "car_status_reason",
+    "car_background_expected", "car_pct_of_t", "car_pct_of_t_ci_low", "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_predominance", "carneg_cd4", "carneg_cd8",
     "carneg_cd4_cd8_ratio", "car_cd4_enrichment", "beads", "alc_k_per_ul", "car_t_per_ul",
     "car_t_per_ul_source", "qc_flags", "compensation", "transform", "strategy", "panel",
 )

@@ -27,6 +27,8 @@ from .template import Dim, GateSpec, Template
 
 #: Events kept per tube when pooling a batch to learn a cut.
 POOL_PER_TUBE = 20_000
+#: A control population needs this many events for a cut (99.5th percentile: ~0.5 events above).
+MIN_CONTROL_EVENTS = 100
 
 
 class GatingError(ValueError):
@@ -51,21 +53,27 @@ class LearnedCuts:
 
     cuts: dict[str, dict[str, float]] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
+    reference: dict[str, dict] = field(default_factory=dict)   # population -> control counts (n, above, ...)
 
     def to_yaml(self, path: str | Path) -> Path:
         data = {"units": "raw compensated intensity (mapped onto each tube's transform when applied)",
                 "cuts": {p: {c: float(v) for c, v in sorted(cs.items())} for p, cs in sorted(self.cuts.items())},
-                "source": dict(sorted(self.source.items()))}
+                "source": dict(sorted(self.source.items())),
+                "reference": {p: {k: (float(v) if k.startswith("cut") else int(v)) for k, v in sorted(r.items())}
+                              for p, r in sorted(self.reference.items())}}
         return atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LearnedCuts":
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls({p: {c: float(v) for c, v in cs.items()} for p, cs in (data.get("cuts") or {}).items()},
-                   dict(data.get("source") or {}))
+                   dict(data.get("source") or {}),
+                   {p: {k: (float(v) if k.startswith("cut") else int(v)) for k, v in r.items()}
+                    for p, r in (data.get("reference") or {}).items()})
 
     def merge(self, other: "LearnedCuts") -> "LearnedCuts":
-        return LearnedCuts({**self.cuts, **other.cuts}, {**self.source, **other.source})
+        return LearnedCuts({**self.cuts, **other.cuts}, {**self.source, **other.source},
+                           {**self.reference, **other.reference})
 
 
 @dataclass
@@ -79,6 +87,7 @@ class TemplateRun:
     skipped: dict[str, list[str]] = field(default_factory=dict)   # population -> missing dims
     transforms: dict[str, object] = field(default_factory=dict)
     channels: dict[str, list[str]] = field(default_factory=dict)  # population -> its channels
+    calls: dict = field(default_factory=dict)     # population -> positivity.PositiveCall
 
     @property
     def transform_text(self) -> str:
@@ -91,11 +100,12 @@ class MethodContext:
     """What a method sees: the parent's events on the gate's dimensions, and helpers to make gates."""
 
     def __init__(self, run: TemplateRun, spec: GateSpec, channels: list[str], fixed: dict[str, float] | None,
-                 control: dict[str, np.ndarray] | None, fixed_source: str = ""):
+                 control: dict[str, np.ndarray] | None, fixed_source: str = "", fixed_reference: dict | None = None):
         self._run, self.spec, self.channels = run, spec, channels
         self.dim_names = [str(d) for d in spec.dims]
         self.name, self.parent = spec.population, spec.parent
         self._fixed, self._control, self._fixed_source = fixed, control, fixed_source
+        self._fixed_reference = fixed_reference
 
     def values(self, i: int = 0) -> np.ndarray:
         """The parent's events on dim ``i``, on the gate's scale (transformed fluorescence, linear scatter)."""
@@ -123,6 +133,18 @@ class MethodContext:
             return None
         return Cut(float(self.to_scale(i, self._fixed[self.dim_names[i]])[0]), "learned", self._fixed_source)
 
+    def fixed_reference(self) -> dict | None:
+        """The control tube's counts behind a learned cut: ``{"n": events, "above": at or above it}``."""
+        return self._fixed_reference
+
+    def population_values(self, population: str, i: int = 0) -> np.ndarray:
+        """Another population's events on dim ``i`` (e.g. a tube's internal negatives)."""
+        return self._run.builder.values(self.channels[i], population)
+
+    def skipped(self, population: str) -> bool:
+        """True when ``population``'s row was skipped (its dims are missing from the file)."""
+        return population in self._run.skipped
+
     def control_values(self, i: int = 0) -> np.ndarray | None:
         """The control tube's events of this row's parent on dim ``i``, on this tube's scale (or None)."""
         if self._control is None or self.channels[i] not in self._control:
@@ -131,6 +153,10 @@ class MethodContext:
 
     def cuts_of(self, population: str) -> dict[str, Cut]:
         return self._run.cuts.get(population, {})
+
+    def call_of(self, population: str):
+        """The positive call recorded for ``population`` (a ``positivity.PositiveCall``) or None."""
+        return self._run.calls.get(population)
 
     def dimension(self, i: int, lo: float | None = None, hi: float | None = None) -> fk.Dimension:
         return self._run.builder.dim(self.channels[i], lo, hi)
@@ -202,7 +228,8 @@ def run_template(template: Template, sample: fk.Sample, resolve: Callable[[Dim],
         fixed = learned.cuts.get(spec.population) if learned else None
         ctx = MethodContext(run, spec, channels[spec.population], fixed,
                             (control_values or {}).get(spec.population),
-                            learned.source.get(spec.population, "") if learned else "")
+                            learned.source.get(spec.population, "") if learned else "",
+                            learned.reference.get(spec.population) if learned else None)
         try:
             outcome = registry.get(spec.method)(ctx, **spec.args)
         except TypeError as exc:
@@ -211,6 +238,7 @@ def run_template(template: Template, sample: fk.Sample, resolve: Callable[[Dim],
         for cut in outcome.cuts.values():
             _flag_cut(run, spec.population, cut)
         run.flags.extend(outcome.flags)
+        run.calls.update(outcome.calls)
         for gate in outcome.gates:
             b.add(gate, spec.parent)
         if not any(g.gate_name == spec.population for g in outcome.gates):
@@ -237,15 +265,16 @@ def learn_from_control(template: Template, control: fk.Sample, resolve, comp: Co
     (e.g. a high percentile) runs on the control's events there; the cut is kept in raw units.
     """
     learned = LearnedCuts()
+    too_few = []
     for spec in template.gates:
         if not spec.control:
             continue
         run = run_template(template, control, resolve, comp, settings, learned=learned, stop_before=spec.population)
         chans = run.channels[spec.population]
         n = run.builder.count(spec.parent)
-        if n < 100:
-            raise GatingError(f"control {control.id}: only {n} events in '{spec.parent}'; at least 100 are needed "
-                              f"to learn the cut of '{spec.population}' ({template.where(spec)})")
+        if n < MIN_CONTROL_EVENTS:       # this population is then called against the next reference
+            too_few.append(f"'{spec.parent}' has {n} events ({template.where(spec)})")
+            continue
         ctrl_spec = GateSpec(spec.population, spec.parent, spec.dims, spec.control["method"],
                              dict(spec.control.get("args") or {}), line=spec.line)
         ctx = MethodContext(run, ctrl_spec, chans, None, None)
@@ -253,7 +282,25 @@ def learn_from_control(template: Template, control: fk.Sample, resolve, comp: Co
         learned.cuts[spec.population] = _raw_cuts(ctx, out)
         learned.source[spec.population] = (f"control {control.id}: {ctrl_spec.method} "
                                            f"{dict(ctrl_spec.args)} on {n} '{spec.parent}' events")
+        if len(chans) == 1 and chans[0] in out.cuts:     # the control's own background above the cut
+            learned.reference[spec.population] = _control_reference(ctx, out.cuts[chans[0]].value, n)
+    if too_few and not learned.cuts:
+        raise GatingError(f"control {control.id}: too few events to learn any cut (at least {MIN_CONTROL_EVENTS} "
+                          f"needed): {'; '.join(too_few)}")
     return learned
+
+
+def _control_reference(ctx: MethodContext, cut: float, n: int) -> dict:
+    """The control's counts behind its cut, and two more cuts (raw units) with their counts, at the
+    percentiles :func:`gating.positivity.cut_dependence` compares."""
+    from .positivity import SENSITIVITY_Q
+    v = ctx.values(0)
+    ref = {"n": int(n), "above": int(np.count_nonzero(v >= cut)), "cut_median": ctx.to_raw(0, float(np.median(v)))}
+    for tag, q in zip(("lo", "hi"), (SENSITIVITY_Q[0], SENSITIVITY_Q[-1])):
+        c = float(np.percentile(v, q))
+        ref[f"cut_{tag}"] = ctx.to_raw(0, c)
+        ref[f"above_{tag}"] = int(np.count_nonzero(v >= c))
+    return ref
 
 
 def learn_batch(template: Template, tubes, settings: EngineSettings = EngineSettings(),

@@ -166,19 +166,18 @@ def low_population_cut(x: np.ndarray, tail_sds: float = DEFAULT_TAIL_SDS, min_pr
     if peaks.size >= 2:
         v = d.valley(peaks[0], peaks[1])
         return Cut(float(d.grid[v]), "valley", f"between {d.grid[peaks[0]]:.3g} and {d.grid[peaks[1]]:.3g}")
-    i = int(peaks[0]) if peaks.size else int(np.argmax(d.dens))
-    mode = float(d.grid[i])
-    sd = population_sd(x, d, i, "high")
-    return Cut(mode + tail_sds * sd, "tail", f"single population: mode {mode:.3g} + {tail_sds} x {sd:.3g}")
+    # one population: nothing to exclude; a tail cut would only clip its larger cells (blasts)
+    return Cut(float(np.max(x)) + 1.0, "edge", "single population: no upper cut")
 
 
 def debris_cut(fsc: np.ndarray, debris_max_frac: float = 0.4, tail_sds: float = DEFAULT_TAIL_SDS,
-               min_prominence: float = 0.02) -> Cut:
+               min_prominence: float = 0.02, debris_next_frac: float = 0.25) -> Cut:
     """Lower FSC edge of intact cells: the valley above a debris population, else a tail.
 
     Debris is a population whose mode lies below ``debris_max_frac`` of the FSC of the
-    most populous peak (particles much smaller than cells). Two cell populations of similar
-    size (lymphocytes and granulocytes) are therefore never split.
+    most populous peak *and* below ``debris_next_frac`` of the next population up (particles
+    much smaller than any cell). Lymphocytes are never taken for debris, even beside
+    granulocytes far up the FSC scale.
     """
     x = np.asarray(fsc, dtype=float)
     if x.size < 3:
@@ -188,8 +187,11 @@ def debris_cut(fsc: np.ndarray, debris_max_frac: float = 0.4, tail_sds: float = 
     if peaks.size == 0:
         peaks = np.array([int(np.argmax(d.dens))])
     main = peaks[np.argmax(d.dens[peaks])]
-    low = [p for p in peaks if p < main and d.grid[p] < debris_max_frac * d.grid[main]]
-    cells = [p for p in peaks if d.grid[p] >= debris_max_frac * d.grid[main]]
+    low = []
+    for i, p in enumerate(peaks[:-1]):
+        if p < main and d.grid[p] < debris_max_frac * d.grid[main] and d.grid[p] < debris_next_frac * d.grid[peaks[i + 1]]:
+            low = list(peaks[:i + 1])
+    cells = [p for p in peaks if p not in low] or [main]
     if low:
         v = d.valley(low[-1], cells[0])
         return Cut(float(d.grid[v]), "valley", f"above debris at {d.grid[low[-1]]:.3g}")
@@ -220,8 +222,8 @@ def ratio_band(area: np.ndarray, height: np.ndarray, tail_sds: float = DEFAULT_T
     if below:
         v = d.valley(below[-1], main)
         lo = Cut(max(float(d.grid[v]), mode - tail_sds * 2 * sd), "valley", f"doublets at ratio {d.grid[below[-1]]:.3g}")
-    else:
-        lo = Cut(mode - tail_sds * sd, "edge", f"singlet ratio {mode:.3g} - {tail_sds} x {sd:.3g}")
+    else:       # no doublet peak: a wide band, as large (activated) single cells sit lower
+        lo = Cut(mode - 2 * tail_sds * sd, "edge", f"singlet ratio {mode:.3g} - {2 * tail_sds} x {sd:.3g}")
     hi = Cut(mode + 2 * tail_sds * sd, "edge", f"singlet ratio {mode:.3g} + {2 * tail_sds} x {sd:.3g}")
     return lo, hi
 

@@ -8,6 +8,7 @@ method without forking.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Callable
@@ -16,7 +17,7 @@ import flowkit as fk
 import numpy as np
 from scipy.stats import chi2
 
-from . import finders
+from . import finders, positivity
 from .finders import Cut
 
 ENTRY_POINT_GROUP = "gating.methods"
@@ -31,6 +32,7 @@ class Outcome:
     gates: list = field(default_factory=list)
     cuts: dict[str, Cut] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    calls: dict = field(default_factory=dict)      # population -> positivity.PositiveCall
 
 
 def register(name: str):
@@ -114,6 +116,104 @@ def percentile(ctx, q: float = 99.5, keep: str = "above", source: str = "auto") 
         if ctl is None:
             cut = Cut(cut.value, "percentile", cut.detail)
     return _one_sided(ctx, cut, keep)
+
+
+@register("positive")
+def positive(ctx, internal: str | None = None, like: list | None = None, q: float = 99.5, min_events: int = 20,
+             min_shape_events: int = 100, tail_sds: float = finders.DEFAULT_TAIL_SDS, min_prominence: float = 0.04,
+             negative_span: float = 0.3) -> Outcome:
+    """1-D: marker-positive events against a negative reference, in order of preference: the cut
+    learned from a control tube (the row's ``control`` method), the ``q``-th percentile of the
+    tube's ``internal`` negative population (when its negatives look like this population's),
+    else this population's own shape (a valley; with none, the negatives' tail: uncertain).
+    With a reference, a valley in this population above the reference's cut is used instead
+    (a clear gap between negatives and positives; fewer background events). A density valley
+    needs ``min_shape_events``. ``like``: populations whose cuts this one takes (the highest,
+    with the largest background rate), for a small group such as double-negative T cells.
+    Records a :class:`gating.positivity.PositiveCall` with the background expected above the cut."""
+    x = ctx.values(0)
+    if like:
+        return _positive_like(ctx, x, like, min_events)
+    own = finders.positive_cut(x, ctx.zero(0), tail_sds, min_prominence, negative_span)
+    fixed, ref_counts, uncertain = ctx.fixed_cut(0), ctx.fixed_reference(), ""
+    sens = None
+    if fixed is not None:
+        cut = _higher_valley(fixed, own)
+        counts = {k: v for k, v in (ref_counts or {}).items() if k in ("n", "above")}
+        ref = positivity.Reference("control", fixed.detail, **counts)
+        if ref_counts and "cut_lo" in ref_counts:
+            sens = ([(float(ctx.to_scale(0, ref_counts[f"cut_{e}"])[0]), ref_counts[f"above_{e}"] / ref_counts["n"])
+                     for e in ("lo", "hi")], float(ctx.to_scale(0, ref_counts["cut_median"])[0]))
+    else:
+        cut, ref, uncertain, sens = _internal_or_shape(ctx, x, own, internal, q, min_prominence)
+        if ref.basis == "shape" and not uncertain and x.size < min_shape_events:
+            uncertain = (f"a valley in {x.size} events is not a reliable cut (at least {min_shape_events} are needed "
+                         f"without a reference)")
+    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, uncertain, sens)
+    flags = {"not_detected": [f"NOT_DETECTED:{ctx.name}"], "uncertain": [f"UNCERTAIN:{ctx.name}"]}.get(pc.status, [])
+    out = _one_sided(ctx, cut, "above")
+    return Outcome(out.gates, out.cuts, flags, {ctx.name: pc})
+
+
+def _positive_like(ctx, x, like: list, min_events: int) -> Outcome:
+    """The highest cut of the ``like`` populations, and the largest background rate among them."""
+    ch = ctx.channels[0]
+    found = [(ctx.cuts_of(p)[ch], ctx.call_of(p)) for p in like if ch in ctx.cuts_of(p) and ctx.call_of(p)]
+    if not found:
+        raise ValueError(f"population '{ctx.name}': none of {', '.join(like)} has a cut on {ch} to take")
+    cut = max((c for c, _ in found), key=lambda c: c.value)
+    rates = [(pc.expected / pc.parent_count if pc.parent_count and math.isfinite(pc.expected) else math.nan, pc)
+             for _, pc in found]
+    known = [(r, pc) for r, pc in rates if math.isfinite(r)]
+    if known:
+        r, pc = max(known, key=lambda t: t[0])
+        ref = positivity.Reference(pc.basis, f"as {pc.population}", pc.parent_count, int(round(r * pc.parent_count)))
+    else:
+        ref = positivity.Reference(found[0][1].basis, f"as {found[0][1].population}")
+    why = "" if known else f"no background estimate in {', '.join(like)}"
+    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, why)
+    out = _one_sided(ctx, Cut(cut.value, cut.method, f"the highest cut of {', '.join(like)}"), "above")
+    return Outcome(out.gates, out.cuts, [], {ctx.name: pc})
+
+
+def _higher_valley(reference_cut: Cut, own: Cut) -> Cut:
+    """The population's own valley when it lies above the reference's cut, else the reference's cut."""
+    if own.method == "valley" and own.value > reference_cut.value:
+        return Cut(own.value, reference_cut.method, f"{own.detail} (valley, above {reference_cut.detail})")
+    return reference_cut
+
+
+def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
+    """(cut, reference, reason for uncertainty) without a control tube."""
+    why_not = "no internal negatives named"
+    if internal:
+        negs = ctx.population_values(internal, 0)
+        why_not = positivity.internal_reference_check(x, negs)
+        if not why_not:
+            pct = Cut(finders.percentile_cut(negs, q).value, "internal", f"{q}th percentile of {negs.size} '{internal}' events")
+            cut = _higher_valley(pct, own)
+            above = int(np.count_nonzero(negs >= cut.value))
+            edges = [float(np.percentile(negs, e)) for e in positivity.SENSITIVITY_Q]
+            sens = ([(c, float(np.count_nonzero(negs >= c)) / negs.size) for c in edges], float(np.median(negs)))
+            return cut, positivity.Reference("internal", f"'{internal}' of this tube", int(negs.size), above), "", sens
+    if own.method != "valley" or x.size < 3:
+        return own, positivity.Reference("shape", own.detail), (
+            f"no valley between negative and positive events ({own.method}: {own.detail}) and no reference "
+            f"(control tube: none; internal negatives: {why_not})"), None
+    d = finders.density(x)
+    peaks = d.peaks(min_prominence)
+    mode = float(d.grid[peaks[0]]) if peaks.size else float(np.median(x))
+    return own, positivity.mirror_reference(x, mode, own.value, own.detail), "", None
+
+
+@register("exclude")
+def exclude(ctx, population: str) -> Outcome:
+    """The parent's events outside ``population`` (e.g. cells without the counting beads); when that
+    population's row was skipped (no bead channel), the parent passes through unchanged."""
+    if ctx.skipped(population):
+        return Outcome()
+    ref, path = ctx.ref(population)
+    return Outcome([fk.gates.BooleanGate(ctx.name, "not", [{"ref": ref, "path": path, "complement": False}])])
 
 
 @register("debris")

@@ -173,6 +173,20 @@ def load_template(path: str | Path, roles: Iterable[str] | None = None, methods:
                     str(data.get("version", "")))
 
 
+#: Method arguments that name other populations (which must then be gated first).
+REF_ARGS = ("of", "cuts_from", "population", "internal", "like")
+
+
+def population_refs(g: GateSpec) -> list[str]:
+    """The populations a row's arguments refer to (a '!' complement marker removed)."""
+    out = []
+    for key in REF_ARGS:
+        v = g.args.get(key)
+        for r in (v if isinstance(v, list) else ([v] if v else [])):
+            out.append(str(r).lstrip("!"))
+    return out
+
+
 def _ordered(specs: list[GateSpec], source: str) -> list[GateSpec]:
     """Parents before children; unknown parents and cycles are errors naming lines."""
     by_pop = {g.population: g for g in specs}
@@ -187,9 +201,7 @@ def _ordered(specs: list[GateSpec], source: str) -> list[GateSpec]:
         if g.parent != "root" and g.parent not in names:
             raise TemplateError(f"{source}, line {g.line}: parent '{g.parent}' of population '{g.population}' is "
                                 f"not defined; populations are: root, {', '.join(names)}")
-        refs[g.population] = [g.parent] + [str(r).lstrip("!") for r in (g.args.get("of") or [])
-                                           if g.method == "boolean"] + \
-            ([str(g.args["cuts_from"])] if g.args.get("cuts_from") else [])
+        refs[g.population] = [g.parent] + population_refs(g)
     for g in specs:
         for r in refs[g.population][1:]:
             if r != "root" and r not in names:

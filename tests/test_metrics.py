@@ -13,13 +13,36 @@ def test_ci_is_scipys_clopper_pearson():
     assert all(math.isnan(v) for v in exact_ci(0, 0))
 
 
-def test_predominance_calls():
+def test_predominance_calls_need_confidence():
     s = MetricSettings()
     assert predominance(30, 10, s) == "CD4"
     assert predominance(10, 30, s) == "CD8"
-    assert predominance(20, 18, s) == "balanced"
+    assert predominance(200, 180, s) == "balanced"       # ratio 1.11, interval 0.90-1.37, inside 1/1.5-1.5
+    assert predominance(20, 18, s) == "indeterminate"    # the same ratio on 38 events: interval too wide
+    assert predominance(14, 8, s) == "indeterminate"     # 1.75 but the interval (0.7-4.9) crosses 1
     assert predominance(10, 5, s) == "indeterminate"     # 15 < 22 events
     assert predominance(30, 0, s) == "CD4"
+    assert predominance(43, 128, s) == "CD8"             # the activation expert's CD69+ split
+
+
+def test_predominance_threshold_comes_from_the_rules_file():
+    from cytomnt.risk import Rules
+    rules = Rules.default()
+    s = MetricSettings.from_rules(rules.flow_calls)
+    assert s.predominance_ratio == rules.flow_calls["predominance_ratio"]
+    stricter = MetricSettings.from_rules({**rules.flow_calls, "predominance_ratio": 3.0})
+    assert predominance(60, 30, s) == "CD4" and predominance(60, 30, stricter) == "indeterminate"
+    with pytest.raises(ValueError, match="unknown flow_calls key"):
+        MetricSettings.from_rules({"cd4_ratio": 2})
+
+
+def test_no_predominance_without_a_trustworthy_car_count():
+    from cytomnt.carcall import CarCall
+    c = Counts(events=5000, t_cells=800, t_cd4=500, t_cd8=300, car_t=60, car_cd4=50, car_cd8=10)
+    m, f = phenotype(c, call=CarCall("not_detected", "control", "background", 55.0))
+    assert m["car_predominance"] == "" and "CAR_NOT_DETECTED" in f and "CAR_BELOW_LOD" in f   # 60 - 55 < 13
+    m, f = phenotype(c, call=CarCall("uncertain", "shape", "no valley"))
+    assert m["car_predominance"] == "indeterminate" and "CAR_UNCERTAIN" in f and m["car_status"] == "uncertain"
 
 
 def test_lod_loq_and_low_count_flags():

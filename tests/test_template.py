@@ -30,7 +30,9 @@ def write(tmp_path, text, name="t.yaml"):
 def test_builtin_template_is_valid_and_ordered():
     t = default_template()
     pops = [g.population for g in t.gates]
-    assert pops.index("singlets") < pops.index("t_cells") < pops.index("car_t") < pops.index("car_cd4_cd8")
+    assert pops.index("beads") < pops.index("cells") < pops.index("singlets") < pops.index("t_cells")
+    assert pops.index("t_cd4_cd8") < pops.index("car_cd4") < pops.index("car_t")
+    assert pops.index("non_t") < pops.index("car_cd4")          # the internal reference comes first
     assert set(t.to_frame().columns) >= {"population", "parent", "dims", "method", "args"}
 
 
@@ -94,11 +96,12 @@ def test_plugin_method_through_entry_point(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(methods, "_LOADED", None)
     assert "fixed_half" in methods.available()
-    p = write(tmp_path, BUILTIN.replace("dims: [car]\n    method: valley", "dims: [car]\n    method: fixed_half"))
+    p = write(tmp_path, BUILTIN.replace("dims: [car]\n    method: positive\n    args: {internal: non_t}",
+                                        "dims: [car]\n    method: fixed_half", 1))
     t = load_template(p, roles=ROLES)
     s = read_fcs(FIXTURES / "csf_bd.fcs").sample
     g = auto_gate(s, Panel.default().resolve(channels_of(s)), compensation_for(s), template=t)
-    assert g.cuts["car_t"][g.channels["car_t"][0]].value == 0.5
+    assert g.cuts["car_cd4"][g.channels["car_cd4"][0]].value == 0.5
     monkeypatch.setattr(methods, "_LOADED", None)
     sys.modules.pop("labgates_mod", None)
 
@@ -128,8 +131,11 @@ def test_negative_control_is_a_learned_cut(tmp_path):
     df = cytomnt.analyze([FIXTURES / "blood_bd.fcs"], negative_control=FIXTURES / "negative_control_bd.fcs",
                          out=tmp_path)
     learned = LearnedCuts.from_yaml(tmp_path / "learned_cuts.yaml")
-    assert "99.5" in learned.source["car_t"] and "negative_control_bd" in learned.source["car_t"]
-    assert df.strategy[0] == "auto+control"
+    for subset in ("car_cd4", "car_cd8"):           # one cut per T-cell subset, with the control's counts
+        assert "99.5" in learned.source[subset] and "negative_control_bd" in learned.source[subset]
+        ref = learned.reference[subset]
+        assert ref["n"] >= 100 and 0 < ref["above"] <= 0.01 * ref["n"] and ref["cut_lo"] < ref["cut_hi"]
+    assert df.strategy[0] == "auto+control" and df.car_basis[0] == "control"
 
 
 def test_scatter_cluster_and_boolean_methods(tmp_path):

@@ -47,6 +47,7 @@ class Rules:
     research_use: str
     literature: dict
     source: str
+    flow_calls: dict = field(default_factory=dict)    # thresholds of the flow calls (metrics.MetricSettings)
 
     @classmethod
     def default(cls) -> "Rules":
@@ -105,5 +106,9 @@ class Rules:
             if unknown:
                 raise RulesError(f"{where}: unknown factor(s) {', '.join(sorted(unknown))} in '{expr}'")
             tiers.append(TierRule(t["tier"], expr, str(t.get("reason", ""))))
+        flow = data.get("flow_calls") or {}
+        if not isinstance(flow, dict):
+            raise RulesError(f"rules file {source}: 'flow_calls' must map setting names to values")
         return cls(str(data["version"]), factors, warns, tiers,
-                   " ".join(str(data.get("research_use", "")).split()), dict(data.get("literature") or {}), source)
+                   " ".join(str(data.get("research_use", "")).split()), dict(data.get("literature") or {}), source,
+                   dict(flow))
