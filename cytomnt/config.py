@@ -32,6 +32,7 @@ class AnalysisConfig:
     manifest: dict = field(default_factory=dict)
     learned: LearnedCuts = field(default_factory=LearnedCuts)   # control-tube, batch or --learned-cuts cuts
     control_file: str | None = None
+    controls: dict = field(default_factory=dict)    # manifest control tube -> its LearnedCuts
     plots: bool = False                 # one PNG of the gates per sample (OUT/plots/<sample_id>.png)
     deidentify: bool = False            # no file names, paths or identifying keyword values in any output
     identifying_keywords: tuple = field(default_factory=lambda: IDENTIFYING_KEYWORDS)
@@ -41,9 +42,14 @@ class AnalysisConfig:
         """True when gates are found from the data (auto or a template), not given by the user."""
         return strategy_kind(self.strategy) in ("auto", "template")
 
+    def learned_for(self, entry) -> LearnedCuts:
+        """The cuts a sample uses: the run's, with its own manifest control tube's over them."""
+        own = self.controls.get(entry.control) if entry is not None and entry.control else None
+        return self.learned.merge(own) if own is not None else self.learned
+
     @property
     def strategy_label(self) -> str:
-        extra = "+control" if self.control_file else ""
+        extra = "+control" if self.control_file or self.controls else ""
         extra += "+batch" if any(v.startswith("batch") for v in self.learned.source.values()) else ""
         kind = strategy_kind(self.strategy)
         if kind == "auto":
@@ -65,7 +71,8 @@ def run_record(cfg: AnalysisConfig) -> dict:
         "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
         "sample_type": cfg.sample_type,
         "negative_control": cfg.control_file,
-        "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source},
+        "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source, "reference": cfg.learned.reference},
+        "manifest_controls": {name: {"cuts": lc.cuts, "reference": lc.reference} for name, lc in sorted(cfg.controls.items())},
         "research_use_only": RUO,
     }
 
@@ -107,6 +114,13 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
             cfg.learned = learned_cuts if isinstance(learned_cuts, LearnedCuts) else LearnedCuts.from_yaml(learned_cuts)
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(f"learned cuts {learned_cuts}: cannot be read ({exc})") from exc
+    manifest_controls = sorted({e.control for e in cfg.manifest.values() if e.control})
+    if manifest_controls:
+        from .learning import control_cuts_from
+        if not cfg.uses_template:
+            raise ConfigError("the manifest's control column sets cuts of the auto strategy or a template; it cannot "
+                              f"be used with --strategy {cfg.strategy}")
+        cfg.controls = {c: control_cuts_from(c, cfg) for c in manifest_controls}
     if negative_control is not None:
         from .learning import control_cuts_from
         if not cfg.uses_template:

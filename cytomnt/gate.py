@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gating.bias import flagged, pregate_effects
 from gating.strategy import Population, WorkspaceStrategies, gate_sample
 from gating.template import Template
 
 from .autogate import POPULATIONS, auto_gate
+from .carcall import SUBSETS as CAR_SUBSETS
 from .gatemap import counts_from
 from .panel import ResolvedPanel, channels_of
 
@@ -30,19 +32,21 @@ class Gated:
     flags: list[str] = field(default_factory=list)
     workspace_sample: str | None = None  # the sample id a workspace keys its custom gates by
     calls: dict = field(default_factory=dict)   # population -> gating.positivity.PositiveCall (templates)
+    pregates: list = field(default_factory=list)  # gating.bias.PregateEffect of each gate above the T cells
 
 
-def gate(sample, comp, strategy_src, cfg, name: str, sample_id: str) -> Gated:
-    """Gate ``sample`` with a loaded strategy (``strategies.load_strategy``)."""
+def gate(sample, comp, strategy_src, cfg, name: str, sample_id: str, learned=None) -> Gated:
+    """Gate ``sample`` with a loaded strategy (``strategies.load_strategy``); ``learned``: the cuts
+    learned for it (control tube, batch), by default the run's."""
     if isinstance(strategy_src, Template):
-        return _gate_template(sample, comp, strategy_src, cfg, name)
+        return _gate_template(sample, comp, strategy_src, cfg, name, learned if learned is not None else cfg.learned)
     return _gate_user(sample, strategy_src, cfg, name, sample_id)
 
 
-def _gate_template(sample, comp, template: Template, cfg, name: str) -> Gated:
+def _gate_template(sample, comp, template: Template, cfg, name: str, learned) -> Gated:
     """Cuts found in this tube's data (or learned from a control or the batch)."""
     rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=cfg.strategy == "auto")
-    run = auto_gate(sample, rp, comp, cfg.auto, cfg.learned, template)
+    run = auto_gate(sample, rp, comp, cfg.auto, learned, template)
     b = run.builder
     pops = []
     for gate_name, gate_path in run.strategy.get_gate_ids():
@@ -52,7 +56,11 @@ def _gate_template(sample, comp, template: Template, cfg, name: str) -> Gated:
     counts = {k: (b.count(k) if b.has(k) and k not in run.skipped else None) for k in POPULATIONS}
     counts["events"] = int(sample.event_count)
     flags = [f"GATE_SKIPPED:{d}" for p, dims in run.skipped.items() for d in dims if p != "beads"] + run.flags
-    return Gated(pops, counts, run.strategy, run.transform_text, rp, flags, calls=dict(run.calls))
+    # CD4 and CD8 CAR T cells only: double-negative "T cells" judged without pre-gates include
+    # autofluorescent myeloid cells, which look positive in every channel
+    effects = pregate_effects(b, "t_cells", [p for p in ("car_cd4", "car_cd8") if b.has(p)]) if b.has("t_cells") else []
+    flags += [f"PREGATE_BIAS:{g}" for g in flagged(effects, doublet_gates=("singlets",))]
+    return Gated(pops, counts, run.strategy, run.transform_text, rp, flags, calls=dict(run.calls), pregates=effects)
 
 
 def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str) -> Gated:

@@ -11,7 +11,7 @@ from .tables import read_table
 
 SAMPLE_TYPES = ("pb", "csf", "bm", "product")
 MANIFEST_COLUMNS = ("file", "sample_id", "patient_id", "collection_date", "sample_type")
-OPTIONAL_COLUMNS = ("alc_k_per_ul",)
+OPTIONAL_COLUMNS = ("alc_k_per_ul", "control")
 #: An ALC above this in a x10^3/uL column can only be cells/uL (peak ALCs are rarely above 50).
 ALC_K_PER_UL_MAX = 100.0
 
@@ -40,6 +40,7 @@ class ManifestEntry:
     collection_date: str = ""
     sample_type: str = ""
     alc_k_per_ul: float | None = None
+    control: str = ""                   # the CAR-negative control tube for this sample (path)
 
 
 def normalise_sample_type(value: str, where: str) -> str:
@@ -100,12 +101,25 @@ def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:
                 raise ManifestError(
                     f"{where}: alc_k_per_ul {alc:g} is not plausible in x10^3 cells/uL (it looks like cells/uL: "
                     f"{alc:g} cells/uL = {alc / 1000:g} x10^3/uL); convert the column")
-        e = ManifestEntry(r["file"].strip(), sid, r["patient_id"].strip(), date, stype, alc)
+        control = _control_path(str(r.get("control", "") or "").strip(), path, where)
+        e = ManifestEntry(r["file"].strip(), sid, r["patient_id"].strip(), date, stype, alc, control)
         for key in {e.file, Path(e.file).name}:
             if key in out:
                 raise ManifestError(f"{where}: file '{e.file}' is listed twice")
             out[key] = e
     return out
+
+
+def _control_path(value: str, manifest: Path, where: str) -> str:
+    """A control tube named in the manifest: as written, or relative to the manifest's folder."""
+    if not value:
+        return ""
+    for cand in (Path(value), manifest.parent / value):
+        if cand.is_file():
+            return str(cand)
+    raise ManifestError(f"{where}: control '{value}' is not a file (looked for it as written and in "
+                        f"{manifest.parent}); name the sample's CAR-negative control tube (FMO, CAR-negative "
+                        f"donor or pre-infusion sample)")
 
 
 def infer_sample_type(metadata: dict, file_name: str) -> str | None:

@@ -77,7 +77,7 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
     row["compensation"] = comp.describe()
     add_flags(row, "NO_COMPENSATION" if comp.matrix is None else "")
     # 4. gate
-    gated = gate(sample, comp, load_strategy(cfg.strategy), cfg, inp.name, sid)
+    gated = gate(sample, comp, load_strategy(cfg.strategy), cfg, inp.name, sid, cfg.learned_for(ident.entry))
     row["transform"] = gated.transform
     row.update({k: gated.counts.get(k) for k in GATED_COUNTS})
     add_flags(row, *gated.flags)
@@ -91,7 +91,8 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
     row.update(metrics)
     add_flags(row, *mflags)
     # 6. statistics
-    populations = populations_frame(gated.populations, sid, int(sample.event_count))
+    populations = with_pregate_effects(populations_frame(gated.populations, sid, int(sample.event_count)),
+                                       gated.pregates)
     stats = pd.DataFrame()
     if gated.populations:
         wide, stats = population_statistics(sample, comp, gated.populations, gated.panel)
@@ -101,6 +102,17 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
     gml = _gatingml(gated, row)
     png = gate_plot(gated, sample, sid, row) if cfg.plots else None
     return SampleResult(row, populations, gml, png, stats)
+
+
+def with_pregate_effects(populations: pd.DataFrame, effects) -> pd.DataFrame:
+    """populations.csv columns saying what each pre-gate removes of the CAR+ and of the CAR- T cells
+    (percent of those reaching it; empty for other populations)."""
+    pos = {e.gate: e.removed_positive_pct for e in effects}
+    neg = {e.gate: e.removed_negative_pct for e in effects}
+    if len(populations):
+        populations["removes_car_pos_t_pct"] = populations.population.map(pos).astype(float)
+        populations["removes_car_neg_t_pct"] = populations.population.map(neg).astype(float)
+    return populations
 
 
 def _gatingml(gated: Gated, row: dict) -> bytes | None:

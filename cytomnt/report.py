@@ -78,7 +78,18 @@ def _sample_view(r, plots: dict) -> dict:
             "error": r.error or "", "t_cells": _fmt(r.t_cells, "{:d}"), "car_pct": ci,
             "car_ratio": _fmt(r.car_cd4_cd8_ratio, "{:.2f}"), "car_predominance": r.car_predominance or "",
             "carneg_ratio": _fmt(r.carneg_cd4_cd8_ratio, "{:.2f}") if r.sample_type == "csf" else "",
-            "car_per_ul": _fmt(r.car_t_per_ul, "{:.0f}"), "flags": _flags(r.qc_flags), "plot": _blob(plots.get(r.sample_id))}
+            "car_per_ul": _fmt(r.car_t_per_ul, "{:.0f}"), "flags": _flags(r.qc_flags), "plot": _blob(plots.get(r.sample_id)),
+            "car_status": _car_status(r), "car_status_cls": {"uncertain": "bad", "not_detected": "warn"}.get(
+                str(getattr(r, "car_status", "") or ""), ""), "car_reason": str(getattr(r, "car_status_reason", "") or "")}
+
+
+def _car_status(r) -> str:
+    """'ok (control)', 'not detected (internal)', 'uncertain (shape)': the call and its reference."""
+    status = str(getattr(r, "car_status", "") or "")
+    if not status or r.status != "ok":
+        return ""
+    basis = str(getattr(r, "car_basis", "") or "")
+    return status.replace("_", " ") + (f" ({basis})" if basis else "")
 
 
 def _days(dates, day0):

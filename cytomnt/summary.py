@@ -25,6 +25,8 @@ def summary_text(df: pd.DataFrame, ruo: str) -> str:
         flags = ";".join(f for f in str(r.qc_flags or "").split(";") if f and not f.startswith("NO_VALLEY"))
         lines.append(f"{r.sample_id:<18} {str(r.patient_id or '-'):<8} {str(r.collection_date or '-'):<10} "
                      f"{r.sample_type:<4} {_fmt(r.t_cells, '{:d}'):>8} {ci:>22} {_fmt(r.car_cd4_cd8_ratio, '{:.2f}'):>11} "
-                     f"{r.car_predominance:<13} {_fmt(r.car_t_per_ul, '{:.0f}'):>7}  {flags}")
+                     f"{str(r.car_predominance or '-'):<13} {_fmt(r.car_t_per_ul, '{:.0f}'):>7}  {flags}")
+        if getattr(r, "car_status", "ok") not in ("ok", None):
+            lines.append(f"{'':<18} CAR {str(r.car_status).replace('_', ' ')}: {r.car_status_reason}")
     lines += ["", ruo]
     return "\n".join(lines) + "\n"

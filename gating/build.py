@@ -38,6 +38,7 @@ class StrategyBuilder:
         n = len(events)
         self._members: dict[str, np.ndarray] = {"root": np.ones(n, dtype=bool)}
         self._paths: dict[str, tuple[str, ...]] = {"root": ("root",)}
+        self._gates: dict[str, object] = {}
 
     def dim(self, channel: str, min: float | None = None, max: float | None = None) -> fk.Dimension:  # noqa: A002
         """A gate dimension with this sample's compensation and the channel's transform."""
@@ -76,7 +77,21 @@ class StrategyBuilder:
             mask = np.asarray(gate.apply(self.events), dtype=bool) & self._members[parent]
         self._members[gate.gate_name] = mask
         self._paths[gate.gate_name] = path + (gate.gate_name,)
+        self._gates[gate.gate_name] = gate
         return mask
+
+    def free_membership(self, population: str) -> np.ndarray:
+        """The population's own gate applied to every event, its parents ignored (an alias of a
+        skipped row, or the root, holds every event): where a pre-gate's choice can be judged."""
+        gate = self._gates.get(population)
+        if gate is None:
+            return np.ones(len(self.events), dtype=bool)
+        if isinstance(gate, fk.gates.BooleanGate):
+            parts = [self.free_membership(r["ref"]) ^ bool(r["complement"]) for r in gate.gate_refs]
+            if gate.type == "not":
+                return ~parts[0]
+            return np.logical_and.reduce(parts) if gate.type == "and" else np.logical_or.reduce(parts)
+        return np.asarray(gate.apply(self.events), dtype=bool)
 
     def rectangle(self, name: str, parent: str, bounds: dict[str, tuple[float | None, float | None]]) -> np.ndarray:
         """Add a range/rectangle gate: ``bounds`` maps channel -> (min, max), either may be None."""

@@ -48,6 +48,21 @@ class FactorContext:
         return f.loc[ok] if len(f) else f
 
 
+def car_samples(ctx: "FactorContext", sample_type: str) -> tuple[pd.DataFrame, str]:
+    """Usable samples whose CAR call is trustworthy (``car_status`` ok or not_detected), and a note
+    naming those left out as ``uncertain`` (their CAR-derived numbers are unknown, not zero)."""
+    f = ctx.flow_samples(sample_type)
+    if f.empty or "car_status" not in f.columns:
+        return f, ""
+    status = f.car_status.fillna("ok").astype(str)
+    unsure = f[status == "uncertain"]
+    note = ""
+    if len(unsure):
+        why = "; ".join(f"{r.sample_id}: {r.car_status_reason}" for r in unsure.itertuples())
+        note = f"CAR call uncertain in {len(unsure)} sample(s) ({why})"
+    return f[status != "uncertain"], note
+
+
 def kind(name: str):
     """Decorator registering a factor kind."""
     def deco(fn):
@@ -89,7 +104,10 @@ def compare(value, op: str, threshold) -> bool | None:
     """Whether ``value op threshold``; None when the value is unknown."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
-    return bool(OPS[op](value, threshold))
+    result = bool(OPS[op](value, threshold))
+    if isinstance(value, UncertainMax) and not (result and op in (">", ">=")):
+        return None         # a maximum known only from below settles "above", never "not above"
+    return result
 
 
 # -- built-in kinds ---------------------------------------------------------------------------
@@ -114,20 +132,37 @@ def alc_on_day(ctx: FactorContext, day: int = 10, tolerance_days: int = 1):
 
 @kind("flow_max")
 def flow_max(ctx: FactorContext, column: str, sample_type: str = "pb"):
-    """Highest value of a samples.csv column over usable samples of a type."""
-    f = ctx.flow_samples(sample_type)
+    """Highest value of a samples.csv column over usable samples of a type. A CAR column is read
+    only from samples whose CAR call is trustworthy; a not-detected CAR counts as 0; a sample
+    whose call is uncertain leaves the value unknown unless a trustworthy one is already higher."""
+    f, unsure = (car_samples(ctx, sample_type) if column.startswith("car") else (ctx.flow_samples(sample_type), ""))
+    if "car_status" in f.columns and column.startswith("car_pct"):
+        f = f.copy()
+        f.loc[f.car_status.astype(str) == "not_detected", column] = 0.0
     if f.empty or f[column].isna().all():
-        return None, f"no usable {sample_type} flow sample by {ctx.as_of}"
+        return None, (unsure or f"no usable {sample_type} flow sample by {ctx.as_of}")
     i = f[column].astype(float).idxmax()
-    return float(f.loc[i, column]), f"{f.loc[i, column]:.1f} in {f.loc[i, 'sample_id']} ({f.loc[i, 'collection_date']})"
+    detail = f"{f.loc[i, column]:.1f} in {f.loc[i, 'sample_id']} ({f.loc[i, 'collection_date']})"
+    if unsure:
+        return UncertainMax(float(f.loc[i, column])), f"{detail}; {unsure}"
+    return float(f.loc[i, column]), detail
+
+
+class UncertainMax(float):
+    """A highest value known only from below: other samples could not be read (uncertain)."""
 
 
 @kind("flow_predominance")
 def flow_predominance(ctx: FactorContext, sample_type: str = "pb"):
-    """CAR CD4/CD8 predominance at the sample with the highest CAR share of T cells."""
-    f = ctx.flow_samples(sample_type)
+    """CAR CD4/CD8 predominance at the sample with the highest CAR share of T cells (among samples
+    whose CAR call is ok; unknown when a sample's call is uncertain)."""
+    f, unsure = car_samples(ctx, sample_type)
+    if unsure:
+        return None, unsure
+    if "car_status" in f.columns:
+        f = f[f.car_status.fillna("ok").astype(str) == "ok"]
     if f.empty or f.car_pct_of_t.isna().all():
-        return None, f"no usable {sample_type} flow sample by {ctx.as_of}"
+        return None, f"no {sample_type} flow sample with CAR T cells detected by {ctx.as_of}"
     i = f.car_pct_of_t.astype(float).idxmax()
     call = str(f.loc[i, "car_predominance"])
     ratio = f.loc[i, "car_cd4_cd8_ratio"]
@@ -138,9 +173,13 @@ def flow_predominance(ctx: FactorContext, sample_type: str = "pb"):
 @kind("csf_car_cd4")
 def csf_car_cd4(ctx: FactorContext, min_enrichment: float = 1.0):
     """CSF: CD4-predominant CAR T cells whose CD4:CD8 exceeds the tube's CAR-negative T cells'."""
-    f = ctx.flow_samples("csf")
+    f, unsure = car_samples(ctx, "csf")
+    if unsure:
+        return None, unsure
+    if "car_status" in f.columns:
+        f = f[f.car_status.fillna("ok").astype(str) == "ok"]
     if f.empty:
-        return None, f"no usable CSF flow sample by {ctx.as_of}"
+        return None, f"no CSF flow sample with CAR T cells detected by {ctx.as_of}"
     callable_ = f[f.car_predominance.isin(["CD4", "CD8", "balanced"])]
     if callable_.empty:
         return None, f"CSF CAR T cells too few to call predominance ({len(f)} sample(s))"
