@@ -167,6 +167,10 @@ def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path):
     run ends promptly (no hang, no worker left behind), exit 130, no traceback, a line saying how
     many files were kept and that the same command resumes; it does."""
     import psutil
+    many = tmp_path / "many"              # 44 files: long enough a run to interrupt on any machine
+    for k in range(4):
+        shutil.copytree(tubes, many / f"copy{k}")
+    tubes = many
     out = tmp_path / "out"
     store = out / "results.sqlite"
     rng = random.Random(4242)
@@ -199,10 +203,10 @@ def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path):
         interrupted += 1
         assert p.returncode == 130, err
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-        assert re.search(r"interrupted: \d+ of 11 files finished and kept in .*results.sqlite; run the same "
+        assert re.search(r"interrupted: \d+ of 44 files finished and kept in .*results.sqlite; run the same "
                          r"command again to resume", err), err
     assert interrupted, "no attempt was interrupted mid-run"
     done = subprocess.run([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "reused from the store" in done.stderr
-    assert _stored(store) == 11
+    assert _stored(store) == 44
