@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="the output folder of `cytomnt analyze`")
     p.add_argument("--clinical", help="clinical.csv, for the risk assessment and day 0 at infusion")
     p.add_argument("--labs", help="labs.csv (ALC over time)")
-    p.add_argument("--as-of", help="risk as of this date (default: each patient's newest data)")
+    p.add_argument("--as-of", help="risk as of this date (YYYY-MM-DD; default today, as `cytomnt risk`)")
     p.add_argument("--rules")
     p.add_argument("--alc-unit", default="k_per_ul", choices=["k_per_ul", "cells_per_ul", "10^9/L"])
     p.set_defaults(func=cmd_report)

@@ -3,10 +3,12 @@
 Empty cells mean unknown, never absent. Every problem names the file, row and column.
 
 clinical.csv: patient_id, product (cilta-cel | ide-cel | other), infusion_date (YYYY-MM-DD),
-bridging_response (CR | VGPR | PR | SD | PD | unknown), bmpc_pct (bone-marrow plasma cells, %),
-m_spike_g_dl, sflc_mg_l (involved serum free light chain, mg/L), ferritin_ng_ml,
-crs_max_grade (0-4), icans_max_grade (0-4), prior_bcma_bispecific (yes/no);
-optional crs_date and icans_date (when that grade was reached; see ``CRS_ICANS_KNOWN_BY_DAY``).
+bridging_response (IMWG: sCR | CR | VGPR | PR | MR | SD | PD | unknown), bmpc_pct (bone-marrow
+plasma cells, %), m_spike_g_dl, sflc_mg_l (involved serum free light chain, mg/L), ferritin_ng_ml
+(baseline, before lymphodepletion), crs_max_grade (0-4), icans_max_grade (0-4),
+prior_bcma_bispecific (yes/no); optional crs_date and icans_date (when that maximum grade was
+reached: a grade is never used before its date, and an undated grade at a risk threshold stays
+unknown) and ferritin_date (on or before the infusion date).
 
 labs.csv: patient_id, date, alc_k_per_ul (absolute lymphocyte count, x10^3 cells/uL).
 """
@@ -23,13 +25,10 @@ from .tables import read_table
 
 CLINICAL_COLUMNS = ("patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
                     "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific")
-OPTIONAL_CLINICAL = ("crs_date", "icans_date")
+OPTIONAL_CLINICAL = ("crs_date", "icans_date", "ferritin_date")
 LAB_COLUMNS = ("patient_id", "date", "alc_k_per_ul")
 PRODUCTS = ("cilta-cel", "ide-cel", "other")
-RESPONSES = ("CR", "VGPR", "PR", "SD", "PD", "unknown")
-#: Without a date, CRS/ICANS grades count as known from this day after infusion (CRS and
-#: ICANS start at a median of day 7-8 after cilta-cel; nearly all by day 14 [Lin, IMS 2025]).
-CRS_ICANS_KNOWN_BY_DAY = 14
+RESPONSES = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "unknown")
 #: ALC in x10^3/uL above this can only be cells/uL (a mix-up); refused unless the unit is declared.
 ALC_K_PER_UL_MAX = 100.0
 #: ALC below this (x10^3/uL, i.e. 5 cells/uL) is flagged: possibly x10^9 cells/uL typed as cells/mL or similar.
@@ -58,6 +57,7 @@ class Patient:
     prior_bcma_bispecific: bool | None = None
     crs_date: dt.date | None = None
     icans_date: dt.date | None = None
+    ferritin_date: dt.date | None = None
 
 
 @dataclass
@@ -133,9 +133,10 @@ def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, P
         if product is not None and product not in PRODUCTS:
             raise ClinicalDataError(f"{w('product')}: '{r['product']}' is not one of {', '.join(PRODUCTS)}")
         resp = r["bridging_response"].strip().upper() or None
+        resp = "sCR" if resp == "SCR" else resp
         if resp == "UNKNOWN":
             resp = None
-        if resp is not None and resp not in RESPONSES:
+        if resp is not None and resp.upper() not in {x.upper() for x in RESPONSES}:
             raise ClinicalDataError(f"{w('bridging_response')}: '{r['bridging_response']}' is not one of {', '.join(RESPONSES)}")
         inf = parse_date(r["infusion_date"], w("infusion_date"))
         if inf is not None and today is not None and inf > today:
@@ -147,7 +148,11 @@ def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, P
             _num(r["crs_max_grade"], w("crs_max_grade"), 0, 5, True),
             _num(r["icans_max_grade"], w("icans_max_grade"), 0, 5, True),
             _bool(r["prior_bcma_bispecific"], w("prior_bcma_bispecific")),
-            parse_date(r.get("crs_date", ""), w("crs_date")), parse_date(r.get("icans_date", ""), w("icans_date")))
+            parse_date(r.get("crs_date", ""), w("crs_date")), parse_date(r.get("icans_date", ""), w("icans_date")),
+            parse_date(r.get("ferritin_date", ""), w("ferritin_date")))
+        if p.ferritin_date is not None and inf is not None and p.ferritin_date > inf:
+            raise ClinicalDataError(f"{w('ferritin_date')}: {p.ferritin_date} is after the infusion date {inf}; "
+                                    f"ferritin_ng_ml is the baseline value before lymphodepletion")
         for col in ("crs_date", "icans_date"):
             d = getattr(p, col)
             if d is not None and inf is not None and d < inf:

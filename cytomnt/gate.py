@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gating.bias import flagged, pregate_effects
+from gating.bias import pregate_effects
 from gating.strategy import Population, WorkspaceStrategies, gate_sample
 from gating.template import Template
 
@@ -59,7 +59,6 @@ def _gate_template(sample, comp, template: Template, cfg, name: str, learned) ->
     # CD4 and CD8 CAR T cells only: double-negative "T cells" judged without pre-gates include
     # autofluorescent myeloid cells, which look positive in every channel
     effects = pregate_effects(b, "t_cells", [p for p in ("car_cd4", "car_cd8") if b.has(p)]) if b.has("t_cells") else []
-    flags += [f"PREGATE_BIAS:{g}" for g in flagged(effects, doublet_gates=("singlets",))]
     return Gated(pops, counts, run.strategy, run.transform_text, rp, flags, calls=dict(run.calls), pregates=effects)
 
 

@@ -15,13 +15,16 @@ from .strategies import load_strategy
 
 def control_cuts_from(control, cfg):
     """Cuts of the template's ``control`` rows, learned on ``control`` (a path or FlowKit Sample)."""
+    from pathlib import Path
+    if not hasattr(control, "get_events") and not Path(control).is_file():
+        raise ConfigError(f"negative control {control}: not a file (give one FCS file of a CAR-negative tube)")
     try:
         sample = control if hasattr(control, "get_events") else read_fcs(control).sample
         name = str(getattr(control, "id", control))
         rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
         comp = compensation_for(sample, cfg.spillover, name)
         return control_cuts(sample, rp, comp, cfg.auto, load_strategy(cfg.strategy))
-    except (FcsReadError, PanelError, CompensationError, GatingError, ValueError) as exc:
+    except (FcsReadError, PanelError, CompensationError, GatingError, ValueError, OSError) as exc:
         raise ConfigError(f"negative control: {exc}") from exc
 
 

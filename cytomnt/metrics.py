@@ -148,7 +148,7 @@ def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: flo
             flags.append("NO_T_CELLS")
         elif t < s.min_t_cells:
             flags.append("LOW_EVENT_COUNT")
-    if car is not None and t:
+    if car is not None and t and car_call.status != "uncertain":
         net = car - (car_call.expected if math.isfinite(car_call.expected) else 0.0)   # above the blank
         if net < s.lod_events:
             flags.append("CAR_BELOW_LOD")

@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from gating.preprocess import compensation_for
+from gating.bias import flagged
 from gating.strategy import gatingml_bytes, populations_frame
 
 from .carcall import car_call
@@ -90,6 +91,10 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
                                 call=call)
     row.update(metrics)
     add_flags(row, *mflags)
+    if call.status == "ok":     # judged on CAR+ cells only when there are some beyond background
+        add_flags(row, *(f"PREGATE_BIAS:{g}" for g in flagged(gated.pregates, doublet_gates=("singlets",))))
+    if "control" in str(row["car_basis"]):
+        row["car_basis"] = str(row["car_basis"]).replace("control", f"control {control_name(ident.entry, cfg)}")
     # 6. statistics
     populations = with_pregate_effects(populations_frame(gated.populations, sid, int(sample.event_count)),
                                        gated.pregates)
@@ -106,13 +111,26 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
 
 def with_pregate_effects(populations: pd.DataFrame, effects) -> pd.DataFrame:
     """populations.csv columns saying what each pre-gate removes of the CAR+ and of the CAR- T cells
-    (percent of those reaching it; empty for other populations)."""
-    pos = {e.gate: e.removed_positive_pct for e in effects}
-    neg = {e.gate: e.removed_negative_pct for e in effects}
+    (how many reach it, and the percent of those it removes; empty for other populations)."""
+    cols = {"car_pos_t_reaching": lambda e: e.positives_in, "removes_car_pos_t_pct": lambda e: e.removed_positive_pct,
+            "car_neg_t_reaching": lambda e: e.negatives_in, "removes_car_neg_t_pct": lambda e: e.removed_negative_pct}
     if len(populations):
-        populations["removes_car_pos_t_pct"] = populations.population.map(pos).astype(float)
-        populations["removes_car_neg_t_pct"] = populations.population.map(neg).astype(float)
+        for col, get in cols.items():
+            populations[col] = populations.population.map({e.gate: get(e) for e in effects}).astype(float)
     return populations
+
+
+def control_name(entry, cfg: AnalysisConfig) -> str:
+    """The control tube behind a sample's cuts (its own from the manifest, else the run's)."""
+    from pathlib import Path
+    if entry is not None and entry.control:
+        return "sha256:" + entry_hash(entry.control) if cfg.deidentify else Path(entry.control).name
+    return Path(cfg.control_file).name if cfg.control_file and not cfg.deidentify else str(cfg.control_file or "")
+
+
+def entry_hash(path: str) -> str:
+    from .reading import sha256_file
+    return sha256_file(path)[:16]
 
 
 def _gatingml(gated: Gated, row: dict) -> bytes | None:

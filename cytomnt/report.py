@@ -76,11 +76,29 @@ def _sample_view(r, plots: dict) -> dict:
     return {"sample_id": r.sample_id, "anchor": _anchor(r.sample_id), "patient_id": r.patient_id or "",
             "collection_date": r.collection_date or "", "sample_type": r.sample_type or "", "status": r.status,
             "error": r.error or "", "t_cells": _fmt(r.t_cells, "{:d}"), "car_pct": ci,
-            "car_ratio": _fmt(r.car_cd4_cd8_ratio, "{:.2f}"), "car_predominance": r.car_predominance or "",
+            "car_ratio": _fmt(r.car_cd4_cd8_ratio, "{:.2f}") if getattr(r, "car_status", "ok") == "ok" else "-",
+            "car_predominance": r.car_predominance or "",
             "carneg_ratio": _fmt(r.carneg_cd4_cd8_ratio, "{:.2f}") if r.sample_type == "csf" else "",
             "car_per_ul": _fmt(r.car_t_per_ul, "{:.0f}"), "flags": _flags(r.qc_flags), "plot": _blob(plots.get(r.sample_id)),
             "car_status": _car_status(r), "car_status_cls": {"uncertain": "bad", "not_detected": "warn"}.get(
-                str(getattr(r, "car_status", "") or ""), ""), "car_reason": str(getattr(r, "car_status_reason", "") or "")}
+                str(getattr(r, "car_status", "") or ""), ""), "car_reason": str(getattr(r, "car_status_reason", "") or ""),
+            "car_advice": car_advice(str(getattr(r, "car_status_reason", "") or ""))}
+
+
+#: A plain first line for a lab tech, from the reason of an uncertain call.
+ADVICE = (("T cells; at least", "Too few T cells to call CAR positivity."),
+          ("run continuously", "Dim stain without a clear gap: the count depends on the cut. A control tube "
+                               "stained the same way, or a brighter CAR reagent, would settle it."),
+          ("sit just above the cut", "Dim stain without a clear gap: the true CAR share may be much higher. A "
+                                     "control tube stained the same way, or a brighter CAR reagent, would settle it."),
+          ("no valley", "No clear CAR+ population and no negative reference: run a CAR-negative control tube "
+                        "(FMO or pre-infusion sample) with this panel."),
+          ("every event lies above", "Every T cell looks CAR+: the negatives cannot be placed without a control tube."))
+
+
+def car_advice(reason: str) -> str:
+    """One plain sentence for an uncertain or not-detected call."""
+    return next((text for key, text in ADVICE if key in reason), "")
 
 
 def _car_status(r) -> str:
@@ -163,7 +181,8 @@ def _risk_view(a) -> dict:
            f"{_fmt(k.get('rate_of_rise_k_per_ul_per_day'), '{:+.2f}')} x10³/µL per day"
            if k.get("alc_max_k_per_ul") is not None else "")
     return {"tier": a.tier, "as_of": a.as_of, "day": a.day_after_infusion, "reason": a.reason, "could": a.could_be_higher,
-            "kinetics": kin,
+            "highest": a.highest_possible_tier, "kinetics": kin,
+            "unknown": [{"label": f.label, "settle": f.settle} for f in a.factors if f.present is None],
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
                          "value": ({True: "yes", False: "no"}[f.value] if isinstance(f.value, bool)
                                    else _fmt(f.value, "{:.3g}")), "threshold": thr(f), "detail": f.detail,
@@ -194,6 +213,7 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
         data = load(clinical, labs, prepare_flow(flow, str(store_path)), alc_unit)
     if isinstance(as_of, str):
         as_of = parse_date(as_of, "--as-of")
+    as_of = as_of or dt.date.today()      # the same default as `cytomnt risk`: what is known today
     samples = [_sample_view(r, plots) for r in df.itertuples(index=False)]
     pids = [p for p in dict.fromkeys(df.patient_id.fillna("")) if p]
     if data is not None:
@@ -204,7 +224,7 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
         pat = data.patients.get(pid) if data is not None else None
         risk = None
         if pat is not None:
-            risk = _risk_view(assess(data, pid, as_of or _last_date(rows, data, pid), rules_obj))
+            risk = _risk_view(assess(data, pid, as_of, rules_obj))
         patients.append({"id": pid, "anchor": _anchor(pid), "risk": risk,
                          "charts": _charts(pid, rows, data.labs if data is not None else None,
                                            pat.infusion_date if pat is not None else None),
@@ -218,10 +238,3 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
                            errors=[s for s in samples if s["status"] != "ok"],
                            unassigned=[s for s in samples if not s["patient_id"]])
     return atomic_write(out / "report.html", html)
-
-
-def _last_date(rows: pd.DataFrame, data, pid: str) -> dt.date:
-    """The newest date of any data of the patient (the default as-of date of the report)."""
-    dates = [parse_date(d, "collection_date") for d in rows.collection_date if isinstance(d, str) and d]
-    dates += list(data.labs[data.labs.patient_id == pid].date)
-    return max(dates) if dates else dt.date.today()

@@ -24,7 +24,7 @@ COUNT_COLUMNS = ("events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4"
                  "car_cd4", "car_cd8", "beads", "carneg_cd4", "carneg_cd8")
 #: Columns of populations.csv before the per-channel medians.
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total",
-                      "removes_car_pos_t_pct", "removes_car_neg_t_pct"]
+                      "car_pos_t_reaching", "removes_car_pos_t_pct", "car_neg_t_reaching", "removes_car_neg_t_pct"]
 #: Columns of statistics.csv.
 STATISTICS_COLUMNS = ["sample_id", "population", "parent", "count", "pct_parent", "pct_total", "channel", "marker",
                       "role", "median", "mean", "rcv_pct"]

@@ -54,13 +54,15 @@ class LearnedCuts:
     cuts: dict[str, dict[str, float]] = field(default_factory=dict)
     source: dict[str, str] = field(default_factory=dict)
     reference: dict[str, dict] = field(default_factory=dict)   # population -> control counts (n, above, ...)
+    unusable: dict[str, str] = field(default_factory=dict)     # population -> why the control gave no cut
 
     def to_yaml(self, path: str | Path) -> Path:
         data = {"units": "raw compensated intensity (mapped onto each tube's transform when applied)",
                 "cuts": {p: {c: float(v) for c, v in sorted(cs.items())} for p, cs in sorted(self.cuts.items())},
                 "source": dict(sorted(self.source.items())),
                 "reference": {p: {k: (float(v) if k.startswith("cut") else int(v)) for k, v in sorted(r.items())}
-                              for p, r in sorted(self.reference.items())}}
+                              for p, r in sorted(self.reference.items())},
+                "unusable": dict(sorted(self.unusable.items()))}
         return atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
     @classmethod
@@ -69,11 +71,13 @@ class LearnedCuts:
         return cls({p: {c: float(v) for c, v in cs.items()} for p, cs in (data.get("cuts") or {}).items()},
                    dict(data.get("source") or {}),
                    {p: {k: (float(v) if k.startswith("cut") else int(v)) for k, v in r.items()}
-                    for p, r in (data.get("reference") or {}).items()})
+                    for p, r in (data.get("reference") or {}).items()},
+                   dict(data.get("unusable") or {}))
 
     def merge(self, other: "LearnedCuts") -> "LearnedCuts":
+        unusable = {k: v for k, v in {**self.unusable, **other.unusable}.items() if k not in other.cuts}
         return LearnedCuts({**self.cuts, **other.cuts}, {**self.source, **other.source},
-                           {**self.reference, **other.reference})
+                           {**self.reference, **other.reference}, unusable)
 
 
 @dataclass
@@ -100,12 +104,14 @@ class MethodContext:
     """What a method sees: the parent's events on the gate's dimensions, and helpers to make gates."""
 
     def __init__(self, run: TemplateRun, spec: GateSpec, channels: list[str], fixed: dict[str, float] | None,
-                 control: dict[str, np.ndarray] | None, fixed_source: str = "", fixed_reference: dict | None = None):
+                 control: dict[str, np.ndarray] | None, fixed_source: str = "", fixed_reference: dict | None = None,
+                 control_note: str = ""):
         self._run, self.spec, self.channels = run, spec, channels
         self.dim_names = [str(d) for d in spec.dims]
         self.name, self.parent = spec.population, spec.parent
         self._fixed, self._control, self._fixed_source = fixed, control, fixed_source
         self._fixed_reference = fixed_reference
+        self._control_note = control_note
 
     def values(self, i: int = 0) -> np.ndarray:
         """The parent's events on dim ``i``, on the gate's scale (transformed fluorescence, linear scatter)."""
@@ -132,6 +138,10 @@ class MethodContext:
         if not self._fixed or self.dim_names[i] not in self._fixed:
             return None
         return Cut(float(self.to_scale(i, self._fixed[self.dim_names[i]])[0]), "learned", self._fixed_source)
+
+    def control_note(self) -> str:
+        """Why a control tube gave this population no cut ('' when none was given or it did)."""
+        return self._control_note
 
     def fixed_reference(self) -> dict | None:
         """The control tube's counts behind a learned cut: ``{"n": events, "above": at or above it}``."""
@@ -229,7 +239,8 @@ def run_template(template: Template, sample: fk.Sample, resolve: Callable[[Dim],
         ctx = MethodContext(run, spec, channels[spec.population], fixed,
                             (control_values or {}).get(spec.population),
                             learned.source.get(spec.population, "") if learned else "",
-                            learned.reference.get(spec.population) if learned else None)
+                            learned.reference.get(spec.population) if learned else None,
+                            learned.unusable.get(spec.population, "") if learned else "")
         try:
             outcome = registry.get(spec.method)(ctx, **spec.args)
         except TypeError as exc:
@@ -274,6 +285,8 @@ def learn_from_control(template: Template, control: fk.Sample, resolve, comp: Co
         n = run.builder.count(spec.parent)
         if n < MIN_CONTROL_EVENTS:       # this population is then called against the next reference
             too_few.append(f"'{spec.parent}' has {n} events ({template.where(spec)})")
+            learned.unusable[spec.population] = (f"control {control.id} has {n} '{spec.parent}' events, "
+                                                 f"{MIN_CONTROL_EVENTS} needed")
             continue
         ctrl_spec = GateSpec(spec.population, spec.parent, spec.dims, spec.control["method"],
                              dict(spec.control.get("args") or {}), line=spec.line)

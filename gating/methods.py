@@ -199,7 +199,7 @@ def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
     if own.method != "valley" or x.size < 3:
         return own, positivity.Reference("shape", own.detail), (
             f"no valley between negative and positive events ({own.method}: {own.detail}) and no reference "
-            f"(control tube: none; internal negatives: {why_not})"), None
+            f"(control tube: {ctx.control_note() or 'none'}; internal negatives: {why_not})"), None
     d = finders.density(x)
     peaks = d.peaks(min_prominence)
     mode = float(d.grid[peaks[0]]) if peaks.size else float(np.median(x))

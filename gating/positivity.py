@@ -94,6 +94,30 @@ def cut_dependence(values: np.ndarray, cuts: list[tuple[float, float]], negative
     return ""
 
 
+#: The positives' median must lie this far above the cut, in units of the negatives' own reach
+#: (reference median to cut): bright stains 0.6-1.0, dim continuous ones 0.3-0.5 (generated tubes).
+MIN_GAP = 0.5
+
+
+def separation(values: np.ndarray, cut: float, negative_median: float) -> str:
+    """Why the positive events are not a population of their own ('' when they are).
+
+    Positive cells separated from the negatives have their median well above the cut; events of
+    a dim stain that runs into the negatives pile up just above it, and the cut then decides
+    how many are counted. Works where :func:`cut_dependence` has too few events to see a slope.
+    """
+    pos = values[values >= cut]
+    reach = cut - negative_median
+    if pos.size < 5 or reach <= 0:
+        return ""
+    gap = (float(np.median(pos)) - cut) / reach
+    if gap < MIN_GAP:
+        return (f"the positive events sit just above the cut (their median is {gap:.2f} of the negatives' "
+                f"width above it, at least {MIN_GAP} expected for a separate population): a dim stain running "
+                f"into the negatives, so the true share may be much higher than counted")
+    return ""
+
+
 def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_events: int,
          uncertain: str = "", sensitivity: tuple[list[tuple[float, float]], float] | None = None) -> PositiveCall:
     """The call for ``values`` (the parent's events on the marker's scale) cut at ``cut`` (at or
@@ -106,7 +130,7 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
     p = float(poisson.sf(k - 1, high)) if k > 0 and math.isfinite(high) else 1.0
     reason = uncertain
     if not reason and sensitivity and p < ALPHA:
-        reason = cut_dependence(values, *sensitivity)
+        reason = cut_dependence(values, *sensitivity) or separation(values, cut, sensitivity[1])
     if not reason and n < min_events:
         reason = f"{n} events in the parent population; at least {min_events} are needed to call positivity"
     if not reason and n and k == n and ref.basis != "control":

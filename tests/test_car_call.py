@@ -34,6 +34,8 @@ STRESS = {
                                                   bead_scatter=(70e3, 25e3), viability=False),
     "granulocytes_high_fsc": TubeSpec(events=EVENTS, car_frac_of_t=0.2, granulocyte_fsc=210e3, lymph_frac=0.12),
     "csf_300": TubeSpec(sample_type="csf", events=300, car_frac_of_t=0.35),
+    "csf_dim_450": TubeSpec(sample_type="csf", events=450, car_frac_of_t=0.3, car_mfi=600, car_sigma=1.1),
+    "pb_dim_10k": TubeSpec(events=10_000, car_frac_of_t=0.25, car_mfi=500, car_sigma=1.1),
 }
 
 
@@ -72,19 +74,24 @@ def test_no_confident_wrong_car_share(stress):
 
 
 def test_dim_continuous_stain_is_uncertain_not_wrong(stress):
+    """Also in small tubes, where too few events show how the count falls as the cut rises: the
+    positives then sit just above the cut, which says the same."""
     runs, truths = stress
     for df in runs.values():
-        r = df.loc["dim_continuous"]
-        assert r.car_status == "uncertain" and "continuous" in r.car_status_reason
-        assert r.car_predominance == "indeterminate"
+        for name in ("dim_continuous", "csf_dim_450", "pb_dim_10k"):
+            r = df.loc[name]
+            assert r.car_status == "uncertain", (name, r.car_pct_of_t, truths[name]["car_pct_of_t"])
+            assert r.car_predominance == "indeterminate"
+        assert "continuous" in df.loc["dim_continuous"].car_status_reason
 
 
 def test_car_negative_tube_with_control_is_not_detected(stress):
     runs, _ = stress
     r = runs["control"].loc["car_negative"]
-    assert r.car_status == "not_detected" and r.car_basis == "control"
+    assert r.car_status == "not_detected" and r.car_basis == "control control.fcs"
     assert r.car_predominance in ("", None) or (isinstance(r.car_predominance, float) and math.isnan(r.car_predominance))
     assert "CAR_NOT_DETECTED" in r.qc_flags and r.car_background_expected > 0
+    assert "PREGATE_BIAS" not in r.qc_flags            # background events are not CAR T cells to lose
     assert runs["none"].loc["car_negative"].car_status != "ok"
 
 
@@ -159,8 +166,8 @@ def test_manifest_controls_per_sample(tmp_path):
     c1, c2 = (cfg.controls[str(tmp_path / f"c{i}.fcs")] for i in (1, 2))
     assert c2.cuts["car_cd4"]["car"] > 1.5 * c1.cuts["car_cd4"]["car"]      # c2's CD4 background is higher
     df = cytomnt.analyze([tmp_path / "s1.fcs", tmp_path / "s2.fcs"], manifest=m).set_index("sample_id")
-    assert df.loc["S1"].car_status == "not_detected" and df.loc["S1"].car_basis == "control"
-    assert df.loc["S2"].car_basis == "control" and df.loc["S2"].strategy == "auto+control"
+    assert df.loc["S1"].car_status == "not_detected" and df.loc["S1"].car_basis == "control c1.fcs"
+    assert df.loc["S2"].car_basis == "control c2.fcs" and df.loc["S2"].strategy == "auto+control"
     bad = tmp_path / "bad.csv"
     bad.write_text(m.read_text().replace("c2.fcs", "nowhere.fcs"))
     with pytest.raises(ValueError, match="row 3: control 'nowhere.fcs' is not a file"):
@@ -174,7 +181,8 @@ def test_uncertain_call_makes_car_factors_unknown(tmp_path):
     lab = tmp_path / "labs.csv"
     lab.write_text("patient_id,date,alc_k_per_ul\nP1,2026-01-13,3.5\n")
     row = {"sample_id": "b14", "patient_id": "P1", "collection_date": dt.date(2026, 1, 15), "sample_type": "pb",
-           "status": "ok", "qc_flags": "", "car_pct_of_t": 75.0, "car_predominance": "CD4",
+           "status": "ok", "qc_flags": "", "car_pct_of_t": 75.0, "car_pct_of_t_ci_low": 71.0,
+           "car_pct_of_t_ci_high": 79.0, "car_predominance": "CD4",
            "car_cd4_cd8_ratio": 3.0, "carneg_cd4_cd8_ratio": 1.5, "car_cd4_enrichment": 2.0,
            "car_status": "ok", "car_status_reason": ""}
     sure = assess(load(c, lab, pd.DataFrame([row])), "P1", dt.date(2026, 2, 10))
@@ -184,7 +192,8 @@ def test_uncertain_call_makes_car_factors_unknown(tmp_path):
     for f in ("car_gt_60pct_of_t", "car_cd4_predominant"):
         assert unsure.factor(f).present is None, f
         assert "uncertain" in unsure.factor(f).detail and "b14" in unsure.factor(f).detail
-    row.update(car_status="not_detected", car_pct_of_t=0.6, car_predominance="")
+    row.update(car_status="not_detected", car_pct_of_t=0.6, car_pct_of_t_ci_low=0.4, car_pct_of_t_ci_high=0.8,
+               car_predominance="")
     none = assess(load(c, lab, pd.DataFrame([row])), "P1", dt.date(2026, 2, 10))
     assert none.factor("car_gt_60pct_of_t").present is False
 
@@ -234,3 +243,20 @@ def test_unstained_and_compensation_controls_give_no_car_share(activation):
     for df in (none, ctl):
         for sid in [s for s in df.index if s.startswith("Compensation")] + ["Activation_33"]:
             assert df.loc[sid].car_status != "ok", sid
+
+
+def test_control_problems_are_said(tmp_path, capsys):
+    """A folder given as the control: one line, exit 2. A control too small for a subset: the call
+    says so instead of 'control tube: none'."""
+    from cytomnt.cli import main
+    write_tube(tmp_path / "s.fcs", TubeSpec(sample_type="csf", events=600, car_frac_of_t=0.2), SEED + 21)
+    assert main(["analyze", str(tmp_path / "s.fcs"), "--negative-control", str(tmp_path), "--out",
+                 str(tmp_path / "o"), "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "not a file" in err and "Traceback" not in err
+    small = tmp_path / "small_ctl.fcs"
+    write_tube(small, TubeSpec(sample_type="csf", events=500, car_frac_of_t=0.0, t_cd4_share=0.9), SEED + 22)
+    cfg = make_config(negative_control=small)
+    assert "car_cd8" in cfg.learned.unusable and "needed" in cfg.learned.unusable["car_cd8"]
+    df = cytomnt.analyze([tmp_path / "s.fcs"], config=cfg)
+    assert "control tube: none" not in df.car_status_reason[0]

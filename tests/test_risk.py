@@ -39,8 +39,9 @@ def p1(tmp_path):
 
 
 def test_no_look_ahead(p1):
-    """ALC crossing 3.0 on day 12: alc_max_gt_3 false as of day 10, true as of day 14."""
-    assert assess(p1, "P1", day(10)).factor("alc_max_gt_3").present is False
+    """ALC crossing 3.0 on day 12: unknown as of day 10 (the peak may still come), true as of day 14."""
+    f10 = assess(p1, "P1", day(10)).factor("alc_max_gt_3")
+    assert f10.present is None and "day 30" in f10.settle
     a14 = assess(p1, "P1", day(14))
     assert a14.factor("alc_max_gt_3").present is True and a14.factor("alc_max_gt_3").value == 3.6
     assert assess(p1, "P1", day(10)).data_used["alc_values"] == 2
@@ -55,9 +56,10 @@ def test_kinetics_are_part_of_the_assessment(p1):
 
 
 def test_peak_of_exactly_three_is_not_above_three(p1):
-    f = assess(p1, "P2", day(30)).factor("alc_max_gt_3")
+    f = assess(p1, "P2", day(31)).factor("alc_max_gt_3")           # day 31: the day 0-30 window has closed
     assert f.value == 3.0 and f.present is False
-    assert assess(p1, "P2", day(30)).factor("alc_max_d0_14_ge_2_4").present is True   # >= 2.4
+    assert assess(p1, "P2", day(31)).factor("alc_max_d0_14_ge_2_4").present is True   # >= 2.4
+    assert assess(p1, "P2", day(30)).factor("alc_max_gt_3").present is None         # day 30 itself: still open
 
 
 def test_alc_in_cells_per_ul_is_refused_naming_row_and_unit(tmp_path):
@@ -72,7 +74,7 @@ def test_alc_in_cells_per_ul_is_refused_naming_row_and_unit(tmp_path):
 @pytest.mark.parametrize("row, message", [
     ("P1,cilta-cel,03/04/2026,PR,,,,,,,", "day and month are ambiguous"),
     ("P1,cilta-cell,2026-01-01,PR,,,,,,,", "product.*'cilta-cell' is not one of"),
-    ("P1,cilta-cel,2026-01-01,MR,,,,,,,", "bridging_response.*'MR'"),
+    ("P1,cilta-cel,2026-01-01,XR,,,,,,,", "bridging_response.*'XR'"),
     ("P1,cilta-cel,2026-01-01,PR,-5,,,,,,", "bmpc_pct: -5 is outside"),
     ("P1,cilta-cel,2026-01-01,PR,,,,,2.5,,", "grade 2.5 must be a whole number"),
     ("P1,cilta-cel,2026-01-01,PR,,,,,,,maybe", "must be yes or no"),
@@ -129,37 +131,54 @@ def test_warning_for_prior_bispecific(p1):
 
 
 def test_crs_counts_only_once_known(tmp_path):
+    """An undated grade is never assumed known; a dated one counts from its date; a maximum below
+    the threshold is settled only once the CRS/ICANS window (day 30) has closed."""
     c, lab = files(tmp_path, ["P1,cilta-cel,2026-01-01,PR,85,,,,3,0,no"], [])
     data = load(c, lab)
-    assert assess(data, "P1", day(5)).factor("crs_ge_2_or_icans").present is None
-    assert assess(data, "P1", day(14)).factor("crs_ge_2_or_icans").present is True
+    for d in (5, 14, 60):
+        f = assess(data, "P1", day(d)).factor("crs_ge_2_or_icans")
+        assert f.present is None and "crs_date" in f.settle, d
+    c.write_text(HEAD.replace("prior_bcma_bispecific\n", "prior_bcma_bispecific,crs_date\n")
+                 + f"P1,cilta-cel,2026-01-01,PR,85,,,,3,0,no,{day(25)}\n")
+    data = load(c, lab)
+    assert assess(data, "P1", day(14)).factor("crs_ge_2_or_icans").present is None   # reached on day 25
+    assert assess(data, "P1", day(25)).factor("crs_ge_2_or_icans").present is True
+    c.write_text(HEAD + "P1,cilta-cel,2026-01-01,PR,85,,,,1,0,no\n")
+    data = load(c, lab)
+    assert assess(data, "P1", day(20)).factor("crs_ge_2_or_icans").present is None   # grade 1 so far
+    assert assess(data, "P1", day(31)).factor("crs_ge_2_or_icans").present is False
 
 
 def test_timeline_first_fired(p1):
     t = timeline(p1, "P1")
     ff = t.first_fired()
-    assert ff["alc_max_gt_3"] == day(12) and ff["tier_elevated"] == day(12)
-    assert [s.as_of for s in t.steps][:3] == [day(0), day(4), day(8)]
+    assert ff["alc_max_gt_3"] == day(12)
+    assert ff["tier_elevated"] == day(0)                # cilta-cel is a risk factor from infusion on
+    assert [s.as_of for s in t.steps][:4] == [day(0), day(4), day(8), day(12)]
+    assert day(31) in [s.as_of for s in t.steps]        # the day the day 0-30 window has closed
 
 
 def test_flow_factors_and_csf_against_car_negative(tmp_path):
     c, lab = files(tmp_path, ["P1,cilta-cel,2026-01-01,PR,,,,,,,no"], [f"P1,{day(12)},3.5"])
     flow = pd.DataFrame([
         {"sample_id": "b14", "patient_id": "P1", "collection_date": day(14), "sample_type": "pb", "status": "ok",
-         "qc_flags": "", "car_pct_of_t": 70.0, "car_predominance": "CD4", "car_cd4_cd8_ratio": 3.0,
-         "carneg_cd4_cd8_ratio": 1.5, "car_cd4_enrichment": 2.0},
+         "qc_flags": "", "car_pct_of_t": 70.0, "car_pct_of_t_ci_low": 66.0, "car_pct_of_t_ci_high": 74.0,
+         "car_predominance": "CD4", "car_cd4_cd8_ratio": 3.0, "carneg_cd4_cd8_ratio": 1.5, "car_cd4_enrichment": 2.0},
         {"sample_id": "c20", "patient_id": "P1", "collection_date": day(20), "sample_type": "csf", "status": "ok",
-         "qc_flags": "", "car_pct_of_t": 20.0, "car_predominance": "CD4", "car_cd4_cd8_ratio": 1.8,
-         "carneg_cd4_cd8_ratio": 2.4, "car_cd4_enrichment": 0.75},
+         "qc_flags": "", "car_pct_of_t": 20.0, "car_pct_of_t_ci_low": 14.0, "car_pct_of_t_ci_high": 27.0,
+         "car_predominance": "CD4", "car_cd4_cd8_ratio": 1.8, "carneg_cd4_cd8_ratio": 2.4, "car_cd4_enrichment": 0.75,
+         "car_cd4": 90, "car_cd8": 50, "carneg_cd4": 480, "carneg_cd8": 200},
         {"sample_id": "b30", "patient_id": "P1", "collection_date": day(30), "sample_type": "pb", "status": "ok",
-         "qc_flags": "LOW_EVENT_COUNT", "car_pct_of_t": 95.0, "car_predominance": "CD8", "car_cd4_cd8_ratio": 0.2,
+         "qc_flags": "LOW_EVENT_COUNT", "car_pct_of_t": 95.0, "car_pct_of_t_ci_low": 80.0, "car_pct_of_t_ci_high": 99.0,
+         "car_predominance": "CD8", "car_cd4_cd8_ratio": 0.2,
          "carneg_cd4_cd8_ratio": 1.0, "car_cd4_enrichment": 0.2}])
     data = load(c, lab, flow)
     a = assess(data, "P1", day(40))
     assert a.factor("car_gt_60pct_of_t").value == 70.0            # the LOW_EVENT_COUNT sample is not used
     assert a.factor("car_cd4_predominant").present is True
-    # CSF CAR CD4:CD8 1.8 is CD4-predominant but below the tube's CAR-negative 2.4: not a factor
-    assert a.factor("csf_car_cd4_predominant").present is False
+    # CSF CAR CD4:CD8 1.8 is CD4-predominant but below the tube's CAR-negative 2.4 (odds ratio 0.75,
+    # interval 0.5-1.1): not beyond the tube's own CD4 richness, and not clearly below it either
+    assert a.factor("csf_car_cd4_predominant").present is None
     assert a.tier == "high"
     assert assess(data, "P1", day(13)).factor("car_gt_60pct_of_t").present is None   # sample not yet taken
 
@@ -177,7 +196,8 @@ def test_three_valued_logic():
 def test_rules_file_override_and_errors(tmp_path, p1):
     text = (Rules.default().source and None) or __import__("importlib.resources").resources.files("cytomnt") \
         .joinpath("data/mnt_rules.yaml").read_text()
-    (tmp_path / "r.yaml").write_text(text.replace('version: "2026.11-1"', 'version: "lab-7"')
+    import re
+    (tmp_path / "r.yaml").write_text(re.sub(r'version: "[^"]+"', 'version: "lab-7"', text, count=1)
                                      .replace("threshold: 3.0\n    unit", "threshold: 1.5\n    unit", 1))
     r = Rules.from_yaml(tmp_path / "r.yaml")
     a = assess(p1, "P1", day(10), r)
@@ -217,7 +237,7 @@ def test_cli_risk_json_and_timeline(tmp_path, p1, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert {d["patient_id"] for d in doc} == {"P1", "P2"}
     f = next(x for x in doc[0]["factors"] if x["id"] == "alc_max_gt_3")
-    assert f["status"] == "absent" and f["threshold"] == 3.0 and f["sources"]
+    assert f["status"] == "unknown" and f["threshold"] == 3.0 and f["sources"] and "day 30" in f["settle"]
     assert main(["risk", "--clinical", str(c), "--labs", str(lab), "--timeline", "--patient", "P1"]) == 0
     out = capsys.readouterr().out
     assert "first fired: alc_max_gt_3 2026-01-13" in out

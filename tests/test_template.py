@@ -135,7 +135,7 @@ def test_negative_control_is_a_learned_cut(tmp_path):
         assert "99.5" in learned.source[subset] and "negative_control_bd" in learned.source[subset]
         ref = learned.reference[subset]
         assert ref["n"] >= 100 and 0 < ref["above"] <= 0.01 * ref["n"] and ref["cut_lo"] < ref["cut_hi"]
-    assert df.strategy[0] == "auto+control" and df.car_basis[0] == "control"
+    assert df.strategy[0] == "auto+control" and df.car_basis[0] == "control negative_control_bd.fcs"
 
 
 def test_scatter_cluster_and_boolean_methods(tmp_path):

@@ -3,6 +3,7 @@
 Research use only: it states evidence and its limits and is not a validated clinical tool.
 """
 from .assess import FactorResult, RiskAssessment, Timeline, assess, evaluate, literature_performance, timeline
+from . import kinds  # noqa: F401,E402 - registers the built-in factor kinds
 from .factors import FactorContext, kind
 from .render import render_text, render_timeline
 from .rules import Rules, RulesError

@@ -3,14 +3,15 @@ evidence, the tier with the rule that gave it, and the literature's PPV/NPV besi
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import math
 from dataclasses import asdict, dataclass, field
 
 from .. import kinetics
-from ..clinical import CRS_ICANS_KNOWN_BY_DAY, ClinicalData
+from ..clinical import ClinicalData
 from ..metrics import exact_ci
 from . import logic
-from .factors import FactorContext, compare, get_kind
+from .factors import FactorContext, Verdict, compare, get_kind
 from .rules import TIERS, FactorRule, Rules
 
 
@@ -29,6 +30,7 @@ class FactorResult:
     sources: tuple[str, ...]
     evidence: str
     strength: str
+    settle: str = ""              # for an unknown factor: what data would decide it
 
     @property
     def status(self) -> str:
@@ -52,6 +54,7 @@ class RiskAssessment:
     research_use: str
     data_used: dict = field(default_factory=dict)
     kinetics: dict = field(default_factory=dict)   # ALC peak (day 0-30) and day, day +10, steepest rise
+    highest_possible_tier: str = ""                # the highest tier the unknown factors could still give
 
     def factor(self, fid: str) -> FactorResult:
         return next(f for f in self.factors + self.warnings if f.id == fid)
@@ -81,10 +84,21 @@ def literature_performance(rules: Rules) -> dict:
 
 
 def _evaluate_factor(rule: FactorRule, ctx: FactorContext) -> FactorResult:
-    value, detail = get_kind(rule.kind)(ctx, **rule.params)
+    fn = get_kind(rule.kind)
+    params = dict(rule.params)
+    accepts = inspect.signature(fn).parameters
+    for key, val in (("threshold", rule.threshold), ("op", rule.op)):
+        if key in accepts and key not in params:
+            params[key] = val               # kinds that judge the threshold themselves (windows, intervals)
+    out = fn(ctx, **params)
+    value, detail = out[0], out[1]
     present = compare(value, rule.op, rule.threshold)
+    settle = (out[2] if len(out) > 2 else "") if present is None else ""
+    if isinstance(value, Verdict):
+        value = value.value
     return FactorResult(rule.id, rule.label, value, rule.op, rule.threshold, rule.unit, present, detail,
-                        rule.sources, rule.evidence, rule.strength)
+                        rule.sources, rule.evidence, rule.strength, settle or ("" if present is not None else
+                                                                               "the missing data above"))
 
 
 def assess(data: ClinicalData, patient_id: str, as_of: dt.date | None = None, rules: Rules | None = None) -> RiskAssessment:
@@ -98,22 +112,37 @@ def assess(data: ClinicalData, patient_id: str, as_of: dt.date | None = None, ru
     ctx = FactorContext(p, as_of, alc, data.flow)
     factors = [_evaluate_factor(r, ctx) for r in rules.factors]
     warns = [_evaluate_factor(r, ctx) for r in rules.warnings]
+    tier, reason, could = decide_tier(factors, rules)
+    day = (as_of - p.infusion_date).days if p.infusion_date else None
+    n_flow = len(ctx.flow_samples("pb")) + len(ctx.flow_samples("csf"))
+    highest = max([tier] + [c.split(":")[0] for c in could], key=TIERS.index)
+    return RiskAssessment(patient_id, as_of, day, tier, reason, factors, warns, could, rules.version,
+                          literature_performance(rules), rules.research_use,
+                          {"alc_values": len(alc), "flow_samples": n_flow}, alc_kinetics(alc), highest)
+
+
+def decide_tier(factors: list[FactorResult], rules: Rules) -> tuple[str, str, list[str]]:
+    """(tier, reason, higher tier rules that unknown factors could still make hold).
+
+    The first rule that holds gives the tier; its reason names the factors present (``{present}``
+    in the rules file). When no rule above the last holds, the reason says whether every factor
+    is known to be absent or which are still unknown."""
     facts = {f.id: f.present for f in factors}
+    present = ", ".join(f.id for f in factors if f.present) or "none"
+    unknown = [f.id for f in factors if f.present is None]
     tier, reason, could = "low", "no tier rule holds", []
     for t in rules.tiers:
         v = logic.evaluate(t.when, facts)
         if v is True:
-            tier, reason = t.tier, t.reason
+            tier, reason = t.tier, t.reason.replace("{present}", present)
             break
         if v is None:
-            could.append(f"{t.tier}: {t.reason}")
+            could.append(f"{t.tier}: {t.reason.replace('{present}', 'a factor now unknown')}")
+    if tier == rules.tiers[-1].tier and unknown:
+        reason = (f"no risk factor known to be present; {len(unknown)} still unknown "
+                  f"({', '.join(unknown)}), so this tier can still rise")
     rank = TIERS.index(tier)
-    could = [c for c in could if TIERS.index(c.split(":")[0]) > rank]
-    day = (as_of - p.infusion_date).days if p.infusion_date else None
-    n_flow = len(ctx.flow_samples("pb")) + len(ctx.flow_samples("csf"))
-    return RiskAssessment(patient_id, as_of, day, tier, reason, factors, warns, could, rules.version,
-                          literature_performance(rules), rules.research_use,
-                          {"alc_values": len(alc), "flow_samples": n_flow}, alc_kinetics(alc))
+    return tier, reason, [c for c in could if TIERS.index(c.split(":")[0]) > rank]
 
 
 def alc_kinetics(points: list[kinetics.AlcPoint]) -> dict:
@@ -125,18 +154,20 @@ def alc_kinetics(points: list[kinetics.AlcPoint]) -> dict:
             "rate_of_rise_k_per_ul_per_day": kinetics.rate_of_rise(points)}
 
 
+#: Days after infusion whose end closes a rule's window (days 0-14 and 0-30, day 10 +/- 1, the
+#: CRS/ICANS window): a replay steps on the next day, when "not yet" may become "absent".
+WINDOW_ENDS = (11, 14, 30)
+
+
 def event_dates(data: ClinicalData, patient_id: str) -> list[dt.date]:
-    """Dates that brought new data for a patient: infusion, each ALC, each flow sample, CRS/ICANS."""
+    """Dates that brought new data for a patient: infusion, each ALC, each flow sample, dated
+    CRS/ICANS/ferritin, and the days after rule windows close."""
     p = data.patients[patient_id]
     dates = set()
     if p.infusion_date:
         dates.add(p.infusion_date)
-        if p.crs_max_grade is not None or p.icans_max_grade is not None:
-            for d in (p.crs_date, p.icans_date):
-                if d:
-                    dates.add(d)
-            if not (p.crs_date and p.icans_date):
-                dates.add(p.infusion_date + dt.timedelta(days=CRS_ICANS_KNOWN_BY_DAY))
+        dates.update(d for d in (p.crs_date, p.icans_date, p.ferritin_date) if d)
+        dates.update(p.infusion_date + dt.timedelta(days=n + 1) for n in WINDOW_ENDS)
     dates.update(d for d in data.labs[data.labs.patient_id == patient_id].date)
     if data.flow is not None and not data.flow.empty:
         dates.update(d for d in data.flow[data.flow.patient_id == patient_id].collection_date if d is not None)

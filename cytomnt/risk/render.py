@@ -25,8 +25,9 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
     day = f", day +{a.day_after_infusion}" if a.day_after_infusion is not None else ""
     lines = [f"Patient {a.patient_id} as of {a.as_of}{day}: MNT risk tier {a.tier.upper()}",
              f"  why: {a.reason}"]
-    for c in a.could_be_higher:
-        lines.append(f"  could be higher once unknown factors are known: {c}")
+    if a.highest_possible_tier and a.highest_possible_tier != a.tier:
+        lines.append(f"  could still become {a.highest_possible_tier.upper()} once unknown factors are known:")
+        lines += [f"    - {c}" for c in a.could_be_higher]
     n_alc, n_flow = a.data_used.get("alc_values", 0), a.data_used.get("flow_samples", 0)
     lines.append(f"  data used: {n_alc} ALC value{'' if n_alc == 1 else 's'}, {n_flow} flow sample{'' if n_flow == 1 else 's'} "
                  f"(nothing dated after {a.as_of}); rules {a.rules_version}")
@@ -41,6 +42,8 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
     for f in a.factors:
         lines.append(f"  {f.id:<26} {_MARK[f.present]:<8} {_fmt_value(f.value):<10} "
                      f"{_fmt_threshold(f.op, f.threshold, f.unit):<18} {f.detail}")
+        if f.present is None and f.settle:
+            lines.append(f"  {'':<26} unknown; would be settled by: {f.settle}")
         if evidence:
             lines.append(f"  {'':<26} evidence: {f.evidence} Strength: {f.strength}. Sources: {'; '.join(f.sources)}")
     for w in a.warnings:
