@@ -74,7 +74,13 @@ def run_record(cfg: AnalysisConfig) -> dict:
         "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source, "reference": cfg.learned.reference},
         "manifest_controls": {name: {"cuts": lc.cuts, "reference": lc.reference} for name, lc in sorted(cfg.controls.items())},
         "research_use_only": RUO,
+        "rules_version": _rules_version(),     # the flow-call thresholds come from this rules file
     }
+
+
+def _rules_version() -> str:
+    from .risk.rules import Rules
+    return Rules.default().version
 
 
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,

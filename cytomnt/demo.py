@@ -71,14 +71,15 @@ def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
         wc, wl = csv.writer(fc, lineterminator="\n"), csv.writer(fl, lineterminator="\n")
         wc.writerow(["patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
                      "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific",
-                     "crs_date", "icans_date"])
+                     "crs_date", "icans_date", "ferritin_date"])
         wl.writerow(["patient_id", "date", "alc_k_per_ul"])
         for p in DEMO_PATIENTS:
             c = DEMO_CLINICAL[p["patient_id"]]
             day0 = dt.date.fromisoformat(p["infusion"])
             wc.writerow([p["patient_id"], c["product"], day0, c["bridging_response"], c["bmpc_pct"], c["m_spike_g_dl"],
                          c["sflc_mg_l"], c["ferritin_ng_ml"], c["crs_max_grade"], c["icans_max_grade"],
-                         c["prior_bcma_bispecific"], day0 + dt.timedelta(days=c["crs_day"]), ""])
+                         c["prior_bcma_bispecific"], day0 + dt.timedelta(days=c["crs_day"]), "",
+                         day0 - dt.timedelta(days=6)])      # baseline ferritin, before lymphodepletion
             for day, alc in c["alc"].items():
                 wl.writerow([p["patient_id"], day0 + dt.timedelta(days=day), alc])
             last = max(last, day0 + dt.timedelta(days=max(max(c["alc"]), p["csf_day"])))
