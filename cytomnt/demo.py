@@ -62,7 +62,8 @@ def make_demo_set(folder: str | Path, seed: int = 20260302, blood_events: int = 
 
 
 def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
-    """clinical.csv and labs.csv of the demo patients; returns their paths and the last data date."""
+    """clinical.csv and labs.csv of the demo patients; returns their paths and the demo's as-of date
+    (the day after the last data and after every patient's day 0-30 windows)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     clinical, labs = folder / "clinical.csv", folder / "labs.csv"
@@ -82,7 +83,8 @@ def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
                          day0 - dt.timedelta(days=6)])      # baseline ferritin, before lymphodepletion
             for day, alc in c["alc"].items():
                 wl.writerow([p["patient_id"], day0 + dt.timedelta(days=day), alc])
-            last = max(last, day0 + dt.timedelta(days=max(max(c["alc"]), p["csf_day"])))
+            # as of the day after both the last data and the day 0-30 windows: every factor settled
+            last = max(last, day0 + dt.timedelta(days=max(max(c["alc"]), p["csf_day"], 30) + 1))
     return clinical, labs, last
 
 

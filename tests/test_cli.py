@@ -37,8 +37,9 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "PT-A_CSF_d28" in text and "Research use only" in text
-    assert "Patient PT-A as of 2026-05-13, day +72: MNT risk tier HIGH" in text
-    assert "Patient PT-B as of 2026-05-13, day +30: MNT risk tier LOW" in text
+    assert "Patient PT-A as of 2026-05-14, day +73: MNT risk tier HIGH" in text
+    assert "Patient PT-B as of 2026-05-14, day +31: MNT risk tier LOW" in text
+    assert "why: no risk factor present" in text            # every factor settled, all absent
     df = pd.read_csv(tmp_path / "samples.csv")
     assert len(df) == 8 and (df.status == "ok").all()
     assert set(df.sample_type) == {"pb", "csf"} and set(df.patient_id) == {"PT-A", "PT-B"}

@@ -252,4 +252,4 @@ def crs_icans(ctx: FactorContext, crs_min_grade: int = 2, icans_min_grade: int =
             if not closed:
                 settle.append(f"the course until {_when(ctx, CRS_ICANS_WINDOW_DAYS)}")
     val = True if any(r is True for r in results) else (None if any(r is None for r in results) else False)
-    return val, "; ".join(parts), ("" if val is not None else "; ".join(settle))
+    return val, "; ".join(parts), ("" if val is not None else "; ".join(dict.fromkeys(settle)))
