@@ -6,6 +6,7 @@ if it has a known, recoverable defect, read it anyway and return a note naming t
 """
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,8 @@ import flowio
 import flowkit as fk
 import numpy as np
 from flowio.exceptions import DataOffsetDiscrepancyError, FCSParsingError, MultipleDataSetsError
+
+from . import fcsrepair
 
 #: Extensions read when a folder is given.
 FCS_EXTENSIONS = (".fcs", ".lmd")
@@ -58,7 +61,11 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
         magic = fh.read(6)
     if not magic.startswith(b"FCS"):
         raise FcsReadError(f"{path}: not an FCS file (HEADER starts with {magic!r}, expected 'FCS2.0', 'FCS3.0' or 'FCS3.1')")
-    check_structure(path)
+    kw = check_structure(path)
+    if kw.get("NEXTDATA", "0").strip() in ("", "0"):
+        repaired = _read_by_evidence(path, sid)
+        if repaired is not None:
+            return _plausible(repaired, path)
     attempts = [({}, []), ({"ignore_offset_error": True}, ["FCS_OFFSET_OFF_BY_ONE"])]
     last: Exception | None = None
     with warnings.catch_warnings():
@@ -80,6 +87,46 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
             except Exception as exc:  # noqa: BLE001 - any reader failure becomes a named error
                 raise FcsReadError(f"{path}: cannot be read as FCS: {exc}") from exc
     raise FcsReadError(f"{path}: cannot be read as FCS: {last}")
+
+
+def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
+    """Files FlowIO would misread or refuse (HEADER and TEXT offsets that disagree, padded
+    keywords, 24-bit or mixed-width integers) decoded by :mod:`gating.fcsrepair`; integer data
+    always checked against ``$PnR``. None: an ordinary file, for FlowIO as it is."""
+    try:
+        lay = fcsrepair.read_layout(path, parse_text)
+        (ds, de), notes = fcsrepair.data_segment(lay)
+        bits = lay.bits()
+        dtype = lay.keywords["DATATYPE"].strip().upper()
+        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64)
+        agree = lay.text_data in (None, (0, 0), lay.header_data) or lay.header_data == (0, 0)
+        if dtype != "I" and standard and not lay.padded_keys and agree:
+            return None
+        with open(path, "rb") as fh:
+            fh.seek(ds)
+            buf = fh.read(de - ds + 1)
+        events, dnotes = fcsrepair.decode(buf, lay)
+        if standard and not lay.padded_keys and agree:
+            return None                   # integers within range: FlowIO reads them as they are
+        ts = lay.keywords.get("TIMESTEP")
+        if ts is not None and not _is_number(ts):
+            del lay.keywords["TIMESTEP"]          # junk: time stays in its stored units
+            dnotes.append("FCS_BAD_TIMESTEP")
+        data = fcsrepair.rebuild(lay, events)
+    except fcsrepair.LayoutError as exc:
+        raise FcsReadError(f"{path}: {exc}") from exc
+    notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else [])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return LoadedSample(fk.Sample(io.BytesIO(data), sample_id=sid), notes or ["FCS_REBUILT"])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _int(text: str, what: str, path: Path) -> int:
@@ -166,19 +213,16 @@ def check_structure(path: Path) -> dict[str, str]:
         if (dtype == "F" and nb != 32) or (dtype == "D" and nb != 64) or (dtype == "I" and not 1 <= nb <= 64):
             raise FcsReadError(f"{path}: $P{n}B = {nb} bits does not fit $DATATYPE {dtype}")
         bits += nb
-    ds, de = _int(head[26:34] or "0", "the HEADER's DATA start", path), _int(head[34:42] or "0", "the HEADER's DATA end", path)
-    if "BEGINDATA" in kw and "ENDDATA" in kw:
-        tds, tde = _int(kw["BEGINDATA"], "$BEGINDATA", path), _int(kw["ENDDATA"], "$ENDDATA", path)
-        if (ds, de) in ((0, 0),) or (tds, tde) != (ds, de):
-            ds, de = tds, tde          # TEXT rules when HEADER is zero (large files) or disagrees
-    for name, v in (("DATA start", ds), ("DATA end", de)):
-        if not 0 <= v < size + 1:
-            raise FcsReadError(f"{path}: the {name} ({v}) lies outside the file ({size} bytes): truncated or corrupt")
-    need = tot * bits // 8 if bits % 8 == 0 else None
-    have = de - ds + 1 if tot else 0
-    if need is not None and have not in (need, need + 1) and not (tot == 0 and have <= 1):
-        raise FcsReadError(f"{path}: $TOT = {tot} events of {bits} bits need {need} bytes of DATA, but the DATA "
-                           f"segment holds {have} bytes: truncated, or a wrong $TOT/$PAR/$PnB")
+    _int(head[26:34] or "0", "the HEADER's DATA start", path)
+    _int(head[34:42] or "0", "the HEADER's DATA end", path)
+    for key in ("BEGINDATA", "ENDDATA"):
+        if key in kw:
+            _int(kw[key] or "0", f"${key}", path)
+    if tot and bits % 8 == 0:
+        try:        # where DATA is, by evidence (HEADER, TEXT, where TEXT ends, $TOT x the event's bytes)
+            fcsrepair.data_segment(fcsrepair.read_layout(path, parse_text))
+        except fcsrepair.LayoutError as exc:
+            raise FcsReadError(f"{path}: {exc}: truncated, or a wrong $TOT/$PAR/$PnB or offset") from exc
     return kw
 
 
@@ -225,12 +269,26 @@ def _plausible(loaded: LoadedSample, path: Path) -> LoadedSample:
 
 
 def find_fcs_files(paths) -> list[Path]:
-    """Files given, plus every ``.fcs``/``.FCS``/``.lmd`` under given folders (recursive, sorted)."""
+    """Files given, plus every file under given folders (recursive, sorted) that starts with an FCS
+    HEADER, whatever its name (FACSCalibur's ``.001``, plate readers' ``.B08``, Beckman ``.LMD``)."""
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in FCS_EXTENSIONS))
+            # .fcs/.lmd files always (a broken one must be reported, not skipped), any other file with
+            # an FCS HEADER
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and
+                              (q.suffix.lower() in FCS_EXTENSIONS or has_fcs_header(q))))
         else:
             out.append(p)
     return out
+
+
+def has_fcs_header(path: Path) -> bool:
+    """True when the file starts like an FCS file ('FCS2.0', 'FCS3.1'...)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError:
+        return False
+    return len(head) == 6 and head[:3] == b"FCS" and head[3:4].isdigit() and head[4:5] == b"." and head[5:6].isdigit()

@@ -99,6 +99,8 @@ def parse_spill_keyword(text: str, sample: fk.Sample, where: str) -> tuple[list[
             labels.append(name)
         elif name in pns:
             labels.append(pnn[pns.index(name)])
+        elif name.isdigit() and 1 <= int(name) <= len(pnn):
+            labels.append(pnn[int(name) - 1])      # detectors named by parameter number (Beckman Gallios)
         else:
             raise CompensationError(f"{where}: detector '{name}' is not a channel of the file; channels: {', '.join(pnn)}")
     try:

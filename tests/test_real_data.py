@@ -162,7 +162,7 @@ def test_edge_case_files_read_or_fail_clearly(tmp_path):
     # every file was read: the failures are about the panel, not the format
     reads = {f.stem: read_fcs(f) for f in tmp_path.glob("*") if f.is_file()}
     assert reads["coulter"].notes[0].startswith("MULTI_DATASET") and reads["coulter"].sample.event_count > 0
-    assert "FCS_OFFSET_DISCREPANCY" in reads["data_start_offset_discrepancy_example"].notes
+    assert "FCS_OFFSETS_FROM_TEXT" in reads["data_start_offset_discrepancy_example"].notes    # by evidence
     assert "FCS_OFFSET_OFF_BY_ONE" in reads["test_comp_example"].notes
     assert reads["index_sorted_example"].sample.event_count == 384
     assert (out / "samples.csv").exists()
