@@ -98,7 +98,8 @@ def _num(value, where: str, lo: float | None = None, hi: float | None = None, in
     if not math.isfinite(v):
         raise ClinicalDataError(f"{where}: '{s}' is not a finite number")
     if lo is not None and v < lo or hi is not None and v > hi:
-        raise ClinicalDataError(f"{where}: {v:g} is outside the plausible range {lo:g} to {hi:g}")
+        span = f"{lo:g} to {hi:g}" if hi is not None else f"{lo:g} or more"
+        raise ClinicalDataError(f"{where}: {v:g} is outside the plausible range {span}")
     if integer:
         if v != int(v):
             raise ClinicalDataError(f"{where}: grade {v:g} must be a whole number")
@@ -263,7 +264,8 @@ def _load(clinical, labs, flow, alc_unit: str, today: dt.date) -> ClinicalData:
         data.warnings.append(f"labs: {r.patient_id} on {r.date}: ALC {r.alc_k_per_ul:g} x10^3/uL is below 5 cells/uL; "
                              f"check the unit")
     for pid, p in patients.items():
-        first = lab_df[lab_df.patient_id == pid].date.min() if len(lab_df) else None
+        mine = lab_df[lab_df.patient_id == pid]
+        first = mine.date.min() if len(mine) else None
         if p.infusion_date is None and (lab_df.patient_id == pid).any():
             data.warnings.append(f"clinical: {pid} has no infusion_date: ALC kinetics and day-based factors are unknown")
         elif first is not None and p.infusion_date is not None and (p.infusion_date - first).days > 60:

@@ -168,6 +168,11 @@ def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: d
     return charts
 
 
+def _day(n: int | None) -> str | None:
+    """'day +14', 'day -3' (before infusion), or None."""
+    return None if n is None else f"day {'+' if n >= 0 else ''}{n}"
+
+
 def _risk_view(a) -> dict:
     def thr(f):
         t = "/".join(str(x) for x in f.threshold) if isinstance(f.threshold, list) else str(f.threshold)
@@ -180,7 +185,8 @@ def _risk_view(a) -> dict:
            f"{_fmt(k.get('alc_d10_k_per_ul'), '{:g}')}; steepest rise "
            f"{_fmt(k.get('rate_of_rise_k_per_ul_per_day'), '{:+.2f}')} x10³/µL per day"
            if k.get("alc_max_k_per_ul") is not None else "")
-    return {"tier": a.tier, "as_of": a.as_of, "day": a.day_after_infusion, "reason": a.reason, "could": a.could_be_higher,
+    return {"tier": a.tier, "as_of": a.as_of, "day": _day(a.day_after_infusion), "reason": a.reason,
+            "could": a.could_be_higher, "provisional": a.highest_possible_tier != a.tier,
             "highest": a.highest_possible_tier, "kinetics": kin,
             "unknown": [{"label": f.label, "settle": f.settle} for f in a.factors if f.present is None],
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
@@ -189,6 +195,12 @@ def _risk_view(a) -> dict:
                          "evidence": f.evidence, "strength": f.strength, "sources": "; ".join(f.sources)}
                         for f in a.factors],
             "warnings": [w for w in a.warnings if w.present], "literature": lits}
+
+
+def _until(rows: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
+    """Samples collected on or before ``as_of`` (undated ones are kept: they have no date to cut)."""
+    keep = [not (isinstance(d, str) and d and parse_date(d, "collection_date") > as_of) for d in rows.collection_date]
+    return rows[keep]
 
 
 def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=None, alc_unit: str = "k_per_ul") -> Path:
@@ -220,15 +232,16 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
         pids = list(dict.fromkeys(pids + sorted(data.patients)))
     patients = []
     for pid in pids:
-        rows = df[df.patient_id == pid]
+        rows = _until(df[df.patient_id == pid], as_of)          # a patient's section shows what was known then
         pat = data.patients.get(pid) if data is not None else None
         risk = None
         if pat is not None:
             risk = _risk_view(assess(data, pid, as_of, rules_obj))
+        labs_known = data.labs[data.labs.date <= as_of] if data is not None else None
+        shown = set(rows.sample_id)
         patients.append({"id": pid, "anchor": _anchor(pid), "risk": risk,
-                         "charts": _charts(pid, rows, data.labs if data is not None else None,
-                                           pat.infusion_date if pat is not None else None),
-                         "samples": [s for s in samples if s["patient_id"] == pid]})
+                         "charts": _charts(pid, rows, labs_known, pat.infusion_date if pat is not None else None),
+                         "samples": [s for s in samples if s["patient_id"] == pid and s["sample_id"] in shown]})
     env = Environment(autoescape=select_autoescape(default=True))
     template = env.from_string(resources.files("cytomnt").joinpath("data/report.html.j2").read_text())
     html = template.render(samples=samples, patients=patients, ruo=rules_obj.research_use if data is not None else RUO,

@@ -132,3 +132,45 @@ def test_risk_and_report_give_the_same_tier(tmp_path, capsys):
         html = build_report(out, c, lab, as_of).read_text()
         shown = re.search(r'class="tier (\w+)"', html).group(1)
         assert shown == tier, (as_of, shown, tier)
+
+
+def _with_labs(tmp_path, row, labs, extra=""):
+    c, lab = _clin(tmp_path, row, extra)
+    lab.write_text("patient_id,date,alc_k_per_ul\n" + "".join(f"P1,{day(d)},{v}\n" for d, v in labs))
+    return load(c, lab)
+
+
+def test_a_peak_nobody_measured_stays_unknown(tmp_path):
+    """One ALC on day 0 says nothing about the peak on days 7-21: unknown even after day 30."""
+    data = _with_labs(tmp_path, f"P1,ide-cel,{D0},VGPR,,,,,0,0,no", [(0, 0.3)])
+    f = assess(data, "P1", day(36)).factor("alc_max_gt_3")
+    assert f.present is None and "7-14" in f.detail and f.settle
+    data = _with_labs(tmp_path, f"P1,ide-cel,{D0},VGPR,,,,,0,0,no", [(0, 0.3), (9, 1.1), (16, 1.4), (25, 0.8)])
+    assert assess(data, "P1", day(36)).factor("alc_max_gt_3").present is False
+
+
+def test_day_10_value_is_final_only_when_it_can_be(tmp_path):
+    data = _with_labs(tmp_path, f"P1,ide-cel,{D0},VGPR,,,,,0,0,no", [(9, 2.0), (11, 3.5)])
+    assert assess(data, "P1", day(9)).factor("alc_d10_gt_3").present is None       # day 10 may still come
+    f = assess(data, "P1", day(12)).factor("alc_d10_gt_3")
+    assert f.present is True and f.value == 3.5                                     # equally near: the higher
+
+
+def test_replays_do_not_show_future_values(tmp_path):
+    c, lab = _clin(tmp_path, f"P1,ide-cel,{D0},VGPR,,,,1500,3,0,no,{D0 - dt.timedelta(days=2)},{day(6)}",
+                   ",ferritin_date,crs_date")
+    data = load(c, lab)
+    early = assess(data, "P1", D0 - dt.timedelta(days=5))
+    assert "1500" not in early.factor("ferritin_high").detail
+    assert "grade 3" not in assess(data, "P1", day(3)).factor("crs_ge_2_or_icans").detail
+
+
+def test_input_mistakes_are_messages(tmp_path, capsys):
+    c, lab = _clin(tmp_path, f"P1,ide-cel,{D0},VGPR,,,,,0,0,no")
+    lab.write_text(f"patient_id,date,alc_k_per_ul\nP1,{day(3)},-1\n")
+    assert main(["risk", "--clinical", str(c), "--labs", str(lab)]) == 2
+    err = capsys.readouterr().err
+    assert "alc_k_per_ul" in err and "row 2" in err and "Traceback" not in err
+    c.write_text(HEAD + f"\nP1,ide-cel,{D0},VGPR,,,,,0,0,no\nP2,ide-cel,{D0},VGPR,,,,,0,0,no\n")
+    lab.write_text(f"patient_id,date,alc_k_per_ul\nP1,{day(3)},1.0\n")      # P2 has no ALC at all
+    assert main(["risk", "--clinical", str(c), "--labs", str(lab), "--as-of", str(day(40))]) == 0

@@ -28,9 +28,11 @@ def _when(ctx: FactorContext, day: int) -> str:
 # -- ALC ------------------------------------------------------------------------------------------
 
 @kind("alc_max")
-def alc_max(ctx: FactorContext, window_days=(0, 30), threshold: float | None = None, op: str = ">"):
+def alc_max(ctx: FactorContext, window_days=(0, 30), threshold: float | None = None, op: str = ">",
+            needs_values_in=((7, 14),)):
     """Highest ALC in the window so far. Above the threshold: present at once; not above: absent
-    only once the window has closed (the peak may still come)."""
+    only once the window has closed *and* ALC was measured in each span of ``needs_values_in``
+    (the expansion peak, days 7-14 and 14-21 after infusion): a peak nobody measured is unknown."""
     lo, hi = window_days
     p = kinetics.alc_max(ctx.alc, (lo, hi))
     closed = ctx.window_closed(hi)
@@ -39,22 +41,35 @@ def alc_max(ctx: FactorContext, window_days=(0, 30), threshold: float | None = N
             f"ALC values in days {lo}-{hi}" if not closed else "cannot be settled: no ALC in the window")
     detail = f"peak {p.alc_k_per_ul:g} on day {p.day} ({p.date})"
     above = compare(p.alc_k_per_ul, op, threshold) if threshold is not None else None
-    if above or closed or threshold is None:
+    if above or threshold is None:
         return Verdict(p.alc_k_per_ul, above if threshold is not None else None), detail
-    return Verdict(p.alc_k_per_ul, None), f"{detail}; the window is open until {_when(ctx, hi)}", \
-        f"ALC until {_when(ctx, hi)}, or a value {op} {threshold:g}"
+    gaps = [f"{a}-{b}" for a, b in needs_values_in if not any(a <= q.day <= b for q in ctx.alc)]
+    if closed and not gaps:
+        return Verdict(p.alc_k_per_ul, False), detail
+    if closed:
+        return Verdict(p.alc_k_per_ul, None), f"{detail}; no ALC on days {', '.join(gaps)} (the expansion peak)", \
+            "cannot be settled from these data: no ALC was measured when the peak comes"
+    return Verdict(p.alc_k_per_ul, None), f"{detail}; the window is open through {_when(ctx, hi)}", \
+        f"ALC through {_when(ctx, hi)} (settled from day {hi + 1}), or a value {op} {threshold:g}"
 
 
 @kind("alc_on_day")
 def alc_on_day(ctx: FactorContext, day: int = 10, tolerance_days: int = 1):
-    """ALC nearest to ``day`` within ``tolerance_days``."""
-    p = kinetics.alc_on_day(ctx.alc, day, tolerance_days)
-    if p is None:
-        closed = ctx.window_closed(day + tolerance_days)
+    """ALC on ``day``; without one, the values within ``tolerance_days`` (the higher when two are
+    equally near). Final once a value on the day itself is known or the tolerance has passed."""
+    near = [q for q in ctx.alc if abs(q.day - day) <= tolerance_days]
+    closed = ctx.window_closed(day + tolerance_days)
+    if not near:
         return None, f"no ALC within day {day} +/- {tolerance_days} by {ctx.as_of}", (
             "cannot be settled: no ALC was measured then" if closed else
             f"an ALC on days {day - tolerance_days}-{day + tolerance_days}")
-    return p.alc_k_per_ul, f"{p.alc_k_per_ul:g} on day {p.day} ({p.date})"
+    best = min(abs(q.day - day) for q in near)
+    p = max((q for q in near if abs(q.day - day) == best), key=lambda q: q.alc_k_per_ul)
+    detail = f"{p.alc_k_per_ul:g} on day {p.day} ({p.date})"
+    if best == 0 or closed:
+        return p.alc_k_per_ul, detail
+    return Verdict(p.alc_k_per_ul, None), f"{detail}; a value nearer day {day} may still come", \
+        f"an ALC on day {day}, or the as-of date past day {day + tolerance_days}"
 
 
 # -- flow ------------------------------------------------------------------------------------------
@@ -175,8 +190,9 @@ def _csf_one(r, confidence: float) -> tuple[object, bool | None, str]:
         return call, None, f"{where}: CAR/CAR-negative CD4 and CD8 counts are missing"
     res = odds_ratio([[a, b], [c, d]], kind="conditional")
     ci = res.confidence_interval(confidence_level=confidence)
-    detail = (f"{where}: CAR CD4:CD8 {a}:{b} ({call}), CAR-negative {c}:{d}; odds ratio "
-              f"{res.statistic:.2g} (95% CI {ci.low:.2g}-{ci.high:.2g})")
+    orr = (f"odds ratio {res.statistic:.2g} (95% CI {ci.low:.2g}-{ci.high:.2g})" if math.isfinite(res.statistic)
+           else "odds ratio undefined (no CD8 T cells among CAR+ and CAR- alike, or no CD4)")
+    detail = f"{where}: CAR CD4:CD8 {a}:{b} ({call}), CAR-negative {c}:{d}; {orr}"
     if call in ("CD8", "balanced") or ci.high < 1.0:
         return call, False, detail
     if call == "CD4" and ci.low > 1.0:
@@ -203,7 +219,7 @@ def clinical_value(ctx: FactorContext, field: str, date_field: str | None = None
     known = getattr(ctx.patient, date_field) if date_field else None
     known = known or ctx.patient.infusion_date
     if known is not None and ctx.as_of < known:
-        return None, f"{field} = {v} is dated {known}, after {ctx.as_of}", f"the as-of date reaching {known}"
+        return None, f"{field} not known on {ctx.as_of}", "a value dated on or before the as-of date"
     return v, f"{field} = {v}" + (f" ({date_field} {getattr(ctx.patient, date_field)})"
                                    if date_field and getattr(ctx.patient, date_field) else "")
 
@@ -244,7 +260,13 @@ def crs_icans(ctx: FactorContext, crs_min_grade: int = 2, icans_min_grade: int =
         elif grade >= lim:
             known = ctx.as_of >= when
             results.append(True if known else None)
-            parts.append(f"{name} grade {grade} on {when}" + ("" if known else f" (after {ctx.as_of})"))
+            parts.append(f"{name} grade {grade} on {when}" if known else f"{name}: no grade known on {ctx.as_of}")
+            if not known:
+                settle.append(f"the {name} course after {ctx.as_of}")
+        elif when is not None and ctx.as_of < when:
+            results.append(None)
+            parts.append(f"{name}: no grade known on {ctx.as_of}")
+            settle.append(f"the course until {_when(ctx, CRS_ICANS_WINDOW_DAYS)}")
         else:
             results.append(False if closed else None)
             parts.append(f"{name} maximum grade {grade}" + ("" if closed else

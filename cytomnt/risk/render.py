@@ -22,8 +22,10 @@ def _fmt_threshold(op, t, unit) -> str:
 
 def render_text(a: RiskAssessment, evidence: bool = True) -> str:
     """One patient's assessment: tier and reason, each factor, warnings, literature, RUO statement."""
-    day = f", day +{a.day_after_infusion}" if a.day_after_infusion is not None else ""
-    lines = [f"Patient {a.patient_id} as of {a.as_of}{day}: MNT risk tier {a.tier.upper()}",
+    n = a.day_after_infusion
+    day = "" if n is None else f", day {'+' if n >= 0 else ''}{n}"
+    provisional = " (provisional)" if a.highest_possible_tier and a.highest_possible_tier != a.tier else ""
+    lines = [f"Patient {a.patient_id} as of {a.as_of}{day}: MNT risk tier {a.tier.upper()}{provisional}",
              f"  why: {a.reason}"]
     if a.highest_possible_tier and a.highest_possible_tier != a.tier:
         lines.append(f"  could still become {a.highest_possible_tier.upper()} once unknown factors are known:")
