@@ -14,7 +14,8 @@ from pathlib import Path
 
 import flowkit as fk
 
-from gating.engine import EngineSettings, LearnedCuts, TemplateRun, learn_batch, learn_from_control, run_template
+from gating.engine import EngineSettings, LearnedCuts, TemplateRun, run_template
+from gating.learn import learn_batch, learn_from_control
 from gating.preprocess import Compensation
 from gating.template import Dim, Template, load_template
 

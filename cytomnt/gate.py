@@ -16,7 +16,7 @@ from .gatemap import counts_from
 from .panel import ResolvedPanel, channels_of
 
 #: samples.csv count columns filled from the gating.
-GATED_COUNTS = ("events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4",
+GATED_COUNTS = ("events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4",
                 "car_cd8", "beads")
 
 
@@ -55,6 +55,7 @@ def _gate_template(sample, comp, template: Template, cfg, name: str, learned) ->
                                b.count(parent) if parent != "root" else len(b.events), b.members(gate_name)))
     counts = {k: (b.count(k) if b.has(k) and k not in run.skipped else None) for k in POPULATIONS}
     counts["events"] = int(sample.event_count)
+    counts["qc_events_removed"] = int(sample.event_count) - b.count("acquired") if b.has("acquired") else None
     flags = [f"GATE_SKIPPED:{d}" for p, dims in run.skipped.items() for d in dims if p != "beads"] + run.flags
     # CD4 and CD8 CAR T cells only: double-negative "T cells" judged without pre-gates include
     # autofluorescent myeloid cells, which look positive in every channel

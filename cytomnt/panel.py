@@ -15,7 +15,9 @@ from typing import Mapping, Sequence
 import yaml
 
 #: Every role a panel can fill, in gating order.
-ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads")
+ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads", "time")
+#: Roles whose channels are scatter: kept linear, whatever their names (FS INT, FSC, ...).
+SCATTER_ROLES = ("fsc_a", "fsc_h", "ssc_a")
 #: Roles without which the CAR-T metrics cannot be computed.
 REQUIRED_ROLES = ("fsc_a", "ssc_a", "t_cell", "cd4", "cd8", "car")
 #: The top-level keys of a panel file; anything else is a typo that would silently change nothing.

@@ -13,14 +13,14 @@ import pandas as pd
 #: samples.csv columns, in order.
 SAMPLE_COLUMNS = (
     "sample_id", "file", "sha256", "patient_id", "collection_date", "sample_type", "sample_type_source",
-    "status", "error", "events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8",
+    "status", "error", "events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8",
     "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_status", "car_basis", "car_status_reason",
     "car_background_expected", "car_pct_of_t", "car_pct_of_t_ci_low", "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_predominance", "carneg_cd4", "carneg_cd8",
     "carneg_cd4_cd8_ratio", "car_cd4_enrichment", "beads", "alc_k_per_ul", "car_t_per_ul",
     "car_t_per_ul_source", "qc_flags", "compensation", "transform", "strategy", "panel",
 )
 #: Integer count columns of samples.csv (nullable: empty when a population was not measured).
-COUNT_COLUMNS = ("events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t",
+COUNT_COLUMNS = ("events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t",
                  "car_cd4", "car_cd8", "beads", "carneg_cd4", "carneg_cd8")
 #: Columns of populations.csv before the per-channel medians.
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total",

@@ -116,6 +116,8 @@ class TubeSpec:
     bead_scatter: tuple | None = None   # (FSC, SSC) of counting beads; default small and granular
     granulocyte_fsc: float | None = None  # granulocytes' FSC (e.g. near the top of the scale)
     viability: bool = True              # False: no viability channel in the file
+    clog: tuple | None = None           # (start s, stop s): no events then; they all pass in the next second
+    saturated_frac: float = 0.0         # share of events pinned at the top of FSC-A
 
 
 def _lognormal(rng, mean, sigma, n):
@@ -273,7 +275,14 @@ def simulate(spec: TubeSpec, seed: int) -> tuple[list[str], list[str], np.ndarra
     events = np.column_stack(cols)
     perm = rng.permutation(n)
     events = events[perm]
-    events = np.column_stack([events, np.sort(rng.uniform(0, 600, n))])
+    time = np.sort(rng.uniform(0, 600, n))
+    if spec.clog is not None:            # a clog: nothing passes, then the held cells in a burst
+        a, b = spec.clog
+        held = (time >= a) & (time < b)
+        time[held] = np.sort(b + (time[held] - a) / (b - a))
+    if spec.saturated_frac:
+        events[rng.random(n) < spec.saturated_frac, 0] = CHANNEL_RANGE - 1
+    events = np.column_stack([events, time])
     kind = kind[perm]
     car_flag = car_flag[perm]
 

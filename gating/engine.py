@@ -1,8 +1,7 @@
 """Apply a gating template to a sample: each row's method looks at its parent population and
 returns FlowKit gates; the result is an ordinary ``GatingStrategy`` (exportable as Gating-ML).
 
-Cuts can be learned once for a whole batch (``learn: batch``: pooled over the batch's tubes)
-or from a negative-control tube (a row's ``control`` method); learned cuts are kept in raw
+Cuts learned once (for a batch, or from a control tube: :mod:`gating.learn`) are kept in raw
 (compensated, untransformed) units in a :class:`LearnedCuts`, written with the run so it can be
 repeated, and mapped onto each tube's own transform when applied.
 """
@@ -21,14 +20,10 @@ from . import methods as registry
 from .build import StrategyBuilder
 from .files import atomic_write
 from .finders import Cut
-from .preprocess import (LOGICLE_M, Compensation, compensated_events, describe_transform, estimate_logicle_w,
+from .preprocess import (LOGICLE_M, Compensation, compensated_events, describe_transform,
                          logicle_for, processed_events)
 from .template import Dim, GateSpec, Template
 
-#: Events kept per tube when pooling a batch to learn a cut.
-POOL_PER_TUBE = 20_000
-#: A control population needs this many events for a cut (99.5th percentile: ~0.5 events above).
-MIN_CONTROL_EVENTS = 100
 
 
 class GatingError(ValueError):
@@ -41,6 +36,7 @@ class EngineSettings:
 
     logicle_w: float | None = None
     logicle_m: float = LOGICLE_M
+    linear_dims: tuple[str, ...] = ("fsc_a", "fsc_h", "ssc_a", "time")   # template dims kept linear
 
 
 @dataclass
@@ -92,6 +88,7 @@ class TemplateRun:
     transforms: dict[str, object] = field(default_factory=dict)
     channels: dict[str, list[str]] = field(default_factory=dict)  # population -> its channels
     calls: dict = field(default_factory=dict)     # population -> positivity.PositiveCall
+    ranges: dict = field(default_factory=dict)    # channel -> its $PnR
 
     @property
     def transform_text(self) -> str:
@@ -146,6 +143,18 @@ class MethodContext:
     def fixed_reference(self) -> dict | None:
         """The control tube's counts behind a learned cut: ``{"n": events, "above": at or above it}``."""
         return self._fixed_reference
+
+    def channel_range(self, i: int = 0) -> float | None:
+        """The ``$PnR`` of dim ``i``'s channel (None when the file does not say)."""
+        return self._run.ranges.get(self.channels[i])
+
+    def frame(self):
+        """The parent's events as a DataFrame with this row's channels (for ``Gate.apply``)."""
+        return pd.DataFrame({ch: self._run.builder.values(ch, self.parent) for ch in self.channels})
+
+    def path_of_parent(self) -> tuple[str, ...]:
+        """The parent's path from 'root' (its own name last): where this row's gates hang."""
+        return self._run.builder.path(self.parent)
 
     def population_values(self, population: str, i: int = 0) -> np.ndarray:
         """Another population's events on dim ``i`` (e.g. a tube's internal negatives)."""
@@ -202,17 +211,20 @@ def run_template(template: Template, sample: fk.Sample, resolve: Callable[[Dim],
     raw values of that population's parent in a control tube) feed methods that use a control.
     ``stop_before`` ends before the named population (used to pool a batch).
     """
-    fluoro = {sample.pnn_labels[i] for i in sample.fluoro_indices}
     channels: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
+    linear: set[str] = set()
     for spec in template.gates:
         chans, miss = [], []
         for d in spec.dims:
             ch = resolve(d)
             (miss.append(str(d)) if ch is None else chans.append(ch))
+            if ch is not None and d.name in settings.linear_dims:
+                linear.add(ch)          # scatter and time: linear and uncompensated, whatever their names
         channels[spec.population] = chans
         if miss:
             missing[spec.population] = miss
+    fluoro = {sample.pnn_labels[i] for i in sample.fluoro_indices} - linear
     used = sorted({ch for p, chs in channels.items() if p not in missing for ch in chs if ch in fluoro})
     compensated = compensated_events(sample, comp)
     xforms = {}
@@ -222,7 +234,7 @@ def run_template(template: Template, sample: fk.Sample, resolve: Callable[[Dim],
     events = processed_events(sample, comp, xforms, compensated)
     del compensated
     b = StrategyBuilder(events, comp, xforms, fluoro)
-    run = TemplateRun(b.strategy, b, transforms=xforms, channels=channels)
+    run = TemplateRun(b.strategy, b, transforms=xforms, channels=channels, ranges=channel_ranges(sample))
     for spec in template.gates:
         if spec.population == stop_before:
             break
@@ -257,123 +269,13 @@ def run_template(template: Template, sample: fk.Sample, resolve: Callable[[Dim],
     return run
 
 
-def _raw_values(run: TemplateRun, sample: fk.Sample, comp: Compensation, population: str, channels: list[str],
-                limit: int | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Raw compensated values of a population's events (optionally a random subset of ``limit``)."""
-    mask = run.builder.members(population)
-    idx = np.flatnonzero(mask)
-    if limit is not None and idx.size > limit:
-        idx = np.sort(rng.choice(idx, limit, replace=False))
-    events = compensated_events(sample, comp)
-    return {ch: events[idx, sample.get_channel_index(ch)].astype(float) for ch in channels}
-
-
-def learn_from_control(template: Template, control: fk.Sample, resolve, comp: Compensation,
-                       settings: EngineSettings = EngineSettings()) -> LearnedCuts:
-    """Cuts for every row with a ``control`` method, learned on a negative-control tube.
-
-    The control is gated with the template up to the row's parent; the row's control method
-    (e.g. a high percentile) runs on the control's events there; the cut is kept in raw units.
-    """
-    learned = LearnedCuts()
-    too_few = []
-    for spec in template.gates:
-        if not spec.control:
+def channel_ranges(sample: fk.Sample) -> dict[str, float]:
+    """``$PnR`` of every channel that declares one (channel $PnN -> range)."""
+    meta = sample.get_metadata()
+    out = {}
+    for i, name in enumerate(sample.pnn_labels, start=1):
+        try:
+            out[name] = float(str(meta.get(f"p{i}r", "")).strip())
+        except ValueError:
             continue
-        run = run_template(template, control, resolve, comp, settings, learned=learned, stop_before=spec.population)
-        chans = run.channels[spec.population]
-        n = run.builder.count(spec.parent)
-        if n < MIN_CONTROL_EVENTS:       # this population is then called against the next reference
-            too_few.append(f"'{spec.parent}' has {n} events ({template.where(spec)})")
-            learned.unusable[spec.population] = (f"control {control.id} has {n} '{spec.parent}' events, "
-                                                 f"{MIN_CONTROL_EVENTS} needed")
-            continue
-        ctrl_spec = GateSpec(spec.population, spec.parent, spec.dims, spec.control["method"],
-                             dict(spec.control.get("args") or {}), line=spec.line)
-        ctx = MethodContext(run, ctrl_spec, chans, None, None)
-        out = registry.get(ctrl_spec.method)(ctx, **ctrl_spec.args)
-        learned.cuts[spec.population] = _raw_cuts(ctx, out)
-        learned.source[spec.population] = (f"control {control.id}: {ctrl_spec.method} "
-                                           f"{dict(ctrl_spec.args)} on {n} '{spec.parent}' events")
-        if len(chans) == 1 and chans[0] in out.cuts:     # the control's own background above the cut
-            learned.reference[spec.population] = _control_reference(ctx, out.cuts[chans[0]].value, n)
-    if too_few and not learned.cuts:
-        raise GatingError(f"control {control.id}: too few events to learn any cut (at least {MIN_CONTROL_EVENTS} "
-                          f"needed): {'; '.join(too_few)}")
-    return learned
-
-
-def _control_reference(ctx: MethodContext, cut: float, n: int) -> dict:
-    """The control's counts behind its cut, and two more cuts (raw units) with their counts, at the
-    percentiles :func:`gating.positivity.cut_dependence` compares."""
-    from .positivity import SENSITIVITY_Q
-    v = ctx.values(0)
-    ref = {"n": int(n), "above": int(np.count_nonzero(v >= cut)), "cut_median": ctx.to_raw(0, float(np.median(v)))}
-    for tag, q in zip(("lo", "hi"), (SENSITIVITY_Q[0], SENSITIVITY_Q[-1])):
-        c = float(np.percentile(v, q))
-        ref[f"cut_{tag}"] = ctx.to_raw(0, c)
-        ref[f"above_{tag}"] = int(np.count_nonzero(v >= c))
-    return ref
-
-
-def learn_batch(template: Template, tubes, settings: EngineSettings = EngineSettings(),
-                learned: LearnedCuts | None = None, per_tube: int = POOL_PER_TUBE, seed: int = 0) -> LearnedCuts:
-    """Cuts for every ``learn: batch`` row, found once on events pooled from all tubes.
-
-    ``tubes`` is a sequence of loaders, each returning ``(sample, resolve, comp)`` when called,
-    so a large batch is read one tube at a time. Each tube gives up to ``per_tube`` random
-    events of the row's parent population; a tube that cannot be read or gated is left out.
-    """
-    learned = learned or LearnedCuts()
-    for spec in template.gates:
-        if spec.learn != "batch":
-            continue
-        pooled: dict[int, list[np.ndarray]] = {}
-        used = 0
-        for k, load in enumerate(tubes):
-            try:
-                sample, resolve, comp = load()
-                run = run_template(template, sample, resolve, comp, settings, learned=learned,
-                                   stop_before=spec.population)
-            except Exception:  # noqa: BLE001 - the tube's own analysis reports its error
-                continue
-            if spec.population in run.skipped or not run.channels.get(spec.population):
-                continue
-            chans = run.channels[spec.population]
-            vals = _raw_values(run, sample, comp, spec.parent, chans, per_tube, np.random.default_rng(seed + k))
-            for i, ch in enumerate(chans):
-                pooled.setdefault(i, []).append(vals[ch])
-            used += 1
-        if not pooled:
-            continue
-        raw = [np.concatenate(pooled[i]) for i in sorted(pooled)]
-        learned.cuts[spec.population] = _learn_on_pool(template, spec, raw, settings)
-        learned.source[spec.population] = (f"batch: {spec.method} {dict(spec.args)} on "
-                                           f"{len(raw[0])} pooled '{spec.parent}' events from {used} tubes")
-    return learned
-
-
-def _raw_cuts(ctx: MethodContext, out) -> dict[str, float]:
-    """A method's cuts (keyed by channel, on the gate's scale) as raw values keyed by dim."""
-    return {ctx.dim_names[ctx.channels.index(ch)]: ctx.to_raw(ctx.channels.index(ch), c.value)
-            for ch, c in out.cuts.items() if ch in ctx.channels}
-
-
-def _learn_on_pool(template: Template, spec: GateSpec, raw: list[np.ndarray], settings: EngineSettings) -> dict[str, float]:
-    """Run a row's method on pooled raw values (on a logicle fitted to the pool); cuts back in raw units."""
-    chans = [f"pool{i}" for i in range(len(raw))]
-    df = pd.DataFrame({ch: v for ch, v in zip(chans, raw)})
-    xforms = {}
-    for ch, v in zip(chans, raw):
-        w = settings.logicle_w if settings.logicle_w is not None else estimate_logicle_w(v, 262144.0)
-        xforms[ch] = fk.transforms.LogicleTransform(262144.0, w, settings.logicle_m, 0.0)
-        df[ch] = np.asarray(xforms[ch].apply(v.reshape(-1, 1))).ravel()
-    b = StrategyBuilder(df, Compensation(None, "pool"), xforms, set(chans))
-    b.alias(spec.parent, "root")
-    run = TemplateRun(b.strategy, b, transforms=xforms, channels={spec.population: chans})
-    ctx = MethodContext(run, spec, chans, None, None)
-    out = registry.get(spec.method)(ctx, **spec.args)
-    if not out.cuts:
-        raise GatingError(f"{template.where(spec)}: method '{spec.method}' gives no cuts to learn for a batch "
-                          f"(batch learning needs a cut-based method: valley, tail, percentile, quadrant ...)")
-    return _raw_cuts(ctx, out)
+    return out

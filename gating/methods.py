@@ -17,7 +17,7 @@ import flowkit as fk
 import numpy as np
 from scipy.stats import chi2
 
-from . import finders, positivity
+from . import acquisition, finders, positivity
 from .finders import Cut
 
 ENTRY_POINT_GROUP = "gating.methods"
@@ -204,6 +204,39 @@ def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
     peaks = d.peaks(min_prominence)
     mode = float(d.grid[peaks[0]]) if peaks.size else float(np.median(x))
     return own, positivity.mirror_reference(x, mode, own.value, own.detail), "", None
+
+
+@register("flow_rate")
+def flow_rate(ctx, k: float = acquisition.RATE_K) -> Outcome:
+    """1-D on the Time channel: the time segments whose flow rate is normal (no clog, burst or
+    stop); each kept segment is a range, the population their union. Flags QC_FLOW_RATE:<bins>."""
+    t = ctx.values(0)
+    if t.size < 100 or float(t.max()) <= float(t.min()):
+        return Outcome(flags=["QC_NO_TIME_COURSE"])
+    qc = acquisition.time_segments(t, k)
+    if qc.anomalous_bins == 0 and len(qc.segments) == 1:
+        return Outcome()                      # nothing to remove: the parent passes through
+    parts = [ctx.rect([(a, b)], name=f"{ctx.name}_{i + 1}") for i, (a, b) in enumerate(qc.segments)]
+    if len(parts) == 1:
+        parts = [ctx.rect([qc.segments[0]])]
+        return Outcome(parts, flags=[f"QC_FLOW_RATE:{qc.anomalous_bins}_of_{qc.bins}_bins"])
+    union = fk.gates.BooleanGate(ctx.name, "or", [{"ref": g.gate_name, "path": ctx.path_of_parent(),
+                                                   "complement": False} for g in parts])
+    return Outcome(parts + [union], flags=[f"QC_FLOW_RATE:{qc.anomalous_bins}_of_{qc.bins}_bins"])
+
+
+@register("in_range")
+def in_range(ctx) -> Outcome:
+    """Events inside the detectors' range on every dim (scatter, raw units): values pinned at the
+    top (``$PnR`` - 1: saturated) or absurdly below zero are removed. Flags QC_SATURATED:<n>."""
+    ranges = [ctx.channel_range(i) for i in range(len(ctx.channels))]
+    events = np.column_stack([ctx.values(i) for i in range(len(ctx.channels))])
+    bounds = acquisition.saturation_bounds(events, ranges, set(range(len(ctx.channels))))
+    if not bounds:
+        return Outcome()
+    rect = ctx.rect([bounds.get(i, (None, None)) for i in range(len(ctx.channels))])
+    outside = ~np.asarray(rect.apply(ctx.frame()), dtype=bool)
+    return Outcome([rect], flags=[f"QC_SATURATED:{int(outside.sum())}"])
 
 
 @register("exclude")

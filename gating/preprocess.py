@@ -116,16 +116,29 @@ def logicle_for(sample: fk.Sample, channel: str, w: float | None = LOGICLE_W, m:
 
     ``w=None`` estimates the width from ``values`` (the channel's compensated events).
     """
+    t = channel_top(sample, channel)
+    if w is None:
+        w = estimate_logicle_w(np.asarray(values, dtype=float), t, m) if values is not None else LOGICLE_W
+    return fk.transforms.LogicleTransform(param_t=t, param_w=w, param_m=m, param_a=a)
+
+
+def channel_top(sample: fk.Sample, channel: str) -> float:
+    """The top of a channel's scale after decoding: ``$PnR`` for linear channels; for a log-amplified
+    one (``$PnE`` = f1,f2 with f1 > 0) the decoded maximum f2 x 10^f1 (``$PnR`` is then the ADC's
+    range, e.g. 1024, not the data's); 262144 when the file says nothing usable."""
     idx = sample.get_channel_index(channel)
+    meta = sample.get_metadata()
+    try:
+        f1, f2 = (float(x) for x in str(meta.get(f"p{idx + 1}e", "0,0")).split(",")[:2])
+    except ValueError:
+        f1, f2 = 0.0, 0.0
+    if f1 > 0:
+        return (f2 if f2 > 0 else 1.0) * 10.0 ** f1
     try:
         t = float(sample.channels.loc[idx, "pnr"])
     except (KeyError, ValueError, TypeError):
         t = 262144.0
-    if not np.isfinite(t) or t <= 0:
-        t = 262144.0
-    if w is None:
-        w = estimate_logicle_w(np.asarray(values, dtype=float), t, m) if values is not None else LOGICLE_W
-    return fk.transforms.LogicleTransform(param_t=t, param_w=w, param_m=m, param_a=a)
+    return t if np.isfinite(t) and t > 0 else 262144.0
 
 
 def estimate_logicle_w(values: np.ndarray, t: float, m: float = LOGICLE_M, quantile: float = 0.05,

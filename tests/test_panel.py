@@ -38,7 +38,7 @@ def test_missing_required_role_names_role_names_and_channels():
 
 def test_optional_roles_reported_missing():
     rp = Panel.default().resolve(CH, "tube.fcs")
-    assert set(rp.missing) == {"fsc_h", "viability", "beads"}
+    assert set(rp.missing) == {"fsc_h", "viability", "beads", "time"}
     assert rp.pnn("t_cell") == "B1-A" and rp.pnn("car") == "PE-A"
 
 
