@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ConfigError
+from .hints import program, risk_command  # noqa: F401 - the demo's follow-up command
 from .ruo import RUO
 
 #: Exit code after Ctrl-C (128 + SIGINT, as shells report it); finished results are kept.
@@ -112,41 +113,14 @@ def cmd_panel(a) -> int:
     return EXIT_OK
 
 
-def risk_command(out: Path, clinical, labs, flow, as_of, cwd: Path | None = None) -> str:
-    """The ``cytomnt risk`` command line for the demo's files, runnable from ``cwd`` (default: here).
-
-    ``clinical``, ``labs`` and ``flow`` are paths inside the demo folder ``out`` (or absolute).
-    Each is written as the shorter of ``out``/name and its path relative to ``cwd``, shell-quoted,
-    so the user can paste it where they ran ``cytomnt demo`` rather than only inside ``out``.
-    """
-    def arg(name) -> str:
-        path = Path(out) / name
-        shown = str(path)
-        try:
-            rel = os.path.relpath(path, cwd if cwd is not None else Path.cwd())
-        except ValueError:      # another drive (Windows): no relative path
-            rel = shown
-        return shlex.quote(rel if len(rel) < len(shown) else shown)
-    return (f"{program(cwd)} risk --clinical {arg(clinical)} --labs {arg(labs)} --flow {arg(flow)} "
-            f"--as-of {as_of}")
-
-
-def program(cwd: Path | None = None) -> str:
-    """How to call this cytomnt from ``cwd``: ``cytomnt`` when that is what the shell finds,
-    else the path of the running script (e.g. ``.venv/bin/cytomnt`` from a venv not activated)."""
-    import shutil
-    me = Path(sys.argv[0])
-    if me.name != "cytomnt" or not me.exists():
-        return "cytomnt"                  # called through Python (tests, python -m): the usual name
-    found = shutil.which("cytomnt")
-    if found and Path(found).resolve() == me.resolve():
-        return "cytomnt"
-    try:
-        rel = os.path.relpath(me, cwd if cwd is not None else Path.cwd())
-    except ValueError:
-        rel = str(me)
-    shown = rel if len(rel) < len(str(me.resolve())) else str(me.resolve())
-    return shlex.quote(shown if "/" in shown else "./" + shown)
+def cmd_inspect(a) -> int:
+    """Describe files: 0 when every one reads, 1 otherwise (each says why)."""
+    from .inspect import inspect_file, render, to_json
+    from .panel import Panel
+    panel = Panel.from_yaml(a.panel) if a.panel else None
+    infos = [inspect_file(f, panel) for f in a.files]
+    print(to_json(infos) if a.json else "\n".join(render(i) for i in infos), end="" if not a.json else "\n")
+    return EXIT_SOME_FAILED if any(i.error for i in infos) else EXIT_OK
 
 
 def cmd_demo(a) -> int:
@@ -338,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--panel")
     p.set_defaults(func=cmd_panel)
+    p = sub.add_parser("inspect", help="describe FCS files: instrument, data sets, channels, ranges, time, roles")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--panel")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("demo", help="generate two patients' blood and CSF tubes and analyse them")
     p.add_argument("--out", default="cytomnt-demo")
     p.add_argument("--jobs", type=int, default=2)

@@ -29,8 +29,10 @@ class TimeQc:
     median_rate: float
 
 
-def time_segments(t: np.ndarray, k: float = RATE_K) -> TimeQc:
-    """Time segments with a normal flow rate (the whole run when nothing is anomalous)."""
+def time_segments(t: np.ndarray, k: float = RATE_K, signal: np.ndarray | None = None) -> TimeQc:
+    """Time segments with a normal flow rate and, given a ``signal`` (e.g. FSC), a stable signal:
+    a bin whose median signal lies more than ``k`` robust SD from the bins' median is anomalous
+    too (a bubble, a drifting laser). The whole run when nothing is anomalous."""
     t = np.asarray(t, dtype=float)
     lo, hi = float(t.min()), float(t.max())
     nb = int(np.clip(t.size // EVENTS_PER_BIN, 10, 400))
@@ -41,6 +43,8 @@ def time_segments(t: np.ndarray, k: float = RATE_K) -> TimeQc:
     med = float(np.median(busy)) if busy.size else 0.0
     sd = max(1.4826 * float(np.median(np.abs(busy - med))) if busy.size else 0.0, np.sqrt(max(med, 1.0)))
     bad = (counts > med + k * sd) | ((counts > 0) & (counts < med - k * sd))
+    if signal is not None:
+        bad |= _unstable(t, np.asarray(signal, dtype=float), edges, counts, k)
     segments, start = [], None
     for i in range(nb):
         if not bad[i] and counts[i] > 0 and start is None:
@@ -51,6 +55,22 @@ def time_segments(t: np.ndarray, k: float = RATE_K) -> TimeQc:
     if start is not None:
         segments.append((float(start), float(edges[-1])))
     return TimeQc(segments, nb, int(bad.sum()), med)
+
+
+def _unstable(t: np.ndarray, signal: np.ndarray, edges: np.ndarray, counts: np.ndarray, k: float) -> np.ndarray:
+    """Bins whose median signal is an outlier among the bins' medians (bins of 20+ events)."""
+    which = np.clip(np.searchsorted(edges, t, side="right") - 1, 0, len(counts) - 1)
+    order = np.argsort(which, kind="stable")
+    splits = np.split(signal[order], np.cumsum(counts)[:-1])
+    meds = np.array([np.median(x) if x.size >= 20 else np.nan for x in splits])
+    ok = np.isfinite(meds)
+    if ok.sum() < 5:
+        return np.zeros(len(counts), dtype=bool)
+    centre = float(np.median(meds[ok]))
+    spread = 1.4826 * float(np.median(np.abs(meds[ok] - centre)))
+    # a bin's median is precise to about the events' spread / sqrt(n): never flag within that
+    noise = np.array([1.2533 * np.std(x) / np.sqrt(x.size) if x.size >= 20 else np.inf for x in splits])
+    return ok & (np.abs(meds - centre) > k * np.maximum(spread, noise))
 
 
 def saturation_bounds(events: np.ndarray, ranges: list[float | None], scatter: set[int]) -> dict[int, tuple]:

@@ -35,6 +35,7 @@ class LoadedSample:
 
     sample: fk.Sample
     notes: list[str] = field(default_factory=list)
+    source: dict = field(default_factory=dict)   # the file's own version and keywords when it was rebuilt
 
 
 def _pick_dataset(path: Path, sample_id: str) -> tuple[fk.Sample, list[str]]:
@@ -118,7 +119,8 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
     notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return LoadedSample(fk.Sample(io.BytesIO(data), sample_id=sid), notes or ["FCS_REBUILT"])
+        return LoadedSample(fk.Sample(io.BytesIO(data), sample_id=sid), notes or ["FCS_REBUILT"],
+                            {"version": lay.version, "keywords": dict(lay.keywords)})
 
 
 def _is_number(text: str) -> bool:

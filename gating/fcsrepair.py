@@ -34,7 +34,7 @@ class Layout:
     text_data: tuple[int, int] | None
     keywords: dict
     padded_keys: bool = False
-    notes: list[str] = field(default_factory=list)
+    version: str = ""
 
     @property
     def events(self) -> int:
@@ -64,7 +64,7 @@ def read_layout(path: Path, parse_text) -> Layout:
     text_data = None
     if "BEGINDATA" in kw and "ENDDATA" in kw:
         text_data = (int(kw["BEGINDATA"].strip() or 0), int(kw["ENDDATA"].strip() or 0))
-    return Layout(size, (ts, te), (ds, de), text_data, kw, padded)
+    return Layout(size, (ts, te), (ds, de), text_data, kw, padded, head[:6])
 
 
 def data_segment(lay: Layout) -> tuple[tuple[int, int], list[str]]:

@@ -208,17 +208,19 @@ def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
 
 @register("flow_rate")
 def flow_rate(ctx, k: float = acquisition.RATE_K) -> Outcome:
-    """1-D on the Time channel: the time segments whose flow rate is normal (no clog, burst or
-    stop); each kept segment is a range, the population their union. Flags QC_FLOW_RATE:<bins>."""
+    """On the Time channel (and a signal such as FSC as a second dim): the time segments whose flow
+    rate (and median signal) are normal: no clog, burst, stop or drift; each kept segment is a
+    range on Time, the population their union. Flags QC_FLOW_RATE:<bins>."""
     t = ctx.values(0)
     if t.size < 100 or float(t.max()) <= float(t.min()):
         return Outcome(flags=["QC_NO_TIME_COURSE"])
-    qc = acquisition.time_segments(t, k)
+    qc = acquisition.time_segments(t, k, ctx.values(1) if len(ctx.channels) > 1 else None)
     if qc.anomalous_bins == 0 and len(qc.segments) == 1:
         return Outcome()                      # nothing to remove: the parent passes through
-    parts = [ctx.rect([(a, b)], name=f"{ctx.name}_{i + 1}") for i, (a, b) in enumerate(qc.segments)]
+    parts = [ctx.rect([(a, b)] + [(None, None)] * (len(ctx.channels) - 1), name=f"{ctx.name}_{i + 1}")
+             for i, (a, b) in enumerate(qc.segments)]
     if len(parts) == 1:
-        parts = [ctx.rect([qc.segments[0]])]
+        parts = [ctx.rect([qc.segments[0]] + [(None, None)] * (len(ctx.channels) - 1))]
         return Outcome(parts, flags=[f"QC_FLOW_RATE:{qc.anomalous_bins}_of_{qc.bins}_bins"])
     union = fk.gates.BooleanGate(ctx.name, "or", [{"ref": g.gate_name, "path": ctx.path_of_parent(),
                                                    "complement": False} for g in parts])

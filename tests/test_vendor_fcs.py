@@ -85,3 +85,69 @@ def test_float_data_labelled_integer_is_refused(tmp_path):
     (tmp_path / "f2i.fcs").write_bytes(data)
     with pytest.raises(FcsReadError, match=r"f2i.fcs: parameter \d+ \(.*\): \d+% of its values exceed \$P\d+R"):
         read_fcs(tmp_path / "f2i.fcs")
+
+
+def test_clog_and_saturation_are_removed_and_counted(tmp_path):
+    """A clog (30 s without events, then a burst) and 1% of events pinned at the top of FSC: the
+    segment and the saturated events are removed and counted, and the CAR share stays the clean
+    tube's (the same cells otherwise)."""
+    import cytomnt
+    from cytomnt.synth import TubeSpec, write_tube
+    spec = dict(events=80_000, car_frac_of_t=0.25)
+    write_tube(tmp_path / "clean.fcs", TubeSpec(**spec), 6060)
+    write_tube(tmp_path / "clog.fcs", TubeSpec(**spec, clog=(250.0, 280.0), saturated_frac=0.01), 6060)
+    df = cytomnt.analyze([tmp_path / "clean.fcs", tmp_path / "clog.fcs"]).set_index("sample_id")
+    clean, clog = df.loc["clean"], df.loc["clog"]
+    assert "QC_FLOW_RATE" in clog.qc_flags and "QC_FLOW_RATE" not in clean.qc_flags
+    burst = 80_000 * 30 / 600 * 0.9                        # about 4,000 held cells pass in one second
+    assert clog.qc_events_removed - clean.qc_events_removed > burst + 0.9 * 800   # burst + ~800 saturated
+    assert "QC_SATURATED" in clog.qc_flags
+    diff = abs(clog.car_pct_of_t - clean.car_pct_of_t)
+    assert diff < 0.5 * (clean.car_pct_of_t_ci_high - clean.car_pct_of_t_ci_low), diff
+
+
+def test_scatter_by_role_stays_linear_and_log_channels_use_their_decoded_top(tmp_path):
+    from cytomnt.autogate import auto_gate
+    from cytomnt.panel import Panel, channels_of
+    from gating.preprocess import channel_top
+    s = read_fcs(FIXTURES / "csf_bd.fcs").sample
+    panel = Panel.default()
+    run = auto_gate(s, panel.resolve(channels_of(s, panel)), compensation_for(s))
+    for role in ("fsc_a", "ssc_a", "time"):
+        assert panel.resolve(channels_of(s, panel)).pnn(role) not in run.transforms, role
+    astrios = read_fcs(shared("vendor_fcs") / "files" / "FlowCal__Data001.fcs")      # FACScan, $PnE 4,0
+    meta = astrios.sample.get_metadata()
+    logs = [i for i in range(len(astrios.sample.pnn_labels))
+            if float(str(meta.get(f"p{i + 1}e", "0,0")).split(",")[0]) > 0]
+    assert logs
+    for i in logs:
+        top = channel_top(astrios.sample, astrios.sample.pnn_labels[i])
+        assert top >= astrios.sample.get_events(source="raw")[:, i].max() * 0.999
+        assert top != float(meta[f"p{i + 1}r"])
+
+
+@pytest.mark.slow
+def test_inspect_every_vendor_file(capsys):
+    """`cytomnt inspect` on each vendor file: no traceback, the data-set choice said, the file's
+    own version and widths (not the rebuilt copy's)."""
+    import json
+
+    from cytomnt.cli import main
+    files = sorted(str(f) for f in (shared("vendor_fcs") / "files").iterdir())
+    assert main(["inspect", *files]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback" not in out and out.count("data set") >= len(files)
+    assert "2 data sets; data set 2 read (FCS3.0, list mode)" in out
+    assert main(["inspect", "--json", *files]) == 0
+    doc = {d["file"].rsplit("/", 1)[-1]: d for d in json.loads(capsys.readouterr().out)}
+    d003 = doc["FlowCal__Data003.fcs"]
+    assert d003["fcs_version"] == "FCS3.0" and {c["bits"] for c in d003["channels"]} == {"24"}
+    assert doc["cytoflow__Accuri - C6.fcs"]["reader_notes"][0] == "FCS_OFFSETS_FROM_HEADER"
+
+
+def test_inspect_says_why_a_file_cannot_be_read(tmp_path, capsys):
+    from cytomnt.cli import main
+    (tmp_path / "x.fcs").write_bytes(b"FCS3.1" + b" " * 80)
+    assert main(["inspect", str(tmp_path / "x.fcs")]) == 1
+    out = capsys.readouterr().out
+    assert "cannot be read" in out and "x.fcs" in out
