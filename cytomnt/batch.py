@@ -152,7 +152,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
 def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
             negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
             progress=None, learned_cuts=None, plots: bool = False, executor: str = "local",
-            scheduler: str | None = None, deidentify: bool = False) -> pd.DataFrame:
+            scheduler: str | None = None, deidentify: bool = False, acquisition_qc: bool = True) -> pd.DataFrame:
     """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
 
     Returns the samples table (one row per input, see ``results.SAMPLE_COLUMNS``). With ``out``,
@@ -161,6 +161,7 @@ def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, s
     what is done. The Python face of ``cytomnt analyze``.
     """
     cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover,
-                                learned_cuts=learned_cuts, plots=plots, deidentify=deidentify)
+                                learned_cuts=learned_cuts, plots=plots, deidentify=deidentify,
+                                acquisition_qc=acquisition_qc)
     results, _ = run_batch(inputs, cfg, out, jobs, executor, scheduler, progress=progress or False)
     return results_frame(results)

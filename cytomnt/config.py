@@ -35,6 +35,7 @@ class AnalysisConfig:
     controls: dict = field(default_factory=dict)    # manifest control tube -> its LearnedCuts
     plots: bool = False                 # one PNG of the gates per sample (OUT/plots/<sample_id>.png)
     deidentify: bool = False            # no file names, paths or identifying keyword values in any output
+    acquisition_qc: bool = True         # the template's acquisition-QC rows (flow rate, saturation)
     identifying_keywords: tuple = field(default_factory=lambda: IDENTIFYING_KEYWORDS)
 
     @property
@@ -70,6 +71,7 @@ def run_record(cfg: AnalysisConfig) -> dict:
         "panel": {"source": cfg.panel.source, "roles": {k: list(v) for k, v in cfg.panel.roles.items()}},
         "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
         "sample_type": cfg.sample_type,
+        "acquisition_qc": cfg.acquisition_qc,
         "negative_control": cfg.control_file,
         "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source, "reference": cfg.learned.reference},
         "manifest_controls": {name: {"cuts": lc.cuts, "reference": lc.reference} for name, lc in sorted(cfg.controls.items())},
@@ -86,7 +88,7 @@ def _rules_version() -> str:
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
                 negative_control=None, spillover=None, auto: EngineSettings | None = None,
                 metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False,
-                deidentify: bool = False, identifying_keywords=None) -> AnalysisConfig:
+                deidentify: bool = False, identifying_keywords=None, acquisition_qc: bool = True) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     from .gatemap import parse_gate_map
     try:
@@ -96,7 +98,7 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
     cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
                          metrics=metrics or default_metric_settings(),
                          spillover=str(spillover) if spillover else None,
-                         plots=plots, deidentify=deidentify)
+                         plots=plots, deidentify=deidentify, acquisition_qc=acquisition_qc)
     if identifying_keywords:
         try:
             cfg.identifying_keywords = read_keyword_list(identifying_keywords)

@@ -10,7 +10,7 @@ from gating.template import Template
 from .autogate import batch_cuts, control_cuts
 from .errors import ConfigError
 from .panel import PanelError, channels_of
-from .strategies import load_strategy
+from .strategies import strategy_for
 
 
 def control_cuts_from(control, cfg):
@@ -23,7 +23,7 @@ def control_cuts_from(control, cfg):
         name = str(getattr(control, "id", control))
         rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name)
         comp = compensation_for(sample, cfg.spillover, name)
-        return control_cuts(sample, rp, comp, cfg.auto, load_strategy(cfg.strategy))
+        return control_cuts(sample, rp, comp, cfg.auto, strategy_for(cfg))
     except (FcsReadError, PanelError, CompensationError, GatingError, ValueError, OSError) as exc:
         raise ConfigError(f"negative control: {exc}") from exc
 
@@ -40,7 +40,7 @@ def _loader(item, cfg):
 
 def learn_batch_cuts(items, cfg) -> None:
     """Learn the template's ``learn: batch`` cuts once from all inputs (unless already given)."""
-    template = load_strategy(cfg.strategy)
+    template = strategy_for(cfg)
     if not isinstance(template, Template):
         return
     todo = [g.population for g in template.gates if g.learn == "batch" and g.population not in cfg.learned.cuts]

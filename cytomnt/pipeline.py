@@ -22,7 +22,7 @@ from .privacy import identifying_values, path_secrets, scrub
 from .reading import item_hash, item_name, read_input
 from .results import SampleResult, add_flags, empty_row, printable
 from .statistics import population_statistics
-from .strategies import load_strategy
+from .strategies import strategy_for
 
 
 def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> SampleResult:
@@ -78,7 +78,7 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
     row["compensation"] = comp.describe()
     add_flags(row, "NO_COMPENSATION" if comp.matrix is None else "")
     # 4. gate
-    gated = gate(sample, comp, load_strategy(cfg.strategy), cfg, inp.name, sid, cfg.learned_for(ident.entry))
+    gated = gate(sample, comp, strategy_for(cfg), cfg, inp.name, sid, cfg.learned_for(ident.entry))
     row["transform"] = gated.transform
     row.update({k: gated.counts.get(k) for k in GATED_COUNTS})
     add_flags(row, *gated.flags)

@@ -50,6 +50,18 @@ def scales_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.stem + ".scales.yaml")
 
 
+#: Template rows of the acquisition QC (``--no-acquisition-qc`` leaves them out).
+ACQUISITION_QC_ROWS = ("flow_stable", "acquired")
+
+
+def strategy_for(cfg):
+    """The loaded strategy as this run applies it (a template without its QC rows when switched off)."""
+    src = load_strategy(cfg.strategy)
+    if not getattr(cfg, "acquisition_qc", True) and hasattr(src, "without"):
+        return src.without(ACQUISITION_QC_ROWS)
+    return src
+
+
 def load_strategy(spec: str):
     """'auto' or a template .yaml -> a ``gating.template.Template``; a Gating-ML .xml, an
     openCyto .csv -> a FlowKit ``GatingStrategy``; a FlowJo .wsp -> ``WorkspaceStrategies``."""

@@ -73,6 +73,22 @@ class Template:
                 return g
         raise KeyError(population)
 
+    def without(self, populations) -> "Template":
+        """The template with these rows left out; their children hang from the removed row's parent
+        (e.g. without the acquisition-QC rows, the cell hierarchy starts at the root)."""
+        drop = {p for p in populations if any(g.population == p for g in self.gates)}
+        if not drop:
+            return self
+        parent = {g.population: g.parent for g in self.gates}
+
+        def up(p: str) -> str:
+            while p in drop:
+                p = parent[p]
+            return p
+        from dataclasses import replace
+        kept = [replace(g, parent=up(g.parent)) for g in self.gates if g.population not in drop]
+        return Template(self.name, kept, self.source, self.version)
+
     def where(self, g: GateSpec) -> str:
         return f"{self.source}, line {g.line}"
 

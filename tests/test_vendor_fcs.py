@@ -151,3 +151,14 @@ def test_inspect_says_why_a_file_cannot_be_read(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "x.fcs")]) == 1
     out = capsys.readouterr().out
     assert "cannot be read" in out and "x.fcs" in out
+
+
+def test_acquisition_qc_can_be_switched_off(tmp_path):
+    import cytomnt
+    from cytomnt.synth import TubeSpec, write_tube
+    write_tube(tmp_path / "clog.fcs", TubeSpec(events=30_000, clog=(250.0, 280.0)), 6161)
+    on = cytomnt.analyze([tmp_path / "clog.fcs"])
+    off = cytomnt.analyze([tmp_path / "clog.fcs"], acquisition_qc=False)
+    assert on.qc_events_removed[0] > 1000 and "QC_FLOW_RATE" in on.qc_flags[0]
+    assert pd.isna(off.qc_events_removed[0]) and "QC_" not in off.qc_flags[0]
+    assert off.singlets[0] > on.singlets[0]
