@@ -81,7 +81,7 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secret
     gated = gate(sample, comp, strategy_for(cfg), cfg, inp.name, sid, cfg.learned_for(ident.entry))
     row["transform"] = gated.transform
     row.update({k: gated.counts.get(k) for k in GATED_COUNTS})
-    add_flags(row, *gated.flags)
+    add_flags(row, *gated.flags, "" if cfg.acquisition_qc else "ACQUISITION_QC_OFF")
     # 5. metrics: the CAR call against its background, then the phenotype numbers
     call = car_call(gated.calls, gated.counts.get("t_cells"), cfg.metrics.min_t_cells,
                     user_gates=not cfg.uses_template)

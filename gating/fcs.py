@@ -43,8 +43,25 @@ def _pick_dataset(path: Path, sample_id: str) -> tuple[fk.Sample, list[str]]:
     samples = fk.read_multi_dataset_fcs(str(path), ignore_offset_error=True)
     best = max(range(len(samples)), key=lambda i: (float(samples[i].version or 0), i))
     s = samples[best]
+    _check_dataset_size(s, path, best + 1)
     s.id = sample_id
     return s, [f"MULTI_DATASET:{len(samples)}:used_{best + 1}", "FCS_OFFSET_OFF_BY_ONE"]
+
+
+def _check_dataset_size(s: fk.Sample, path: Path, number: int) -> None:
+    """A data set's DATA segment must hold $TOT events of its $PnB bits (one byte of slack), as
+    for single-data-set files; otherwise its $TOT or offsets are wrong and nothing is read."""
+    meta = s.get_metadata()
+    try:
+        bits = sum(int(str(meta[f"p{i}b"]).strip()) for i in range(1, len(s.pnn_labels) + 1))
+        have = int(str(meta["enddata"]).strip()) - int(str(meta["begindata"]).strip()) + 1
+        tot = int(str(meta["tot"]).strip())
+    except (KeyError, ValueError):
+        return
+    need = tot * bits // 8
+    if bits % 8 == 0 and have not in (need - 1, need, need + 1):
+        raise FcsReadError(f"{path}: data set {number}: $TOT = {tot} events of {bits} bits need {need} bytes of "
+                           f"DATA, but its DATA segment holds {have}: a wrong $TOT/$PnB or a truncated file")
 
 
 def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
@@ -63,7 +80,7 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
     if not magic.startswith(b"FCS"):
         raise FcsReadError(f"{path}: not an FCS file (HEADER starts with {magic!r}, expected 'FCS2.0', 'FCS3.0' or 'FCS3.1')")
     kw = check_structure(path)
-    if kw.get("NEXTDATA", "0").strip() in ("", "0"):
+    if not _next_data(kw):
         repaired = _read_by_evidence(path, sid)
         if repaired is not None:
             return _plausible(repaired, path)
@@ -79,7 +96,10 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
                     s, notes = _pick_dataset(path, sid)
                     return _plausible(LoadedSample(s, notes), path)
                 except Exception as exc:  # noqa: BLE001 - reported with the file name below
-                    raise FcsReadError(f"{path}: holds several data sets and none could be read ({exc})") from exc
+                    if isinstance(exc, FcsReadError):
+                        raise
+                    raise FcsReadError(f"{path}: holds several data sets and none could be read ({exc}); the file "
+                                       f"may be truncated") from exc
             except DataOffsetDiscrepancyError as exc:
                 return _read_discrepant(path, sid, exc)
             except FCSParsingError as exc:
@@ -99,7 +119,10 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
         (ds, de), notes = fcsrepair.data_segment(lay)
         bits = lay.bits()
         dtype = lay.keywords["DATATYPE"].strip().upper()
-        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64)
+        unnamed = [i for i in range(1, lay.params + 1) if not lay.keywords.get(f"P{i}N", "").strip()]
+        for i in unnamed:         # FlowKit drops an empty $PnN and shifts every later name: name it
+            lay.keywords[f"P{i}N"] = f"P{i}"
+        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed
         agree = lay.text_data in (None, (0, 0), lay.header_data) or lay.header_data == (0, 0)
         if dtype != "I" and standard and not lay.padded_keys and agree:
             return None
@@ -116,11 +139,20 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
         data = fcsrepair.rebuild(lay, events)
     except fcsrepair.LayoutError as exc:
         raise FcsReadError(f"{path}: {exc}") from exc
-    notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else [])
+    notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else []) + \
+        [f"FCS_UNNAMED_PARAMETER:P{i}" for i in unnamed]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return LoadedSample(fk.Sample(io.BytesIO(data), sample_id=sid), notes or ["FCS_REBUILT"],
                             {"version": lay.version, "keywords": dict(lay.keywords)})
+
+
+def _next_data(kw: dict) -> bool:
+    """True when $NEXTDATA points to another data set ('0', '00000000' and empty mean none)."""
+    try:
+        return int(str(kw.get("NEXTDATA", "0")).strip() or 0) != 0
+    except ValueError:
+        return True
 
 
 def _is_number(text: str) -> bool:
@@ -188,7 +220,7 @@ def check_structure(path: Path) -> dict[str, str]:
     for key in ("PAR", "TOT", "DATATYPE", "BYTEORD", "MODE"):
         if key not in kw:
             raise FcsReadError(f"{path}: required keyword ${key} is missing from TEXT")
-    if kw.get("NEXTDATA", "0").strip() not in ("", "0"):
+    if _next_data(kw):
         return kw            # several data sets (e.g. Beckman .lmd): checked by the multi-data-set reader
     par = _int(kw["PAR"], "$PAR", path)
     tot = _int(kw["TOT"], "$TOT", path)

@@ -160,5 +160,29 @@ def test_acquisition_qc_can_be_switched_off(tmp_path):
     on = cytomnt.analyze([tmp_path / "clog.fcs"])
     off = cytomnt.analyze([tmp_path / "clog.fcs"], acquisition_qc=False)
     assert on.qc_events_removed[0] > 1000 and "QC_FLOW_RATE" in on.qc_flags[0]
-    assert pd.isna(off.qc_events_removed[0]) and "QC_" not in off.qc_flags[0]
+    assert pd.isna(off.qc_events_removed[0]) and "QC_FLOW" not in off.qc_flags[0]
+    assert "ACQUISITION_QC_OFF" in off.qc_flags[0]          # empty is not "nothing removed"
     assert off.singlets[0] > on.singlets[0]
+
+
+def test_unnamed_parameter_keeps_names_and_data_aligned():
+    """flowCore's .B08 leaves $P6N empty: FlowKit would drop the name and shift FL4-H and Time
+    onto the wrong columns. Named P6, every name stays over its own data."""
+    loaded = read_fcs(shared("vendor_fcs") / "files" / "flowCore__0877408774.B08")
+    s = loaded.sample
+    assert len(s.pnn_labels) == s.get_events(source="raw").shape[1] == 8
+    assert s.pnn_labels[5] == "P6" and "FCS_UNNAMED_PARAMETER:P6" in loaded.notes
+    assert s.get_events(source="raw")[:, s.get_channel_index("Time")].max() == pytest.approx(626, abs=1)
+
+
+def test_wrong_tot_in_a_multi_data_set_file_is_refused(tmp_path):
+    data = (shared("fcs_edge_cases") / "coulter.lmd").read_bytes()
+    i = data.rindex(b"$TOT")               # the second (FCS 3.0) data set's $TOT
+    delim = data[i - 1:i]
+    j = data.index(delim, i + 5)
+    tot = int(data[i + 5:j])
+    new = str(tot + 1).encode().ljust(j - (i + 5))
+    assert len(new) == j - (i + 5)
+    (tmp_path / "bad.lmd").write_bytes(data[:i + 5] + new + data[j:])
+    with pytest.raises(FcsReadError, match=r"bad.lmd: data set 2: \$TOT = \d+ events"):
+        read_fcs(tmp_path / "bad.lmd")
