@@ -116,6 +116,8 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
     always checked against ``$PnR``. None: an ordinary file, for FlowIO as it is."""
     try:
         lay = fcsrepair.read_layout(path, parse_text)
+        for key in ("TOT", "PAR"):
+            _int(lay.keywords[key], f"${key}", path)
         (ds, de), notes = fcsrepair.data_segment(lay)
         bits = lay.bits()
         dtype = lay.keywords["DATATYPE"].strip().upper()
@@ -139,12 +141,17 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
         data = fcsrepair.rebuild(lay, events)
     except fcsrepair.LayoutError as exc:
         raise FcsReadError(f"{path}: {exc}") from exc
+    except (ValueError, KeyError) as exc:          # a HEADER or keyword that is not what it must be
+        raise FcsReadError(f"{path}: cannot be read as FCS: {type(exc).__name__}: {exc}") from exc
     notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else []) + \
         [f"FCS_UNNAMED_PARAMETER:P{i}" for i in unnamed]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return LoadedSample(fk.Sample(io.BytesIO(data), sample_id=sid), notes or ["FCS_REBUILT"],
-                            {"version": lay.version, "keywords": dict(lay.keywords)})
+        try:
+            sample = fk.Sample(io.BytesIO(data), sample_id=sid)
+        except Exception as exc:  # noqa: BLE001 - a keyword FlowIO needs is missing or malformed
+            raise FcsReadError(f"{path}: cannot be read as FCS: {type(exc).__name__}: {exc}") from exc
+    return LoadedSample(sample, notes or ["FCS_REBUILT"], {"version": lay.version, "keywords": dict(lay.keywords)})
 
 
 def _next_data(kw: dict) -> bool:
@@ -257,6 +264,8 @@ def check_structure(path: Path) -> dict[str, str]:
             fcsrepair.data_segment(fcsrepair.read_layout(path, parse_text))
         except fcsrepair.LayoutError as exc:
             raise FcsReadError(f"{path}: {exc}: truncated, or a wrong $TOT/$PAR/$PnB or offset") from exc
+        except (ValueError, KeyError) as exc:
+            raise FcsReadError(f"{path}: HEADER or TEXT is malformed ({type(exc).__name__}: {exc})") from exc
     return kw
 
 

@@ -127,7 +127,10 @@ def decode(buf: bytes, lay: Layout) -> tuple[np.ndarray, list[str]]:
         out[:, j] = v
         pos += w
     for j in range(par):
-        rng = float(kw.get(f"P{j + 1}R", "0").strip() or 0)
+        try:
+            rng = float(kw.get(f"P{j + 1}R", "0").strip() or 0)
+        except ValueError:
+            raise LayoutError(f"$P{j + 1}R '{kw[f'P{j + 1}R'].strip()[:20]}' is not a number") from None
         if rng <= 0 or kw.get(f"P{j + 1}N", "").strip().lower() == "time":
             continue          # many writers let the time counter run past its $PnR: never masked
         bits = max(1, math.ceil(math.log2(rng)))
