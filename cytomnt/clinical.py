@@ -175,7 +175,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
     if unit not in ALC_UNITS:
         raise ClinicalDataError(f"ALC unit '{unit}' is not one of {', '.join(ALC_UNITS)}")
     df = read_table(path, LAB_COLUMNS, "labs file", ClinicalDataError)
-    rows, too_big = [], []
+    rows, too_big, row_numbers = [], [], []
     for i, r in enumerate(df.to_dict("records"), start=2):
         w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731
         pid = r["patient_id"].strip()
@@ -195,6 +195,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
         if unit != "cells_per_ul" and v > ALC_K_PER_UL_MAX:
             too_big.append(f"row {i} ({pid}, {d}: {v:g})")
         rows.append((pid, d, v))
+        row_numbers.append(i)
     if too_big:
         raise ClinicalDataError(
             f"labs file {path}: alc_k_per_ul must be in x10^3 cells/uL, but {len(too_big)} value(s) above "
@@ -202,14 +203,19 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
             f"{' ...' if len(too_big) > 10 else ''}. Convert them (3500 cells/uL = 3.5 x10^3/uL) or declare "
             f"the unit (--alc-unit cells_per_ul).")
     out = pd.DataFrame(rows, columns=["patient_id", "date", "alc_k_per_ul"])
+    out["row"] = row_numbers
     dup = out.duplicated(["patient_id", "date"], keep=False)
     if dup.any():
         d = out[dup].groupby(["patient_id", "date"]).alc_k_per_ul.nunique()
         conflict = d[d > 1]
         if len(conflict):
             (pid, day), _ = next(iter(conflict.items()))
-            raise ClinicalDataError(f"labs file {path}: patient {pid} has different ALC values on {day}; keep one")
+            clash = out[(out.patient_id == pid) & (out.date == day)]
+            where = ", ".join(f"row {r} ({v:g})" for r, v in zip(clash.row, clash.alc_k_per_ul))
+            raise ClinicalDataError(f"labs file {path}: patient {pid} has different ALC values on {day}: {where}; "
+                                    f"keep one")
         out = out.drop_duplicates(["patient_id", "date"])
+    out = out.drop(columns="row")
     return out.sort_values(["patient_id", "date"]).reset_index(drop=True)
 
 

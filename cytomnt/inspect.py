@@ -36,8 +36,9 @@ class FileInfo:
     events: int = 0
     channels: list[ChannelInfo] = field(default_factory=list)
     spillover: list[str] = field(default_factory=list)
-    time_span_s: float | None = None
-    events_per_s: float | None = None
+    time_span: float | None = None
+    time_unit: str = ""          # "s" when the file gives $TIMESTEP, else "stored units"
+    events_per_time_unit: float | None = None
     roles: dict = field(default_factory=dict)
     reader_notes: list[str] = field(default_factory=list)
 
@@ -82,8 +83,9 @@ def inspect_file(path: str | Path, panel=None) -> FileInfo:
     if s.time_index is not None and s.event_count > 1:
         t = ev[:, s.time_index]
         span = float(t.max() - t.min())
-        info.time_span_s = span
-        info.events_per_s = s.event_count / span if span > 0 else None
+        info.time_span = span
+        info.time_unit = "s" if _is_number(meta.get("timestep")) else "stored units (no usable $TIMESTEP)"
+        info.events_per_time_unit = s.event_count / span if span > 0 else None
     try:
         p = panel if panel is not None else Panel.default()
         rp = p.resolve(channels_of(s, p), path.name, strict=False)
@@ -93,15 +95,25 @@ def inspect_file(path: str | Path, panel=None) -> FileInfo:
     return info
 
 
+def _is_number(v) -> bool:
+    try:
+        float(str(v))
+        return True
+    except ValueError:
+        return False
+
+
 def render(info: FileInfo) -> str:
     """A readable page about one file."""
     if info.error:
         return f"{info.file}\n  cannot be read: {info.error}\n"
     lines = [f"{info.file}", f"  {info.fcs_version}, cytometer: {info.cytometer or '(not given)'}; {info.data_sets}; "
              f"{info.events} events"]
-    if info.time_span_s is not None:
-        rate = f", {info.events_per_s:.3g} events per time unit" if info.events_per_s else ""
-        lines.append(f"  time span {info.time_span_s:g} (seconds when the file gives $TIMESTEP){rate}")
+    if info.time_span is not None:
+        unit = "s" if info.time_unit == "s" else "time units"
+        rate = f", {info.events_per_time_unit:.3g} events per {unit[:-1] if unit == 'time units' else 's'}" \
+            if info.events_per_time_unit else ""
+        lines.append(f"  time span {info.time_span:g} {info.time_unit}{rate}")
     lines.append(f"  spillover: {', '.join(info.spillover) if info.spillover else 'none'}")
     if info.reader_notes:
         lines.append(f"  reader notes: {'; '.join(info.reader_notes)}")

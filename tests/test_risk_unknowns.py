@@ -174,3 +174,18 @@ def test_input_mistakes_are_messages(tmp_path, capsys):
     c.write_text(HEAD + f"\nP1,ide-cel,{D0},VGPR,,,,,0,0,no\nP2,ide-cel,{D0},VGPR,,,,,0,0,no\n")
     lab.write_text(f"patient_id,date,alc_k_per_ul\nP1,{day(3)},1.0\n")      # P2 has no ALC at all
     assert main(["risk", "--clinical", str(c), "--labs", str(lab), "--as-of", str(day(40))]) == 0
+
+
+def test_conflicting_same_day_alc_names_the_rows(tmp_path):
+    c, lab = _clin(tmp_path, f"P1,ide-cel,{D0},VGPR,,,,,0,0,no")
+    lab.write_text(f"patient_id,date,alc_k_per_ul\nP1,{day(3)},1.0\nP1,{day(5)},1.2\nP1,{day(3)},1.4\n")
+    with pytest.raises(ValueError, match=r"different ALC values on .*: row 2 \(1\), row 4 \(1.4\)"):
+        load(c, lab)
+
+
+def test_higher_tiers_name_the_unknown_factors_they_need(demo):
+    data, inf = demo
+    b3 = assess(data, "PT-B", inf["PT-B"] + dt.timedelta(days=3))
+    assert b3.could_be_higher
+    for c in b3.could_be_higher:
+        assert "(if " in c and "out present)" in c and "alc_max_gt_3" in c or "crs_ge_2_or_icans" in c, c

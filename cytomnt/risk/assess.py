@@ -137,7 +137,9 @@ def decide_tier(factors: list[FactorResult], rules: Rules) -> tuple[str, str, li
             tier, reason = t.tier, t.reason.replace("{present}", present)
             break
         if v is None:
-            could.append(f"{t.tier}: {t.reason.replace('{present}', 'one of the factors now unknown')}")
+            needs = sorted(logic.names(t.when) & set(unknown))
+            could.append(f"{t.tier}: {t.reason.replace('{present}', 'one of the factors now unknown')}"
+                         f" (if {', '.join(needs)} {'turns' if len(needs) == 1 else 'turn'} out present)")
     if tier == rules.tiers[-1].tier and unknown:
         reason = (f"no risk factor known to be present; {len(unknown)} still unknown "
                   f"({', '.join(unknown)}), so this tier can still rise")
