@@ -144,7 +144,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     make_ids_unique(results)
     summary.failed = sum(not r.ok for r in results)
     if out is not None:
-        write_outputs(results, out, cfg, summary.manifest_issues)
+        write_outputs(results, out, cfg, summary.manifest_issues, xlsx=cfg.xlsx)
     summary.seconds = time.monotonic() - t0
     return results, summary
 
@@ -152,7 +152,8 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
 def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
             negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
             progress=None, learned_cuts=None, plots: bool = False, executor: str = "local",
-            scheduler: str | None = None, deidentify: bool = False, acquisition_qc: bool = True) -> pd.DataFrame:
+            scheduler: str | None = None, deidentify: bool = False, acquisition_qc: bool = True,
+            xlsx: bool = False) -> pd.DataFrame:
     """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
 
     Returns the samples table (one row per input, see ``results.SAMPLE_COLUMNS``). With ``out``,
@@ -162,6 +163,6 @@ def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, s
     """
     cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover,
                                 learned_cuts=learned_cuts, plots=plots, deidentify=deidentify,
-                                acquisition_qc=acquisition_qc)
+                                acquisition_qc=acquisition_qc, xlsx=xlsx)
     results, _ = run_batch(inputs, cfg, out, jobs, executor, scheduler, progress=progress or False)
     return results_frame(results)

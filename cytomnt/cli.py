@@ -42,6 +42,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help="keep file names, paths and identifying keyword values out of every output (README)")
     p.add_argument("--identifying-keywords", help="file of extra identifying keywords, one per line")
     p.add_argument("--no-report", action="store_true", help="do not write OUT/report.html")
+    p.add_argument("--xlsx", action="store_true", help="also write OUT/statistics.xlsx (needs cytomnt[xlsx])")
     p.add_argument("--no-acquisition-qc", action="store_true",
                    help="keep every event: no flow-rate/signal or saturation cleaning before gating")
     p.add_argument("--clinical", help="clinical.csv: adds each patient's MNT risk to the report")
@@ -59,7 +60,8 @@ def cmd_analyze(a) -> int:
         return EXIT_USAGE
     cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover,
                       learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
-                      identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc)
+                      identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc,
+                      xlsx=a.xlsx)
     items = collect_inputs(a.paths)
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)

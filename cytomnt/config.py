@@ -36,6 +36,7 @@ class AnalysisConfig:
     plots: bool = False                 # one PNG of the gates per sample (OUT/plots/<sample_id>.png)
     deidentify: bool = False            # no file names, paths or identifying keyword values in any output
     acquisition_qc: bool = True         # the template's acquisition-QC rows (flow rate, saturation)
+    xlsx: bool = False                  # OUT/statistics.xlsx as well (openpyxl; costs a tenth of a second a run)
     identifying_keywords: tuple = field(default_factory=lambda: IDENTIFYING_KEYWORDS)
 
     @property
@@ -88,7 +89,8 @@ def _rules_version() -> str:
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
                 negative_control=None, spillover=None, auto: EngineSettings | None = None,
                 metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False,
-                deidentify: bool = False, identifying_keywords=None, acquisition_qc: bool = True) -> AnalysisConfig:
+                deidentify: bool = False, identifying_keywords=None, acquisition_qc: bool = True,
+                xlsx: bool = False) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     from .gatemap import parse_gate_map
     try:
@@ -98,7 +100,7 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
     cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
                          metrics=metrics or default_metric_settings(),
                          spillover=str(spillover) if spillover else None,
-                         plots=plots, deidentify=deidentify, acquisition_qc=acquisition_qc)
+                         plots=plots, deidentify=deidentify, acquisition_qc=acquisition_qc, xlsx=xlsx)
     if identifying_keywords:
         try:
             cfg.identifying_keywords = read_keyword_list(identifying_keywords)

@@ -23,7 +23,7 @@ from .results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, conca
 
 
 def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig,
-                  manifest_issues: Sequence[str] = (), xlsx: bool = True) -> pd.DataFrame:
+                  manifest_issues: Sequence[str] = (), xlsx: bool = False) -> pd.DataFrame:
     """Write every table and per-sample file of a run; return the samples table."""
     out = Path(out)
     df = results_frame(results)
@@ -35,6 +35,8 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
         atomic_write(out / f"{name}.parquet", parquet_bytes(table))
     if xlsx:
         write_xlsx(out / "statistics.xlsx", tables)
+    else:
+        (out / "statistics.xlsx").unlink(missing_ok=True)      # an earlier run's workbook is not this run's
     for r in results:
         _sync(out / "gates" / f"{r.sample_id}.xml", r.gatingml)
         _sync(out / "plots" / f"{r.sample_id}.png", r.plot_png)

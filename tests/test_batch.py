@@ -39,13 +39,13 @@ def tubes(tmp_path_factory):
 
 
 def test_rerun_reuses_the_store_and_changes_nothing(tubes, tmp_path):
-    cfg = make_config()
+    cfg = make_config(xlsx=True)
     r1, s1 = run_batch([tubes], cfg, tmp_path, jobs=2)
     first = tables(tmp_path)
     # analysed + reused + failed = files: the broken file counts once, as failed
     assert (s1.analysed, s1.reused, s1.failed) == (10, 0, 1)
     assert s1.line().startswith("11 files: 10 analysed, 0 reused from the store, 1 failed")
-    r2, s2 = run_batch([tubes], make_config(), tmp_path, jobs=2)
+    r2, s2 = run_batch([tubes], make_config(xlsx=True), tmp_path, jobs=2)
     assert (s2.analysed, s2.reused, s2.failed) == (0, 10, 1)
     assert tables(tmp_path) == first
     err = pd.read_csv(tmp_path / "errors.csv")

@@ -151,3 +151,19 @@ def test_demo_tables_identical_across_jobs_and_the_python_api(tmp_path):
     assert len(gates) == 8
     for g in gates:
         assert (tmp_path / "j2" / "gates" / g).read_bytes() == (tmp_path / "j1" / "gates" / g).read_bytes(), g
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1000, 12_345])
+def test_row_statistics_equal_numpy(n):
+    """Median, mean and robust CV by selection equal numpy's (median; inverted-CDF percentiles)."""
+    from cytomnt.statistics import RCV_HIGH, RCV_LOW, row_statistics
+    x = (RNG.lognormal(4, 1.5, (5, n)) - 20).astype(np.float32)
+    st = row_statistics(x.copy())
+    assert np.array_equal(st["median"], np.median(x.astype(float), axis=1))
+    assert np.allclose(st["mean"], x.astype(float).mean(axis=1), rtol=1e-12)
+    lo = np.percentile(x, RCV_LOW, axis=1, method="inverted_cdf").astype(float)
+    hi = np.percentile(x, RCV_HIGH, axis=1, method="inverted_cdf").astype(float)
+    med = np.median(x.astype(float), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expect = np.where(med != 0, 100 * (hi - lo) / 2 / np.abs(med), np.nan)
+    assert np.allclose(st["rcv"], expect, equal_nan=True)

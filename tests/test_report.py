@@ -77,7 +77,7 @@ def test_report_command_rebuilds_from_store(demo_out, tmp_path):
 
 
 def test_statistics_table_matches_numpy(tmp_path):
-    cytomnt.analyze([FIXTURES / "csf_bd.fcs"], out=tmp_path)
+    cytomnt.analyze([FIXTURES / "csf_bd.fcs"], out=tmp_path, xlsx=True)
     stats = pd.read_csv(tmp_path / "statistics.csv")
     for col in ("sample_id", "population", "parent", "count", "pct_parent", "pct_total", "channel", "marker",
                 "median", "mean", "rcv_pct"):
@@ -92,6 +92,8 @@ def test_statistics_table_matches_numpy(tmp_path):
     for name in ("samples", "populations", "statistics"):
         assert len(pd.read_parquet(tmp_path / f"{name}.parquet")) == len(pd.read_csv(tmp_path / f"{name}.csv"))
     assert set(pd.ExcelFile(tmp_path / "statistics.xlsx").sheet_names) == {"samples", "populations", "statistics"}
+    cytomnt.analyze([FIXTURES / "csf_bd.fcs"], out=tmp_path)           # not asked for: no (stale) workbook
+    assert not (tmp_path / "statistics.xlsx").exists()
 
 
 def test_anndata_round_trip(tmp_path):
@@ -129,7 +131,7 @@ def test_deidentify_leaves_the_name_nowhere(tmp_path, capsys):
     m.write_text("file,sample_id,patient_id,collection_date,sample_type\n"
                  f"{NAME.replace(' ', '_')}_CSF.fcs,P7-csf-1,P7,2026-02-01,csf\n")
     out = tmp_path / "out"
-    rc = main(["analyze", str(src), "--out", str(out), "--manifest", str(m), "--deidentify", "--plots"])
+    rc = main(["analyze", str(src), "--out", str(out), "--manifest", str(m), "--deidentify", "--plots", "--xlsx"])
     assert rc == 1
     assert main(["report", str(out)]) == 0
     df = pd.read_csv(out / "samples.csv")
