@@ -294,8 +294,9 @@ MAX_PLAUSIBLE = 1e12
 def _plausible(loaded: LoadedSample, path: Path) -> LoadedSample:
     """Refuse data no instrument produces (NaN/inf, |x| > 1e12): a misread, not numbers to gate."""
     ev = loaded.sample.get_events(source="raw")
-    if ev.size:
-        finite = np.isfinite(ev)
+    lo, hi = (float(ev.min()), float(ev.max())) if ev.size else (0.0, 0.0)
+    if ev.size and not (np.isfinite(lo) and np.isfinite(hi) and max(-lo, hi) <= MAX_PLAUSIBLE):
+        finite = np.isfinite(ev)          # something is wrong: find the channel to name it
         bad_col = None
         if not finite.all():
             bad_col = int(np.flatnonzero(~finite.all(axis=0))[0])

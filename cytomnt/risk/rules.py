@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -51,8 +52,8 @@ class Rules:
 
     @classmethod
     def default(cls) -> "Rules":
-        text = resources.files("cytomnt").joinpath("data/mnt_rules.yaml").read_text()
-        return cls.from_text(text, "mnt_rules.yaml (built-in)")
+        """The built-in rules (parsed once per process)."""
+        return _default_rules()
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Rules":
@@ -112,3 +113,9 @@ class Rules:
         return cls(str(data["version"]), factors, warns, tiers,
                    " ".join(str(data.get("research_use", "")).split()), dict(data.get("literature") or {}), source,
                    dict(flow))
+
+
+@lru_cache(maxsize=1)
+def _default_rules() -> Rules:
+    text = resources.files("cytomnt").joinpath("data/mnt_rules.yaml").read_text()
+    return Rules.from_text(text, "mnt_rules.yaml (built-in)")
