@@ -35,11 +35,11 @@ def alc_max(points: list[AlcPoint], window: tuple[int, int] = (0, 30)) -> AlcPoi
 
 
 def alc_on_day(points: list[AlcPoint], day: int, tolerance: int = 1) -> AlcPoint | None:
-    """The ALC nearest to ``day`` within ``tolerance`` days (the earlier one when equally near)."""
+    """The ALC nearest to ``day`` within ``tolerance`` days (the higher one when two are equally near)."""
     near = [p for p in points if abs(p.day - day) <= tolerance]
     if not near:
         return None
-    return min(near, key=lambda p: (abs(p.day - day), p.day))
+    return min(near, key=lambda p: (abs(p.day - day), -p.alc_k_per_ul))
 
 
 def rate_of_rise(points: list[AlcPoint], window: tuple[int, int] = (0, 30)) -> float | None:

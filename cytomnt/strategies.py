@@ -57,7 +57,7 @@ ACQUISITION_QC_ROWS = ("flow_stable", "acquired")
 def strategy_for(cfg):
     """The loaded strategy as this run applies it (a template without its QC rows when switched off)."""
     src = load_strategy(cfg.strategy)
-    if not getattr(cfg, "acquisition_qc", True) and hasattr(src, "without"):
+    if not cfg.acquisition_qc and hasattr(src, "without"):
         return src.without(ACQUISITION_QC_ROWS)
     return src
 

@@ -13,7 +13,6 @@ from typing import Callable
 
 import flowkit as fk
 import numpy as np
-import pandas as pd
 import yaml
 
 from . import methods as registry
@@ -147,10 +146,6 @@ class MethodContext:
     def channel_range(self, i: int = 0) -> float | None:
         """The ``$PnR`` of dim ``i``'s channel (None when the file does not say)."""
         return self._run.ranges.get(self.channels[i])
-
-    def frame(self):
-        """The parent's events as a DataFrame with this row's channels (for ``Gate.apply``)."""
-        return pd.DataFrame({ch: self._run.builder.values(ch, self.parent) for ch in self.channels})
 
     def path_of_parent(self) -> tuple[str, ...]:
         """The parent's path from 'root' (its own name last): where this row's gates hang."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import flowio
 import flowkit as fk
 import numpy as np
-from flowio.exceptions import DataOffsetDiscrepancyError, FCSParsingError, MultipleDataSetsError
+from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from . import fcsrepair
 
@@ -100,8 +100,6 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
                         raise
                     raise FcsReadError(f"{path}: holds several data sets and none could be read ({exc}); the file "
                                        f"may be truncated") from exc
-            except DataOffsetDiscrepancyError as exc:
-                return _read_discrepant(path, sid, exc)
             except FCSParsingError as exc:
                 last = exc
                 continue
@@ -267,24 +265,6 @@ def check_structure(path: Path) -> dict[str, str]:
         except (ValueError, KeyError) as exc:
             raise FcsReadError(f"{path}: HEADER or TEXT is malformed ({type(exc).__name__}: {exc})") from exc
     return kw
-
-
-def _read_discrepant(path: Path, sid: str, first: Exception) -> LoadedSample:
-    """HEADER and TEXT disagree on the DATA offsets: trust TEXT (FCS 3.x says it rules) if it parses."""
-    try:
-        fd = flowio.FlowData(str(path), ignore_offset_discrepancy=True)
-        notes = ["FCS_OFFSET_DISCREPANCY"]
-        ts = fd.text.get("timestep")
-        if ts is not None:
-            try:
-                float(ts)
-            except ValueError:
-                del fd.text["timestep"]
-                notes.append("FCS_BAD_TIMESTEP")
-        return LoadedSample(fk.Sample(fd, sample_id=sid), notes)
-    except Exception as exc:  # noqa: BLE001
-        raise FcsReadError(f"{path}: HEADER and TEXT disagree on the data offsets ({first}); "
-                           f"reading with the TEXT offsets also failed: {exc}") from exc
 
 
 #: No cytometer writes values this large; such values mean a wrong $BYTEORD or $DATATYPE.

@@ -217,14 +217,14 @@ def flow_rate(ctx, k: float = acquisition.RATE_K) -> Outcome:
     qc = acquisition.time_segments(t, k, ctx.values(1) if len(ctx.channels) > 1 else None)
     if qc.anomalous_bins == 0 and len(qc.segments) == 1:
         return Outcome()                      # nothing to remove: the parent passes through
-    parts = [ctx.rect([(a, b)] + [(None, None)] * (len(ctx.channels) - 1), name=f"{ctx.name}_{i + 1}")
-             for i, (a, b) in enumerate(qc.segments)]
-    if len(parts) == 1:
-        parts = [ctx.rect([qc.segments[0]] + [(None, None)] * (len(ctx.channels) - 1))]
-        return Outcome(parts, flags=[f"QC_FLOW_RATE:{qc.anomalous_bins}_of_{qc.bins}_bins"])
+    flags = [f"QC_FLOW_RATE:{qc.anomalous_bins}_of_{qc.bins}_bins"]
+    open_dims = [(None, None)] * (len(ctx.channels) - 1)
+    if len(qc.segments) == 1:
+        return Outcome([ctx.rect([qc.segments[0]] + open_dims)], flags=flags)
+    parts = [ctx.rect([seg] + open_dims, name=f"{ctx.name}_{i + 1}") for i, seg in enumerate(qc.segments)]
     union = fk.gates.BooleanGate(ctx.name, "or", [{"ref": g.gate_name, "path": ctx.path_of_parent(),
                                                    "complement": False} for g in parts])
-    return Outcome(parts + [union], flags=[f"QC_FLOW_RATE:{qc.anomalous_bins}_of_{qc.bins}_bins"])
+    return Outcome(parts + [union], flags=flags)
 
 
 @register("in_range")
@@ -236,9 +236,11 @@ def in_range(ctx) -> Outcome:
     bounds = acquisition.saturation_bounds(events, ranges, set(range(len(ctx.channels))))
     if not bounds:
         return Outcome()
+    inside = np.ones(len(events), dtype=bool)
+    for i, (lo, hi) in bounds.items():            # Gating-ML ranges: min <= v < max
+        inside &= (events[:, i] >= lo if lo is not None else True) & (events[:, i] < hi)
     rect = ctx.rect([bounds.get(i, (None, None)) for i in range(len(ctx.channels))])
-    outside = ~np.asarray(rect.apply(ctx.frame()), dtype=bool)
-    return Outcome([rect], flags=[f"QC_SATURATED:{int(outside.sum())}"])
+    return Outcome([rect], flags=[f"QC_SATURATED:{int((~inside).sum())}"])
 
 
 @register("exclude")

@@ -110,7 +110,7 @@ def test_kinetics():
     pts = [kinetics.AlcPoint(d, day(d), v) for d, v in ((0, 0.3), (9, 2.0), (11, 2.5), (14, 3.1), (35, 5.0))]
     assert kinetics.alc_max(pts).day == 14                      # day 35 is outside 0-30
     assert kinetics.alc_max(pts, (0, 40)).alc_k_per_ul == 5.0
-    assert kinetics.alc_on_day(pts, 10, 1).day == 9             # equally near: the earlier
+    assert kinetics.alc_on_day(pts, 10, 1).day == 11            # equally near: the higher (2.5 vs 2.0), as the factor reads it
     assert kinetics.alc_on_day(pts, 20, 1) is None
     assert kinetics.rate_of_rise(pts) == pytest.approx(0.25)
 

@@ -57,16 +57,14 @@ def alc_max(ctx: FactorContext, window_days=(0, 30), threshold: float | None = N
 def alc_on_day(ctx: FactorContext, day: int = 10, tolerance_days: int = 1):
     """ALC on ``day``; without one, the values within ``tolerance_days`` (the higher when two are
     equally near). Final once a value on the day itself is known or the tolerance has passed."""
-    near = [q for q in ctx.alc if abs(q.day - day) <= tolerance_days]
+    p = kinetics.alc_on_day(ctx.alc, day, tolerance_days)
     closed = ctx.window_closed(day + tolerance_days)
-    if not near:
+    if p is None:
         return None, f"no ALC within day {day} +/- {tolerance_days} by {ctx.as_of}", (
             "cannot be settled: no ALC was measured then" if closed else
             f"an ALC on days {day - tolerance_days}-{day + tolerance_days}")
-    best = min(abs(q.day - day) for q in near)
-    p = max((q for q in near if abs(q.day - day) == best), key=lambda q: q.alc_k_per_ul)
     detail = f"{p.alc_k_per_ul:g} on day {p.day} ({p.date})"
-    if best == 0 or closed:
+    if p.day == day or closed:
         return p.alc_k_per_ul, detail
     return Verdict(p.alc_k_per_ul, None), f"{detail}; a value nearer day {day} may still come", \
         f"an ALC on day {day}, or the as-of date past day {day + tolerance_days}"
