@@ -151,8 +151,10 @@ def gate_plot(gated: Gated, sample, sid: str, row: dict) -> bytes | None:
 
     from gating.plot import plot_sample
     membership = {(p.name, p.path): p.membership for p in gated.populations}
-    car = row.get("car_pct_of_t")
-    title = f"{sid}  ({row.get('sample_type') or '?'}; CAR {car:.1f}% of T)" \
+    car, status = row.get("car_pct_of_t"), row.get("car_status")
+    call = {"not_detected": "CAR not detected", "uncertain": "CAR call uncertain"}.get(status, "CAR")
+    share = f"{car:.1f}% of T" + (" as counted" if status != "ok" else "")
+    title = f"{sid}  ({row.get('sample_type') or '?'}; {call}: {share})" \
         if isinstance(car, float) and math.isfinite(car) else sid
     try:
         with tempfile.TemporaryDirectory() as d:
