@@ -19,6 +19,7 @@ from .executors import EXECUTORS, run_dask, run_local
 from .learning import learn_batch_cuts
 from .manifest import check_manifest
 from .outputs import write_outputs
+from .parallel import thread_map
 from .progress import Progress
 from .reading import collect_inputs, is_sample, item_hash, item_key
 from .results import SampleResult, make_ids_unique, results_frame
@@ -75,6 +76,16 @@ def _entry_of(item, cfg: AnalysisConfig) -> dict:
     return {"path": str(p), "entry": asdict(e) if e else None}
 
 
+def hash_inputs(items) -> dict[str, str]:
+    """Content hash of every input, on the sample threads (SHA-256 releases the GIL)."""
+    return dict(zip(map(item_key, items), thread_map(item_hash, items)))
+
+
+def _manifest_issues(items, cfg: AnalysisConfig, hashes: dict) -> list[str]:
+    issues = check_manifest([i for i in items if not is_sample(i)], cfg.manifest, hashes)
+    return _scrubbed_issues(items, hashes, issues) if cfg.deidentify else issues
+
+
 def _scrubbed_issues(items, hashes: dict, issues: list[str]) -> list[str]:
     """Manifest issues without file names or paths (``--deidentify``)."""
     from .privacy import path_secrets, pseudonym, scrub
@@ -97,14 +108,8 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
         raise ConfigError(f"--jobs must be 0 (every CPU this process may use) or a positive number, not {jobs}")
     items = collect_inputs(inputs)
     summary = RunSummary(total=len(items))
-    hashes = {item_key(i): item_hash(i) for i in items}
-    paths = [i for i in items if not is_sample(i)]
-    summary.manifest_issues = check_manifest(paths, cfg.manifest, hashes)
-    if cfg.deidentify:
-        summary.manifest_issues = _scrubbed_issues(items, hashes, summary.manifest_issues)
     learn_batch_cuts(items, cfg)
     cfg_hash, record = run_config_hash(cfg)
-    keys = {item_key(i): result_key(hashes[item_key(i)], cfg_hash, _entry_of(i, cfg)) for i in items}
     store = ResultStore(Path(out) / STORE_NAME) if out is not None else None
     callback = progress if callable(progress) else None
     bar = Progress(len(items), enabled=bool(progress), callback=callback)
@@ -112,26 +117,38 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     stack = contextlib.ExitStack()
     try:
         stored = store.keys() if store else set()
+        # content hashes first only when they decide something before the analysis (results to
+        # reuse, pseudonyms); otherwise each file is hashed by its worker while it is analysed
+        hashes = hash_inputs(items) if stored or cfg.deidentify else {}
+
+        def key_of(i) -> str:
+            return result_key(hashes[item_key(i)], cfg_hash, _entry_of(i, cfg))
+        if hashes:
+            summary.manifest_issues = _manifest_issues(items, cfg, hashes)
         run_id = store.begin_run(cfg_hash, record) if store else 0
-        todo = [i for i in items if keys[item_key(i)] not in stored]
+        todo = [i for i in items if not hashes or key_of(i) not in stored]
         for i in items:
-            if keys[item_key(i)] in stored:
-                store.touch(keys[item_key(i)], run_id)      # the newest result of its sample again
-                res = store.get(keys[item_key(i)])
+            if hashes and key_of(i) in stored:
+                store.touch(key_of(i), run_id)      # the newest result of its sample again
+                res = store.get(key_of(i))
                 summary.reused += res.ok
                 bar.update(res, reused=True)
         source = run_dask(todo, cfg, scheduler, jobs) if executor == "dask" else \
             run_local(todo, cfg, jobs, hashes, item_key)
         stack.callback(source.close)         # on Ctrl-C too: the executor's own clean-up runs now
         for item, res in source:
-            k = keys[item_key(item)]
+            if item_key(item) not in hashes:
+                hashes[item_key(item)] = res.row.get("sha256") or item_hash(item)
+            k = key_of(item)
             if store:
                 store.put(k, hashes[item_key(item)], cfg_hash, res, run_id)
             else:
                 fresh[k] = res
             summary.analysed += res.ok
             bar.update(res)
-        results = [store.get(keys[item_key(i)]) if store else fresh[keys[item_key(i)]] for i in items]
+        results = [store.get(key_of(i)) if store else fresh[key_of(i)] for i in items]
+        if not summary.manifest_issues:
+            summary.manifest_issues = _manifest_issues(items, cfg, hashes)
     except KeyboardInterrupt:
         stack.close()                        # wait for the workers to stop before saying so
         raise RunInterrupted(summary.analysed + summary.reused, len(items),

@@ -2,13 +2,13 @@
 yields ``(input, result)`` as results finish; only the caller (the parent) writes anything."""
 from __future__ import annotations
 
-import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from .config import AnalysisConfig
 from .errors import ConfigError
+from .parallel import available_cores, set_sample_threads
 from .pipeline import analyze_sample
 
 EXECUTORS = ("local", "dask")
@@ -17,10 +17,7 @@ _CFG: AnalysisConfig | None = None
 
 def default_jobs() -> int:
     """Workers for ``--jobs 0``: the CPUs this process may use (respects affinity/cgroup cpusets)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 def single_threaded_blas() -> None:
@@ -30,13 +27,15 @@ def single_threaded_blas() -> None:
     threadpool_limits(1)
 
 
-def _init_worker(cfg: AnalysisConfig) -> None:
-    """Per worker: the run's configuration, one BLAS thread, and Ctrl-C left to the parent (which
-    stops the run cleanly) instead of a traceback from every worker."""
+def _init_worker(cfg: AnalysisConfig, jobs: int) -> None:
+    """Per worker: the run's configuration, one BLAS thread, its share of the cores for a
+    sample's threads, and Ctrl-C left to the parent (which stops the run cleanly) instead of a
+    traceback from every worker."""
     global _CFG
     _CFG = cfg
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     single_threaded_blas()
+    set_sample_threads(max(1, available_cores() // jobs))
 
 
 def _work(item, sha256=None):
@@ -49,7 +48,7 @@ def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key):
         for item in todo:
             yield item, analyze_sample(item, cfg, hashes.get(key(item)))
         return
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(cfg,))
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(cfg, jobs))
     try:
         pending = {}
         it = iter(todo)
@@ -83,6 +82,7 @@ def run_dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int):
         client = Client(cluster)
     try:
         client.run(single_threaded_blas)
+        client.run(set_sample_threads, 1)            # Dask runs one task per worker thread already
         cfg_f = client.scatter(cfg, broadcast=True)
         futures = {client.submit(analyze_sample, str(i) if isinstance(i, Path) else i, cfg_f, pure=False): i
                    for i in todo}

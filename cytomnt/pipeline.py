@@ -18,6 +18,7 @@ from .classify import Identity, identify, sample_type_of
 from .config import AnalysisConfig
 from .gate import GATED_COUNTS, Gated, gate
 from .metrics import Counts, phenotype
+from .parallel import in_background
 from .privacy import identifying_values, path_secrets, scrub
 from .reading import item_hash, item_name, read_input
 from .results import SampleResult, add_flags, empty_row, printable
@@ -33,15 +34,19 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
     path, name = item_name(item)
     if cfg.deidentify and not sha256:
         sha256 = item_hash(item)
+    # the file's hash on another core while this one reads and gates it
+    hashing = None if sha256 else in_background(item_hash, item)
     ident = identify(path, name, cfg.manifest, cfg.deidentify, sha256)
     row = _first_row(ident, path, cfg)
     secrets = (path_secrets(path) if path is not None else [name]) if cfg.deidentify else []
     try:
-        result = _steps(item, ident, row, cfg, sha256, secrets)
+        result = _steps(item, ident, row, cfg, secrets)
     except Exception as exc:  # noqa: BLE001 - a batch never stops for one file
         known = isinstance(exc, (ValueError, LookupError))     # our errors are ValueErrors naming the problem
         row.update(status="error", error=str(exc) if known else f"{type(exc).__name__}: {exc}")
         result = SampleResult(row, pd.DataFrame(), None)
+    if row["events"] is not None:                   # read: its content hash goes in the row
+        row["sha256"] = sha256 or hashing.result()
     if cfg.deidentify:
         row["file"] = ""
         row["error"] = scrub(row["error"] or "", secrets)
@@ -60,12 +65,12 @@ def _first_row(ident: Identity, path, cfg: AnalysisConfig) -> dict:
     return row
 
 
-def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, sha256, secrets: list[str]) -> SampleResult:
+def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[str]) -> SampleResult:
     sid = ident.sample_id
     # 1. read
-    inp = read_input(item, sid, sha256)
+    inp = read_input(item, sid)
     sample = inp.sample
-    row.update(sha256=inp.sha256, events=int(sample.event_count))
+    row.update(events=int(sample.event_count))
     add_flags(row, *inp.flags)
     if cfg.deidentify:
         secrets += identifying_values(sample.get_metadata(), cfg.identifying_keywords)

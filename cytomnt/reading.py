@@ -10,13 +10,12 @@ import numpy as np
 
 @dataclass
 class Input:
-    """One input read: the FlowKit sample, its file (None for a Sample given in Python), the
-    name it goes by (file name or sample id), its SHA-256, and the reader's QC notes."""
+    """One input read: the sample, its file (None for a Sample given in Python), the name it
+    goes by (file name or sample id), and the reader's QC notes."""
 
     sample: object
     path: Path | None
     name: str
-    sha256: str
     flags: list[str] = field(default_factory=list)
 
 
@@ -69,12 +68,11 @@ def collect_inputs(inputs) -> list:
     return samples + paths
 
 
-def read_input(item, sample_id: str, sha256: str | None = None) -> Input:
+def read_input(item, sample_id: str) -> Input:
     """Read a path (raises ``gating.FcsReadError`` naming the file) or take a FlowKit Sample."""
     from gating import read_fcs
     path, name = item_name(item)
     if path is None:
-        return Input(item, None, name, sha256 or sha256_sample(item))
-    digest = sha256 or (sha256_file(path) if path.exists() else "")
+        return Input(item, None, name)
     loaded = read_fcs(path, sample_id)
-    return Input(loaded.sample, path, name, digest, list(loaded.notes))
+    return Input(loaded.sample, path, name, list(loaded.notes))

@@ -24,6 +24,9 @@ from flowkit import gates as fk_gates
 from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
 
+from . import stable
+from .preprocess import compensated_channels
+
 #: Rows per chunk: bounds temporary memory to chunk x channels x 8 bytes.
 CHUNK = 1 << 17
 #: Transforms whose bounds may be mapped back to raw values (monotone increasing, finite everywhere).
@@ -109,7 +112,7 @@ class Evaluator:
             matrix = self.strategy.comp_matrices[ref]
         idx = [sample.get_channel_index(d) for d in matrix.detectors]
         m = np.asarray(matrix.matrix, dtype=float)
-        c = _Comp(idx, m, np.linalg.inv(m), {ch: j for j, ch in enumerate(idx)})
+        c = _Comp(idx, m, stable.inverse(m), {ch: j for j, ch in enumerate(idx)})
         cache[ref] = c
         return c
 
@@ -130,22 +133,12 @@ class Evaluator:
         return comp.flowkit_values[rows, comp.col_of[ch]]
 
     def _fast_column(self, raw: np.ndarray, comp: _Comp | None, ch: int, cache: dict) -> np.ndarray:
-        """A channel's compensated values for all events by the inverse matrix, as float32.
-
-        Computed once per sample over contiguous row blocks (no copy of the event matrix); only
-        used to tell events far from a bound, so float32 (relative error ~6e-8, well inside the
-        1e-6 band) is enough, and half the memory.
-        """
+        """A channel's compensated values for all events, float32 (shared with the statistics of
+        the same sample and matrix); only used to tell events far from a bound, so float32
+        (relative error ~6e-8, well inside the 1e-6 band) is enough."""
         if comp is None or ch not in comp.col_of:
             return raw[:, ch]
-        key = id(comp)
-        if key not in cache:
-            # all detectors of this matrix at once: one pass over the events, one small gemm per block
-            out = np.empty((raw.shape[0], len(comp.indices)), dtype=np.float32)
-            for start in range(0, raw.shape[0], self.chunk):
-                out[start:start + self.chunk] = raw[start:start + self.chunk, comp.indices] @ comp.inverse
-            cache[key] = out
-        return cache[key][:, comp.col_of[ch]]
+        return compensated_channels(raw, comp.indices, comp.inverse)[comp.col_of[ch]]
 
     def _exact_values(self, raw, rows, comp, ch, xform) -> np.ndarray:
         v = self._exact_comp(raw, rows, comp, ch)

@@ -17,6 +17,7 @@ import numpy as np
 from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from . import fcsrepair
+from .sample import read_float_events
 
 #: Extensions read when a folder is given.
 FCS_EXTENSIONS = (".fcs", ".lmd")
@@ -31,7 +32,8 @@ class FcsReadError(ValueError):
 
 @dataclass
 class LoadedSample:
-    """A FlowKit sample plus the reader's notes (QC flag codes) about the file."""
+    """A sample (FlowKit's ``Sample``, or :class:`gating.sample.EventSample` with the same
+    attributes) plus the reader's notes (QC flag codes) about the file."""
 
     sample: fk.Sample
     notes: list[str] = field(default_factory=list)
@@ -81,9 +83,13 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
         raise FcsReadError(f"{path}: not an FCS file (HEADER starts with {magic!r}, expected 'FCS2.0', 'FCS3.0' or 'FCS3.1')")
     kw = check_structure(path)
     if not _next_data(kw):
-        repaired = _read_by_evidence(path, sid)
-        if repaired is not None:
-            return _plausible(repaired, path)
+        found = _read_by_evidence(path, sid)
+        if isinstance(found, LoadedSample):
+            return _plausible(found, path)
+        if isinstance(found, OrdinaryFloat):      # most files: numpy reads DATA in one call
+            fast = read_float_events(path, sid, found.data_start, found.tot)
+            if fast is not None:
+                return _plausible(LoadedSample(fast), path)
     attempts = [({}, []), ({"ignore_offset_error": True}, ["FCS_OFFSET_OFF_BY_ONE"])]
     last: Exception | None = None
     with warnings.catch_warnings():
@@ -108,10 +114,19 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
     raise FcsReadError(f"{path}: cannot be read as FCS: {last}")
 
 
-def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
+@dataclass(frozen=True)
+class OrdinaryFloat:
+    """A float/double file whose DATA segment is exactly $TOT events where HEADER and TEXT say."""
+
+    data_start: int
+    tot: int
+
+
+def _read_by_evidence(path: Path, sid: str) -> LoadedSample | OrdinaryFloat | None:
     """Files FlowIO would misread or refuse (HEADER and TEXT offsets that disagree, padded
     keywords, 24-bit or mixed-width integers) decoded by :mod:`gating.fcsrepair`; integer data
-    always checked against ``$PnR``. None: an ordinary file, for FlowIO as it is."""
+    always checked against ``$PnR``. ``OrdinaryFloat``: read by :mod:`gating.sample`; None: an
+    ordinary file, for FlowIO as it is."""
     try:
         lay = fcsrepair.read_layout(path, parse_text)
         for key in ("TOT", "PAR"):
@@ -125,7 +140,9 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | None:
         standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed
         agree = lay.text_data in (None, (0, 0), lay.header_data) or lay.header_data == (0, 0)
         if dtype != "I" and standard and not lay.padded_keys and agree:
-            return None
+            exact = all(seg[1] - seg[0] + 1 == de - ds + 1 for seg in (lay.header_data, lay.text_data)
+                        if seg not in (None, (0, 0)))
+            return OrdinaryFloat(ds, int(lay.keywords["TOT"].strip())) if exact and not notes else None
         with open(path, "rb") as fh:
             fh.seek(ds)
             buf = fh.read(de - ds + 1)

@@ -7,6 +7,7 @@ so a cut found on these values means the same thing in the exported Gating-ML.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,8 +181,30 @@ def compensated_events(sample: fk.Sample, comp: Compensation) -> np.ndarray:
         return raw.copy()
     idx = [sample.get_channel_index(d) for d in comp.matrix.detectors]
     out = raw.astype(np.float64, copy=True)
-    out[:, idx] = stable.matmul(raw[:, idx], stable.inverse(np.asarray(comp.matrix.matrix, dtype=float)))
+    inv = stable.inverse(np.asarray(comp.matrix.matrix, dtype=float))
+    for start, stop, block in stable.product_blocks(raw, idx, inv):
+        out[start:stop, idx] = block.T
     return out
+
+
+#: id(raw events array) -> {(columns, inverse bytes): compensated rows}; an entry lives as long
+#: as its events array (gating and statistics of one sample share one compensation).
+_COMPENSATED: dict[int, dict] = {}
+
+
+def compensated_channels(raw: np.ndarray, columns: list[int], inverse: np.ndarray) -> np.ndarray:
+    """``raw[:, columns] @ inverse`` as float32, one contiguous row per detector, with
+    :mod:`gating.stable`'s bits; computed once per events array and matrix. Read-only."""
+    per_array = _COMPENSATED.get(id(raw))
+    if per_array is None:
+        per_array = _COMPENSATED[id(raw)] = {}
+        weakref.finalize(raw, _COMPENSATED.pop, id(raw), None)
+    key = (tuple(columns), np.asarray(inverse, dtype=np.float64).tobytes())
+    if key not in per_array:
+        rows = stable.matmul_columns(raw, columns, inverse, out_dtype=np.float32)
+        rows.setflags(write=False)
+        per_array[key] = rows
+    return per_array[key]
 
 
 def processed_events(sample: fk.Sample, comp: Compensation, transforms: dict[str, object],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Rows per block: keeps a block's working set in cache; the result does not depend on it.
-BLOCK_ROWS = 1 << 16
+BLOCK_ROWS = 1 << 13
 
 
 class SingularMatrixError(ValueError):
@@ -51,21 +51,49 @@ def matmul(values: np.ndarray, inv: np.ndarray, out_dtype=np.float64) -> np.ndar
     skipped: adding ``0 * v`` to a finite sum leaves it unchanged, bit for bit.
     """
     values = np.asarray(values)
-    n, d = values.shape
+    out = np.empty((values.shape[0], np.shape(inv)[1]), dtype=out_dtype)
+    for start, stop, block in product_blocks(values, range(values.shape[1]), inv):
+        out[start:stop] = block.T
+    return out
+
+
+def matmul_columns(events: np.ndarray, columns, inv: np.ndarray, out_dtype=np.float64) -> np.ndarray:
+    """``events[:, columns] @ inv`` transposed (one contiguous row per output column), with the
+    same bits as :func:`matmul`; the columns are read block by block (no copy of the events)."""
+    out = np.empty((np.shape(inv)[1], np.shape(events)[0]), dtype=out_dtype)
+    for start, stop, block in product_blocks(np.asarray(events), columns, inv):
+        out[:, start:stop] = block
+    return out
+
+
+def product_blocks(events: np.ndarray, columns, inv: np.ndarray):
+    """(start, stop, block of ``events[start:stop, columns] @ inv`` transposed), block by block.
+
+    Per block, the products of one input column with every output column are one broadcast
+    multiply, added in input-column order: a few dozen large numpy calls per block instead of
+    one per matrix element, and the same bits as one element at a time. The yielded block is
+    reused for the next one.
+    """
+    columns = list(columns)
     inv = np.asarray(inv, dtype=np.float64)
-    out = np.empty((n, inv.shape[1]), dtype=out_dtype)
-    tmp = np.empty(min(n, BLOCK_ROWS))
+    d, k = inv.shape
+    if len(columns) != d:
+        raise ValueError(f"{len(columns)} columns for a {d}x{k} matrix")
+    n = events.shape[0]
+    rows = min(n, BLOCK_ROWS)
+    cols, term, acc = np.empty((d, rows)), np.empty((k, rows)), np.empty((k, rows))
+    nonzero = inv != 0.0
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
-        cols = np.ascontiguousarray(values[start:stop].T, dtype=np.float64)     # detectors x rows
-        t = tmp[:stop - start]
-        res = np.empty((inv.shape[1], stop - start))
-        for j in range(inv.shape[1]):
-            acc = res[j]
-            np.multiply(cols[0], inv[0, j], out=acc)
-            for k in range(1, d):
-                if inv[k, j] != 0.0:
-                    np.multiply(cols[k], inv[k, j], out=t)
-                    np.add(acc, t, out=acc)
-        out[start:stop] = res.T
-    return out
+        m = stop - start
+        c, t, a = cols[:, :m], term[:, :m], acc[:, :m]
+        for i, col in enumerate(columns):
+            np.copyto(c[i], events[start:stop, col])
+        np.multiply(inv[0][:, None], c[0], out=a)
+        for i in range(1, d):
+            np.multiply(inv[i][:, None], c[i], out=t)
+            if nonzero[i].all():
+                np.add(a, t, out=a)
+            elif nonzero[i].any():
+                np.add(a, t, out=a, where=nonzero[i][:, None])
+        yield start, stop, a

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .files import atomic_write
+from .sample import flowkit_sample
 from .xmlsafe import UnsafeXMLError, checked_xml
 
 
@@ -176,7 +177,7 @@ def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "f
     if engine == "flowkit":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = strategy.gate_sample(sample)
+            res = strategy.gate_sample(flowkit_sample(sample))
         members = {}
         for row in res.report.itertuples(index=False):
             members[(row.gate_name, tuple(row.gate_path))] = np.asarray(

@@ -156,9 +156,12 @@ def test_demo_tables_identical_across_jobs_and_the_python_api(tmp_path):
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1000, 12_345])
 def test_row_statistics_equal_numpy(n):
     """Median, mean and robust CV by selection equal numpy's (median; inverted-CDF percentiles)."""
-    from cytomnt.statistics import RCV_HIGH, RCV_LOW, row_statistics
-    x = (RNG.lognormal(4, 1.5, (5, n)) - 20).astype(np.float32)
-    st = row_statistics(x.copy())
+    from cytomnt.statistics import RCV_HIGH, RCV_LOW, selection_statistics
+    full = (RNG.lognormal(4, 1.5, (5, 3 * n)) - 20).astype(np.float32)
+    rows = np.sort(RNG.choice(3 * n, n, replace=False))        # a population: some of the events
+    x = full[:, rows]
+    got = np.array([selection_statistics(r, rows) for r in full])
+    st = {"median": got[:, 0], "mean": got[:, 1], "rcv": got[:, 2]}
     assert np.array_equal(st["median"], np.median(x.astype(float), axis=1))
     assert np.allclose(st["mean"], x.astype(float).mean(axis=1), rtol=1e-12)
     lo = np.percentile(x, RCV_LOW, axis=1, method="inverted_cdf").astype(float)

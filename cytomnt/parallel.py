@@ -1,0 +1,59 @@
+"""Threads for one sample's work: numpy releases the GIL while it selects, copies and sums, so
+a sample's per-channel statistics (and its file hash) run on every core this process may use.
+Worker processes of a batch share the cores: each gets ``cores // jobs`` threads. Results never
+depend on the thread count (each task is computed whole by one thread)."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+_THREADS: int | None = None
+_POOL: ThreadPoolExecutor | None = None
+
+
+def available_cores() -> int:
+    """The CPUs this process may use (respects affinity/cgroup cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def sample_threads() -> int:
+    """Threads one sample's work may use (default: every available core, at most 8)."""
+    return _THREADS if _THREADS is not None else min(8, available_cores())
+
+
+def set_sample_threads(n: int) -> None:
+    """Set the threads per sample (a batch worker: its share of the cores)."""
+    global _THREADS, _POOL
+    _THREADS = max(1, int(n))
+    if _POOL is not None:
+        _POOL.shutdown(wait=False)
+        _POOL = None
+
+
+def pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=sample_threads(), thread_name_prefix="cytomnt")
+    return _POOL
+
+
+def thread_map(fn, items: list) -> list:
+    """``[fn(x) for x in items]``, spread over the sample's threads (in order)."""
+    if sample_threads() <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    return list(pool().map(fn, items))
+
+
+def in_background(fn, *args) -> Future:
+    """Run ``fn(*args)`` on the sample's thread pool (or now, with one thread); a Future."""
+    if sample_threads() <= 1:
+        f: Future = Future()
+        try:
+            f.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - delivered by f.result()
+            f.set_exception(exc)
+        return f
+    return pool().submit(fn, *args)
