@@ -19,7 +19,7 @@ from .executors import EXECUTORS, run_dask, run_local
 from .learning import learn_batch_cuts
 from .manifest import check_manifest
 from .outputs import write_outputs
-from .parallel import thread_map
+from gating.parallel import thread_map
 from .progress import Progress
 from .reading import collect_inputs, is_sample, item_hash, item_key
 from .results import SampleResult, make_ids_unique, results_frame

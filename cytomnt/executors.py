@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import AnalysisConfig
 from .errors import ConfigError
-from .parallel import available_cores, set_sample_threads
+from gating.parallel import available_cores, set_sample_threads
 from .pipeline import analyze_sample
 
 EXECUTORS = ("local", "dask")

@@ -18,7 +18,7 @@ from .classify import Identity, identify, sample_type_of
 from .config import AnalysisConfig
 from .gate import GATED_COUNTS, Gated, gate
 from .metrics import Counts, phenotype
-from .parallel import in_background
+from gating.parallel import in_background
 from .privacy import identifying_values, path_secrets, scrub
 from .reading import item_hash, item_name, read_input
 from .results import SampleResult, add_flags, empty_row, printable

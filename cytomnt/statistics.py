@@ -18,7 +18,7 @@ from gating.stable import inverse
 from gating.strategy import Population
 
 from .panel import ResolvedPanel, channels_of
-from .parallel import thread_map
+from gating.parallel import thread_map
 
 #: Percentiles behind FlowJo's robust CV: rCV = 100 x (P84.13 - P15.87) / 2 / median.
 RCV_LOW, RCV_HIGH = 15.87, 84.13

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import flowkit as fk
-import networkx as nx
 import numpy as np
 import pandas as pd
 from flowkit import gates as fk_gates
@@ -25,18 +24,18 @@ from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
 
 from . import stable
-from .preprocess import compensated_channels
+from .bounds import band, sure_and_near
+from .order import evaluation_order
+from .preprocess import compensated_channels, raw_column
 
 #: Rows per chunk: bounds temporary memory to chunk x channels x 8 bytes.
 CHUNK = 1 << 17
+#: Rectangle and quadrant gates on a parent holding at least this share of the events are
+#: decided over all events at once (:mod:`gating.bounds`); smaller parents row by row.
+WHOLE_COLUMN_SHARE = 1 / 8
 #: Transforms whose bounds may be mapped back to raw values (monotone increasing, finite everywhere).
 _INVERTIBLE = (fk.transforms.LogicleTransform, fk.transforms.AsinhTransform, fk.transforms.LinearTransform,
                fk.transforms.HyperlogTransform)
-
-
-def _band(r: float) -> float:
-    """Half-width (raw units) of the zone around a raw bound where the exact path is used."""
-    return 1e-6 * (1.0 + abs(r))
 
 
 @dataclass
@@ -76,7 +75,7 @@ class Evaluator:
     def __init__(self, strategy: fk.GatingStrategy, chunk: int = CHUNK):
         self.strategy = strategy
         self.chunk = chunk
-        self.order = _evaluation_order(strategy)
+        self.order = evaluation_order(strategy)
 
     # -- sample-level resolution -------------------------------------------------
     def _channel_index(self, sample, dim_id: str, comp_ref: str | None) -> int:
@@ -116,6 +115,13 @@ class Evaluator:
         cache[ref] = c
         return c
 
+    def _dim_channel(self, sample, dim) -> tuple[int, object]:
+        """(channel index, transform or None) of a gate dimension or quadrant divider."""
+        dim_id = dim.dimension_ref if isinstance(dim, fk.QuadrantDivider) else dim.id
+        comp_ref = dim.compensation_ref if dim.compensation_ref not in (None, "uncompensated") else None
+        xf = self.strategy.transformations[dim.transformation_ref] if dim.transformation_ref else None
+        return self._channel_index(sample, dim_id, comp_ref), xf
+
     # -- values ------------------------------------------------------------------------
     @staticmethod
     def _exact_comp(raw: np.ndarray, rows: np.ndarray, comp: _Comp | None, ch: int) -> np.ndarray:
@@ -137,7 +143,7 @@ class Evaluator:
         the same sample and matrix); only used to tell events far from a bound, so float32
         (relative error ~6e-8, well inside the 1e-6 band) is enough."""
         if comp is None or ch not in comp.col_of:
-            return raw[:, ch]
+            return raw_column(raw, ch)
         return compensated_channels(raw, comp.indices, comp.inverse)[comp.col_of[ch]]
 
     def _exact_values(self, raw, rows, comp, ch, xform) -> np.ndarray:
@@ -168,7 +174,7 @@ class Evaluator:
             if not np.isfinite(r):
                 v = self._exact_values(raw, rows, comp, ch, xform)
                 return ok & ((v >= lo) if lo is not None else True) & ((v < hi) if hi is not None else True)
-            b = _band(r)
+            b = band(r)
             ok &= (fast >= r - b) if is_lo else (fast < r + b)
             near |= np.abs(fast - r) <= b
         if near.any():
@@ -199,11 +205,7 @@ class Evaluator:
                         v = self.strategy.transformations[dim.transformation_ref].apply(v)
                     ratio_cache[key] = np.asarray(v, dtype=float).ravel()
                 return ("ratio", ratio_cache[key])
-            dim_id = dim.dimension_ref if isinstance(dim, fk.QuadrantDivider) else dim.id
-            ch = self._channel_index(sample, dim_id, dim.compensation_ref if dim.compensation_ref not in
-                                     (None, "uncompensated") else None)
-            xf = self.strategy.transformations[dim.transformation_ref] if dim.transformation_ref else None
-            return ("channel", ch, xf)
+            return ("channel", *self._dim_channel(sample, dim))
 
         def values(src, r):
             if src[0] == "ratio":
@@ -264,10 +266,7 @@ class Evaluator:
                     v = np.asarray(self.strategy.transformations[d.transformation_ref].apply(v.reshape(-1, 1))).ravel()
                 cols.append(v)
                 continue
-            dim_id = d.dimension_ref if isinstance(d, fk.QuadrantDivider) else d.id
-            ch = self._channel_index(sample, dim_id, d.compensation_ref if d.compensation_ref not in
-                                     (None, "uncompensated") else None)
-            xf = self.strategy.transformations[d.transformation_ref] if d.transformation_ref else None
+            ch, xf = self._dim_channel(sample, d)
             cols.append(self._exact_values(raw, rows, comp, ch, xf))
         return np.column_stack(cols) if cols else np.empty((rows.size, 0))
 
@@ -299,6 +298,15 @@ class Evaluator:
                 m = np.asarray(gate.apply(pd.DataFrame(refs)), dtype=bool)
                 res.membership[key] = m if parent is None else (m & parent)
                 continue
+            whole = self._whole_columns(gate, sample, raw, parent, comps, n)
+            if whole is not None:
+                if isinstance(gate, fk_gates.QuadrantGate):
+                    quad_results[key] = whole
+                    for q, qm in whole.items():
+                        res.membership[(q, g_path)] = qm
+                else:
+                    res.membership[key] = whole
+                continue
             rows_all = np.arange(n) if parent is None else np.flatnonzero(parent)
             if isinstance(gate, fk_gates.QuadrantGate):
                 qmasks = {q: np.zeros(n, dtype=bool) for q in gate.quadrants}
@@ -322,6 +330,55 @@ class Evaluator:
                 res.membership[key] = mask
         return res
 
+    def _whole_columns(self, gate, sample, raw, parent, comps, n: int):
+        """A rectangle's membership (a quadrant gate's, per quadrant) over all events at once, or
+        None when the gate is not one, its parent is small, or a dimension needs the row path
+        (a ratio, a transform whose bounds cannot be mapped back)."""
+        if not isinstance(gate, (fk_gates.RectangleGate, fk_gates.QuadrantGate)):
+            return None
+        if parent is not None and np.count_nonzero(parent) < WHOLE_COLUMN_SHARE * n:
+            return None
+        if any(isinstance(d, fk.RatioDimension) for d in gate.dimensions):
+            return None
+        refs = {d.compensation_ref for d in gate.dimensions if d.compensation_ref not in (None, "uncompensated")}
+        if len(refs) > 1:
+            return None
+        comp = self._comp(sample, next(iter(refs)) if refs else None, comps)
+
+        def inside(bounds) -> np.ndarray | None:        # bounds: [(dim, lo, hi)], all must hold
+            ok = np.ones(n, dtype=bool)
+            for dim, lo, hi in bounds:
+                ch, xf = self._dim_channel(sample, dim)
+                if xf is not None and not isinstance(xf, _INVERTIBLE):
+                    return None
+                r = [None if b is None else (b if xf is None else
+                     float(np.asarray(xf.inverse(np.array([[b]], dtype=float))).ravel()[0])) for b in (lo, hi)]
+                if any(x is not None and not np.isfinite(x) for x in r):
+                    return None
+                sure, near = sure_and_near(self._fast_column(raw, comp, ch, {}), r[0], r[1])
+                check = np.flatnonzero(near & ok if parent is None else near & ok & parent)
+                if check.size:
+                    v = self._exact_values(raw, check, comp, ch, xf)
+                    sure[check] = ((v >= lo) if lo is not None else True) & ((v < hi) if hi is not None else True)
+                ok &= sure
+            return ok
+
+        if isinstance(gate, fk_gates.RectangleGate):
+            ok = inside([(d, d.min, d.max) for d in gate.dimensions])
+            if ok is None:
+                return None
+            if gate.use_complement:
+                ok = ~ok
+            return ok if parent is None else ok & parent
+        dims = {d.id: d for d in gate.dimensions}
+        out = {}
+        for q_id, quad in gate.quadrants.items():
+            ok = inside([(dims[ref], *quad.get_divider_range(ref)) for ref in quad.divider_refs])
+            if ok is None:
+                return None
+            out[q_id] = ok if parent is None else ok & parent
+        return out
+
     @staticmethod
     def _parent_mask(g_path, res: EvalResult, quad_results: dict):
         if g_path == ("root",):
@@ -334,30 +391,6 @@ class Evaluator:
         if q_key in quad_results:
             return quad_results[q_key][g_path[-1]]
         return res.membership[p_key]
-
-
-def _evaluation_order(strategy: fk.GatingStrategy) -> list[tuple[str, tuple[str, ...]]]:
-    """Gates (name, parent path) so that a gate comes after its parent and after every gate a
-    boolean gate refers to; ties keep FlowKit's own listing order."""
-    ids = [(name, tuple(path)) for name, path in strategy.get_gate_ids()]
-    rank = {k: i for i, k in enumerate(ids)}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(ids)
-    for name, path in ids:
-        if len(path) > 1:
-            parent = (path[-1], path[:-1])
-            if parent in rank:
-                graph.add_edge(parent, (name, path))
-        try:
-            gate = strategy.get_gate(name, path)
-        except QuadrantReferenceError:
-            continue
-        if isinstance(gate, fk_gates.BooleanGate):
-            for ref in gate.gate_refs:
-                dep = (ref["ref"], tuple(ref["path"]))
-                if dep in rank:
-                    graph.add_edge(dep, (name, path))
-    return list(nx.lexicographical_topological_sort(graph, key=rank.__getitem__))
 
 
 def evaluate(strategy: fk.GatingStrategy, sample: fk.Sample, sample_id: str | None = None) -> EvalResult:

@@ -47,8 +47,8 @@ def matmul(values: np.ndarray, inv: np.ndarray, out_dtype=np.float64) -> np.ndar
     """``values @ inv`` (events x detectors) by element-wise multiply-adds in a fixed order.
 
     Each output element is ``((v0*m0 + v1*m1) + v2*m2) + ...`` over the detectors in matrix
-    order, whatever the number of rows, the block size or the machine. Zero coefficients are
-    skipped: adding ``0 * v`` to a finite sum leaves it unchanged, bit for bit.
+    order (zero coefficients included), whatever the number of rows, the block size or the
+    machine.
     """
     values = np.asarray(values)
     out = np.empty((values.shape[0], np.shape(inv)[1]), dtype=out_dtype)
@@ -82,7 +82,6 @@ def product_blocks(events: np.ndarray, columns, inv: np.ndarray):
     n = events.shape[0]
     rows = min(n, BLOCK_ROWS)
     cols, term, acc = np.empty((d, rows)), np.empty((k, rows)), np.empty((k, rows))
-    nonzero = inv != 0.0
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
         m = stop - start
@@ -92,8 +91,5 @@ def product_blocks(events: np.ndarray, columns, inv: np.ndarray):
         np.multiply(inv[0][:, None], c[0], out=a)
         for i in range(1, d):
             np.multiply(inv[i][:, None], c[i], out=t)
-            if nonzero[i].all():
-                np.add(a, t, out=a)
-            elif nonzero[i].any():
-                np.add(a, t, out=a, where=nonzero[i][:, None])
+            np.add(a, t, out=a)
         yield start, stop, a

@@ -1,5 +1,6 @@
-"""Threads for one sample's work: numpy releases the GIL while it selects, copies and sums, so
-a sample's per-channel statistics (and its file hash) run on every core this process may use.
+"""Threads for one sample's work: numpy releases the GIL while it selects, copies, multiplies and
+sums, so a sample's compensation, per-channel statistics and file hash use every core this
+process may use.
 Worker processes of a batch share the cores: each gets ``cores // jobs`` threads. Results never
 depend on the thread count (each task is computed whole by one thread)."""
 from __future__ import annotations
@@ -45,6 +46,13 @@ def thread_map(fn, items: list) -> list:
     if sample_threads() <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
     return list(pool().map(fn, items))
+
+
+def row_shares(n: int, parts: int, align: int = 8192) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges splitting ``n`` rows into at most ``parts`` shares (bounds on
+    multiples of ``align``)."""
+    step = max(align, -(-(-(-n // max(parts, 1))) // align) * align)
+    return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
 
 
 def in_background(fn, *args) -> Future:
