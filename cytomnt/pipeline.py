@@ -6,6 +6,7 @@ never stops for one file). The batch loop is in :mod:`cytomnt.batch`.
 from __future__ import annotations
 
 import math
+import weakref
 
 import pandas as pd
 
@@ -109,7 +110,7 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
         populations = pd.concat([populations, wide], axis=1)
         stats.insert(0, "sample_id", sid)
     # 7. the sample's gates as Gating-ML, and its gate plot
-    gml = _gatingml(gated, row)
+    gml = _gatingml(gated, row, shared=not cfg.uses_template)
     png = gate_plot(gated, sample, sid, row) if cfg.plots else None
     return SampleResult(row, populations, gml, png, stats)
 
@@ -138,10 +139,20 @@ def entry_hash(path: str) -> str:
     return sha256_file(path)[:16]
 
 
-def _gatingml(gated: Gated, row: dict) -> bytes | None:
+#: Gating-ML of the run's shared (user) strategies, by strategy object and workspace sample: the
+#: same document for every file, written once per process. Strategies are never changed in place.
+_GML: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _gatingml(gated: Gated, row: dict, shared: bool) -> bytes | None:
     """The applied gates as Gating-ML; on failure the counts stand and the row says why."""
     try:
-        return gatingml_bytes(gated.strategy, sample_id=gated.workspace_sample)
+        if not shared:
+            return gatingml_bytes(gated.strategy, sample_id=gated.workspace_sample)
+        per = _GML.setdefault(gated.strategy, {})
+        if gated.workspace_sample not in per:
+            per[gated.workspace_sample] = gatingml_bytes(gated.strategy, sample_id=gated.workspace_sample)
+        return per[gated.workspace_sample]
     except Exception as exc:  # noqa: BLE001
         add_flags(row, "GATINGML_NOT_WRITTEN")
         row["error"] = f"Gating-ML export failed: {exc}"

