@@ -361,5 +361,15 @@ def main(argv=None) -> int:
         return EXIT_USAGE
 
 
+def run() -> None:
+    """The ``cytomnt`` command: :func:`main`, then exit at once. Everything the command writes is
+    closed by then; skipping the interpreter's teardown of FlowKit, bokeh, scipy and pandas
+    saves half a second on every command."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -7,6 +7,7 @@ CAR gate and the CD4/CD8 gate.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ _DEFAULT_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm(name: str) -> str:
     """Compare names as Gating-ML ids: 'CD69+ CD4 T Cells' equals its exported 'CD69pos_CD4_T_Cells'."""
     return gml_id(name).lower().replace("_", " ")

@@ -122,7 +122,8 @@ def with_pregate_effects(populations: pd.DataFrame, effects) -> pd.DataFrame:
             "car_neg_t_reaching": lambda e: e.negatives_in, "removes_car_neg_t_pct": lambda e: e.removed_negative_pct}
     if len(populations):
         for col, get in cols.items():
-            populations[col] = populations.population.map({e.gate: get(e) for e in effects}).astype(float)
+            populations[col] = populations.population.map({e.gate: get(e) for e in effects}).astype(float) \
+                if effects else math.nan
     return populations
 
 

@@ -23,10 +23,10 @@ from flowkit import gates as fk_gates
 from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
 
-from . import stable
 from .bounds import band, sure_and_near
+from .compref import CompRef, resolve_comp
 from .order import evaluation_order
-from .preprocess import compensated_channels, raw_column
+from .preprocess import raw_column
 
 #: Rows per chunk: bounds temporary memory to chunk x channels x 8 bytes.
 CHUNK = 1 << 17
@@ -36,17 +36,6 @@ WHOLE_COLUMN_SHARE = 1 / 8
 #: Transforms whose bounds may be mapped back to raw values (monotone increasing, finite everywhere).
 _INVERTIBLE = (fk.transforms.LogicleTransform, fk.transforms.AsinhTransform, fk.transforms.LinearTransform,
                fk.transforms.HyperlogTransform)
-
-
-@dataclass
-class _Comp:
-    """One compensation reference resolved for a sample: detector columns, matrix, its inverse."""
-
-    indices: list[int]
-    matrix: np.ndarray
-    inverse: np.ndarray
-    col_of: dict[int, int]          # sample channel index -> position among detectors
-    flowkit_values: np.ndarray | None = None   # all events compensated by FlowKit's own call, when needed
 
 
 @dataclass
@@ -94,27 +83,10 @@ class Evaluator:
         detector = matrix.detectors[matrix.fluorochromes.index(dim_id)]
         return pnn.index(detector)
 
-    def _comp(self, sample, ref: str | None, cache: dict) -> _Comp | None:
-        if ref is None:
-            return None
-        if ref in cache:
-            return cache[ref]
-        if ref == "FCS":
-            meta = sample.get_metadata()
-            spill = meta.get("spillover", meta.get("spill"))
-            if spill is None:
-                cache[ref] = None       # Gating-ML: 'FCS' without a spillover means uncompensated
-                return None
-            detectors = [sample.pnn_labels[i] for i in sample.fluoro_indices]
-            fluoros = [sample.pns_labels[i] for i in sample.fluoro_indices]
-            matrix = fk.Matrix(spill, detectors, fluoros, null_channels=sample.null_channels)
-        else:
-            matrix = self.strategy.comp_matrices[ref]
-        idx = [sample.get_channel_index(d) for d in matrix.detectors]
-        m = np.asarray(matrix.matrix, dtype=float)
-        c = _Comp(idx, m, stable.inverse(m), {ch: j for j, ch in enumerate(idx)})
-        cache[ref] = c
-        return c
+    def _comp(self, sample, ref: str | None, cache: dict) -> CompRef | None:
+        if ref not in cache:
+            cache[ref] = resolve_comp(self.strategy, sample, ref)
+        return cache[ref]
 
     def _dim_channel(self, sample, dim) -> tuple[int, object]:
         """(channel index, transform or None) of a gate dimension or quadrant divider."""
@@ -123,29 +95,24 @@ class Evaluator:
         xf = self.strategy.transformations[dim.transformation_ref] if dim.transformation_ref else None
         return self._channel_index(sample, dim_id, comp_ref), xf
 
+    def _ratio_values(self, sample, dim) -> np.ndarray:
+        """A ratio dimension's values for all events, transformed when the dimension says so."""
+        v = self.strategy.transformations[dim.ratio_ref].apply(sample)
+        if dim.transformation_ref is not None:
+            v = self.strategy.transformations[dim.transformation_ref].apply(v)
+        return np.asarray(v, dtype=float).ravel()
+
     # -- values ------------------------------------------------------------------------
     @staticmethod
-    def _exact_comp(raw: np.ndarray, rows: np.ndarray, comp: _Comp | None, ch: int) -> np.ndarray:
-        """FlowKit's compensated value of channel ``ch`` for ``rows``.
-
-        FlowKit solves for *all* events in one LAPACK call, and the last bit of an event's value
-        depends on that call's shape (one event solved alone can differ from the same event
-        solved among 1,200). So the exact values come from the very same call, made once per
-        sample and matrix (cached), never from a solve over a subset of rows.
-        """
+    def _exact_comp(raw: np.ndarray, rows: np.ndarray, comp: CompRef | None, ch: int) -> np.ndarray:
         if comp is None or ch not in comp.col_of:
-            return raw[rows, ch].astype(float)
-        if comp.flowkit_values is None:
-            comp.flowkit_values = np.linalg.solve(comp.matrix.T, raw[:, comp.indices].T).T
-        return comp.flowkit_values[rows, comp.col_of[ch]]
+            return raw_column(raw, ch, np.float64)[rows]
+        return comp.exact(raw, rows, ch)
 
-    def _fast_column(self, raw: np.ndarray, comp: _Comp | None, ch: int, cache: dict) -> np.ndarray:
-        """A channel's compensated values for all events, float32 (shared with the statistics of
-        the same sample and matrix); only used to tell events far from a bound, so float32
-        (relative error ~6e-8, well inside the 1e-6 band) is enough."""
+    def _fast_column(self, raw: np.ndarray, comp: CompRef | None, ch: int, cache: dict) -> np.ndarray:
         if comp is None or ch not in comp.col_of:
             return raw_column(raw, ch)
-        return compensated_channels(raw, comp.indices, comp.inverse)[comp.col_of[ch]]
+        return comp.fast(raw, ch)
 
     def _exact_values(self, raw, rows, comp, ch, xform) -> np.ndarray:
         v = self._exact_comp(raw, rows, comp, ch)
@@ -201,10 +168,7 @@ class Evaluator:
             if isinstance(dim, fk.RatioDimension):
                 key = (dim.ratio_ref, dim.transformation_ref)
                 if key not in ratio_cache:
-                    v = self.strategy.transformations[dim.ratio_ref].apply(sample)
-                    if dim.transformation_ref is not None:
-                        v = self.strategy.transformations[dim.transformation_ref].apply(v)
-                    ratio_cache[key] = np.asarray(v, dtype=float).ravel()
+                    ratio_cache[key] = self._ratio_values(sample, dim)
                 return ("ratio", ratio_cache[key])
             return ("channel", *self._dim_channel(sample, dim))
 
@@ -262,10 +226,7 @@ class Evaluator:
         cols = []
         for d in dims:
             if isinstance(d, fk.RatioDimension):
-                v = np.asarray(self.strategy.transformations[d.ratio_ref].apply(sample), dtype=float).ravel()[rows]
-                if d.transformation_ref:
-                    v = np.asarray(self.strategy.transformations[d.transformation_ref].apply(v.reshape(-1, 1))).ravel()
-                cols.append(v)
+                cols.append(self._ratio_values(sample, d)[rows])
                 continue
             ch, xf = self._dim_channel(sample, d)
             cols.append(self._exact_values(raw, rows, comp, ch, xf))
@@ -335,12 +296,20 @@ class Evaluator:
         """A rectangle's membership (a quadrant gate's, per quadrant) over all events at once, or
         None when the gate is not one, its parent is small, or a dimension needs the row path
         (a ratio, a transform whose bounds cannot be mapped back)."""
-        if not isinstance(gate, (fk_gates.RectangleGate, fk_gates.QuadrantGate)):
+        if not isinstance(gate, (fk_gates.RectangleGate, fk_gates.QuadrantGate, fk_gates.PolygonGate)):
             return None
         if parent is not None and np.count_nonzero(parent) < WHOLE_COLUMN_SHARE * n:
             return None
         if any(isinstance(d, fk.RatioDimension) for d in gate.dimensions):
             return None
+        if isinstance(gate, fk_gates.PolygonGate):        # on raw values only: FlowKit's values as they are
+            if any(d.transformation_ref or d.compensation_ref not in (None, "uncompensated") for d in gate.dimensions):
+                return None
+            pts = np.column_stack([raw_column(raw, self._dim_channel(sample, d)[0], np.float64)
+                                   for d in gate.dimensions])
+            ok = fu_gating.points_in_polygon(np.array(gate.vertices, dtype=np.float64), pts)
+            ok = ~ok if gate.use_complement else ok
+            return ok if parent is None else ok & parent
         refs = {d.compensation_ref for d in gate.dimensions if d.compensation_ref not in (None, "uncompensated")}
         if len(refs) > 1:
             return None

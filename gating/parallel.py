@@ -48,7 +48,7 @@ def thread_map(fn, items: list) -> list:
     return list(pool().map(fn, items))
 
 
-def row_shares(n: int, parts: int, align: int = 8192) -> list[tuple[int, int]]:
+def row_shares(n: int, parts: int, align: int = 4096) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges splitting ``n`` rows into at most ``parts`` shares (bounds on
     multiples of ``align``)."""
     step = max(align, -(-(-(-n // max(parts, 1))) // align) * align)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Rows per block: keeps a block's working set in cache; the result does not depend on it.
-BLOCK_ROWS = 1 << 13
+BLOCK_ROWS = 1 << 12
 
 
 class SingularMatrixError(ValueError):
