@@ -76,9 +76,13 @@ def _entry_of(item, cfg: AnalysisConfig) -> dict:
     return {"path": str(p), "entry": asdict(e) if e else None}
 
 
-def hash_inputs(items) -> dict[str, str]:
-    """Content hash of every input, on the sample threads (SHA-256 releases the GIL)."""
-    return dict(zip(map(item_key, items), thread_map(item_hash, items)))
+def hash_inputs(items, known: dict[str, str] | None = None) -> dict[str, str]:
+    """Content hash of every input (those in ``known`` are not read again), on the sample
+    threads (SHA-256 releases the GIL)."""
+    known = dict(known or {})
+    missing = [i for i in items if item_key(i) not in known]
+    known.update(zip(map(item_key, missing), thread_map(item_hash, missing)))
+    return known
 
 
 def _manifest_issues(items, cfg: AnalysisConfig, hashes: dict) -> list[str]:
@@ -96,10 +100,13 @@ def _scrubbed_issues(items, hashes: dict, issues: list[str]) -> list[str]:
 
 
 def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: int = 1, executor: str = "local",
-              scheduler: str | None = None, progress: bool | object = False) -> tuple[list[SampleResult], RunSummary]:
+              scheduler: str | None = None, progress: bool | object = False,
+              hashes: dict[str, str] | None = None) -> tuple[list[SampleResult], RunSummary]:
     """Analyse every input, reusing stored results; write the run's files to ``out`` if given.
 
-    Raises :class:`RunInterrupted` on Ctrl-C (finished results stay in the store).
+    ``hashes``: content hashes already known (input key -> SHA-256), e.g. computed while the
+    command line was loading. Raises :class:`RunInterrupted` on Ctrl-C (finished results stay
+    in the store).
     """
     t0 = time.monotonic()
     if executor not in EXECUTORS:
@@ -117,18 +124,21 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     stack = contextlib.ExitStack()
     try:
         stored = store.keys() if store else set()
-        # content hashes first only when they decide something before the analysis (results to
-        # reuse, pseudonyms); otherwise each file is hashed by its worker while it is analysed
-        hashes = hash_inputs(items) if stored or cfg.deidentify else {}
+        # every content hash first only when they decide something before the analysis (results
+        # to reuse, pseudonyms); otherwise a file not hashed yet is hashed by its worker
+        hashes = dict(hashes or {})
+        if stored or cfg.deidentify:
+            hashes = hash_inputs(items, hashes)
+        upfront = all(item_key(i) in hashes for i in items)
 
         def key_of(i) -> str:
             return result_key(hashes[item_key(i)], cfg_hash, _entry_of(i, cfg))
-        if hashes:
+        if upfront:
             summary.manifest_issues = _manifest_issues(items, cfg, hashes)
         run_id = store.begin_run(cfg_hash, record) if store else 0
-        todo = [i for i in items if not hashes or key_of(i) not in stored]
+        todo = [i for i in items if not upfront or key_of(i) not in stored]
         for i in items:
-            if hashes and key_of(i) in stored:
+            if upfront and key_of(i) in stored:
                 store.touch(key_of(i), run_id)      # the newest result of its sample again
                 res = store.get(key_of(i))
                 summary.reused += res.ok
@@ -147,7 +157,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
             summary.analysed += res.ok
             bar.update(res)
         results = [store.get(key_of(i)) if store else fresh[key_of(i)] for i in items]
-        if not summary.manifest_issues:
+        if not upfront:
             summary.manifest_issues = _manifest_issues(items, cfg, hashes)
     except KeyboardInterrupt:
         stack.close()                        # wait for the workers to stop before saying so

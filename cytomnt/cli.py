@@ -50,25 +50,26 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_analyze(a) -> int:
-    from .batch import RunInterrupted, run_batch
-    from .config import make_config
-    from .executors import default_jobs
-    from .reading import collect_inputs
+    from .reading import EarlyHashes, collect_inputs
     missing = [p for p in a.paths if not Path(p).exists()]
     if missing:
         print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
+    items = collect_inputs(a.paths)
+    early = EarlyHashes(items)             # hashing on another core while the rest loads
+    from .batch import RunInterrupted, run_batch
+    from .config import make_config
+    from .executors import default_jobs
     cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover,
                       learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
                       identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc,
                       xlsx=a.xlsx)
-    items = collect_inputs(a.paths)
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler,
-                                     progress=True)
+                                     progress=True, hashes=early.stop())
     except RunInterrupted as exc:
         print(f"\ncytomnt: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -1,8 +1,18 @@
 """Generic, panel-agnostic gating on top of FlowKit: data-driven gate finders, strategy
 loading (Gating-ML 2.0, FlowJo workspaces), application and Gating-ML export.
 
-Knows nothing about CAR T cells or MNT; ``cytomnt`` builds on it.
+Knows nothing about CAR T cells or MNT; ``cytomnt`` builds on it. Names below are loaded on
+first use (importing ``gating.inputs`` or ``gating.parallel`` does not load FlowKit).
 """
-from .fcs import FcsReadError, LoadedSample, find_fcs_files, read_fcs
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["FcsReadError", "LoadedSample", "find_fcs_files", "read_fcs"]
+_HOME = {"FcsReadError": "fcs", "LoadedSample": "fcs", "read_fcs": "fcs", "find_fcs_files": "inputs"}
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    raise AttributeError(f"module 'gating' has no attribute {name!r}")

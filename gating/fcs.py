@@ -17,10 +17,9 @@ import numpy as np
 from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from . import fcsrepair
+from .inputs import FCS_EXTENSIONS, find_fcs_files, has_fcs_header  # noqa: F401 - part of this module's API
 from .sample import read_float_events
 
-#: Extensions read when a folder is given.
-FCS_EXTENSIONS = (".fcs", ".lmd")
 #: Files larger than this are refused before reading (a denial-of-service guard; raise it for huge files).
 MAX_FCS_BYTES = 4 * 2**30
 _BYTEORDS = {"1,2,3,4", "4,3,2,1", "1,2", "2,1", "1,2,3,4,5,6,7,8", "8,7,6,5,4,3,2,1", "1", "2,1,4,3", "3,4,1,2"}
@@ -307,29 +306,3 @@ def _plausible(loaded: LoadedSample, path: Path) -> LoadedSample:
             raise FcsReadError(f"{path}: channel {loaded.sample.pnn_labels[bad_col]} holds {what}, which no "
                                f"cytometer writes: a wrong $BYTEORD or $DATATYPE, or a corrupt DATA segment")
     return loaded
-
-
-def find_fcs_files(paths) -> list[Path]:
-    """Files given, plus every file under given folders (recursive, sorted) that starts with an FCS
-    HEADER, whatever its name (FACSCalibur's ``.001``, plate readers' ``.B08``, Beckman ``.LMD``)."""
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            # .fcs/.lmd files always (a broken one must be reported, not skipped), any other file with
-            # an FCS HEADER
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and
-                              (q.suffix.lower() in FCS_EXTENSIONS or has_fcs_header(q))))
-        else:
-            out.append(p)
-    return out
-
-
-def has_fcs_header(path: Path) -> bool:
-    """True when the file starts like an FCS file ('FCS2.0', 'FCS3.1'...)."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6)
-    except OSError:
-        return False
-    return len(head) == 6 and head[:3] == b"FCS" and head[3:4].isdigit() and head[4:5] == b"." and head[5:6].isdigit()
