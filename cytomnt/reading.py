@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import mmap
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +25,25 @@ def is_sample(item) -> bool:
     return hasattr(item, "get_events") and hasattr(item, "pnn_labels")
 
 
+#: Bytes read per call when hashing: each read and each hash update releases the GIL once.
+HASH_CHUNK = 16 << 20
+
+
 def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, hashed from a memory map in one call (which releases the GIL
-    for the whole file, so a hashing thread runs beside busy Python code)."""
-    with open(path, "rb") as fh:
-        if os.fstat(fh.fileno()).st_size == 0:
-            return hashlib.sha256(b"").hexdigest()
-        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-            return hashlib.sha256(mm).hexdigest()
+    """SHA-256 of a file's bytes, read in large chunks into a reused buffer: few GIL hand-overs,
+    so a hashing thread keeps pace beside busy Python code."""
+    h = hashlib.sha256()
+    buf = getattr(_HASH_BUFFER, "buf", None)
+    if buf is None:
+        buf = _HASH_BUFFER.buf = bytearray(HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(view):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+_HASH_BUFFER = threading.local()
 
 
 def sha256_sample(sample) -> str:

@@ -32,14 +32,18 @@ def _up(x: float) -> np.float32:
 def sure_and_near(column: np.ndarray, lo: float | None, hi: float | None) -> tuple[np.ndarray, np.ndarray]:
     """(surely ``lo <= v < hi``, near a bound) for every event of a float32 ``column``, with
     ``lo``/``hi`` in the column's (raw) units; None is no bound."""
-    sure = np.ones(column.shape, dtype=bool)
-    outside = np.zeros(column.shape, dtype=bool)
-    if lo is not None:
-        w = 2 * band(lo)
-        sure &= column >= _up(lo + w)
-        outside |= column < _down(lo - w)
-    if hi is not None:
-        w = 2 * band(hi)
-        sure &= column < _down(hi - w)
-        outside |= column >= _up(hi + w)
-    return sure, ~(sure | outside)
+    if lo is None and hi is None:
+        return np.ones(column.shape, dtype=bool), np.zeros(column.shape, dtype=bool)
+    sure = outside = None
+    with np.errstate(over="ignore"):
+        if lo is not None:
+            w = 2 * band(lo)
+            sure = column >= _up(lo + w)
+            outside = column < _down(lo - w)
+        if hi is not None:
+            w = 2 * band(hi)
+            below, above = column < _down(hi - w), column >= _up(hi + w)
+            sure = below if sure is None else np.logical_and(sure, below, out=sure)
+            outside = above if outside is None else np.logical_or(outside, above, out=outside)
+    near = np.logical_or(sure, outside, out=outside)
+    return sure, np.logical_not(near, out=near)
