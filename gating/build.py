@@ -32,7 +32,7 @@ class StrategyBuilder:
         self.fluoro = set(fluoro_channels)
         self.strategy = fk.GatingStrategy()
         if comp.matrix is not None:
-            self.strategy.add_comp_matrix(comp.ref, comp.matrix)
+            self.strategy.add_comp_matrix(comp.ref, comp.matrix.to_flowkit())
         for ch, xf in self.transforms.items():
             self.strategy.add_transform(xform_id(ch), xf)
         n = len(events)

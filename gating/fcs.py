@@ -10,15 +10,18 @@ import io
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import flowio
-import flowkit as fk
 import numpy as np
 from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from . import fcsrepair
 from .inputs import FCS_EXTENSIONS, find_fcs_files, has_fcs_header  # noqa: F401 - part of this module's API
 from .sample import read_float_events
+
+if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
+    import flowkit as fk
 
 #: Files larger than this are refused before reading (a denial-of-service guard; raise it for huge files).
 MAX_FCS_BYTES = 4 * 2**30
@@ -41,6 +44,7 @@ class LoadedSample:
 
 def _pick_dataset(path: Path, sample_id: str) -> tuple[fk.Sample, list[str]]:
     """For multi-data-set files (Beckman .lmd): the data set with the highest FCS version."""
+    import flowkit as fk
     samples = fk.read_multi_dataset_fcs(str(path), ignore_offset_error=True)
     best = max(range(len(samples)), key=lambda i: (float(samples[i].version or 0), i))
     s = samples[best]
@@ -89,6 +93,7 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
             fast = read_float_events(path, sid, found.data_start, found.tot)
             if fast is not None:
                 return _plausible(LoadedSample(fast), path)
+    import flowkit as fk                  # the files numpy does not read: FlowKit's own reader
     attempts = [({}, []), ({"ignore_offset_error": True}, ["FCS_OFFSET_OFF_BY_ONE"])]
     last: Exception | None = None
     with warnings.catch_warnings():
@@ -159,6 +164,7 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | OrdinaryFloat | No
         raise FcsReadError(f"{path}: cannot be read as FCS: {type(exc).__name__}: {exc}") from exc
     notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else []) + \
         [f"FCS_UNNAMED_PARAMETER:P{i}" for i in unnamed]
+    import flowkit as fk
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

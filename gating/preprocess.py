@@ -10,13 +10,16 @@ import math
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import flowkit as fk
 import numpy as np
 import pandas as pd
 
 from . import stable
 from .parallel import row_shares, sample_threads, thread_map
+
+if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
+    import flowkit as fk
 
 #: Logicle defaults (FlowKit's 0-1 scale): top of scale from $PnR, 4.5 decades, linear width 0.5.
 LOGICLE_W = 0.5
@@ -29,10 +32,24 @@ class CompensationError(ValueError):
 
 
 @dataclass(frozen=True)
+class SpillMatrix:
+    """A spillover matrix: detector ($PnN) per row and column, the values, and the fluorochromes."""
+
+    matrix: np.ndarray
+    detectors: tuple[str, ...]
+    fluorochromes: tuple[str, ...]
+
+    def to_flowkit(self):
+        """FlowKit's ``Matrix`` of the same values (for a FlowKit strategy or Gating-ML)."""
+        import flowkit as fk
+        return fk.Matrix(self.matrix, list(self.detectors), fluorochromes=list(self.fluorochromes))
+
+
+@dataclass(frozen=True)
 class Compensation:
     """The matrix used for a sample (``None`` means uncompensated) and where it came from."""
 
-    matrix: fk.Matrix | None
+    matrix: SpillMatrix | None
     source: str            # "$SPILLOVER", "$SPILL", a CSV path, or "none"
 
     @property
@@ -69,13 +86,13 @@ def compensation_for(sample: fk.Sample, spillover_csv: str | Path | None = None,
             raise CompensationError(f"spillover file {spillover_csv}: expected a square matrix, got {df.shape[0]} x {df.shape[1]}")
         values = df.to_numpy(dtype=float)
         _check_invertible(values, f"spillover file {spillover_csv}")
-        return Compensation(fk.Matrix(values, cols, fluorochromes=cols), str(spillover_csv))
+        return Compensation(SpillMatrix(values, tuple(cols), tuple(cols)), str(spillover_csv))
     meta = sample.get_metadata()
     for key, label in (("spillover", "$SPILLOVER"), ("spill", "$SPILL")):
         if key in meta and str(meta[key]).strip():
             labels, values = parse_spill_keyword(str(meta[key]), sample, f"{file}: {label}")
             _check_invertible(values, f"{file}: {label}")
-            return Compensation(fk.Matrix(values, labels, fluorochromes=labels), label)
+            return Compensation(SpillMatrix(values, tuple(labels), tuple(labels)), label)
     return Compensation(None, "none")
 
 
@@ -118,6 +135,7 @@ def logicle_for(sample: fk.Sample, channel: str, w: float | None = LOGICLE_W, m:
 
     ``w=None`` estimates the width from ``values`` (the channel's compensated events).
     """
+    import flowkit as fk
     t = channel_top(sample, channel)
     if w is None:
         w = estimate_logicle_w(np.asarray(values, dtype=float), t, m) if values is not None else LOGICLE_W

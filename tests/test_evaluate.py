@@ -9,6 +9,7 @@ from gating import read_fcs
 from gating.build import xform_id
 from gating.evaluate import Evaluator
 from gating.preprocess import compensation_for
+from gating.sample import flowkit_sample
 from gating.strategy import gate_sample, read_gatingml
 
 from .conftest import FIXTURES, shared
@@ -35,7 +36,7 @@ def test_every_gate_kind_on_compensated_transformed_data():
     s = read_fcs(FIXTURES / "blood_bd.fcs").sample
     comp = compensation_for(s)
     gs = fk.GatingStrategy()
-    gs.add_comp_matrix("spill", comp.matrix)
+    gs.add_comp_matrix("spill", comp.matrix.to_flowkit())
     for ch in ("PE-A", "BV421-A", "PerCP-Cy5.5-A", "PE-Cy7-A"):
         gs.add_transform(xform_id(ch), fk.transforms.LogicleTransform(262144, 0.5, 4.5, 0))
     gs.add_transform("asinh", fk.transforms.AsinhTransform(262144, 4.0, 0.0))
@@ -72,9 +73,9 @@ def test_bounds_exactly_on_event_values():
     s = read_fcs(FIXTURES / "csf_bd.fcs").sample
     comp = compensation_for(s)
     xf = fk.transforms.LogicleTransform(262144, 0.5, 4.5, 0)
-    vals = np.asarray(xf.apply(comp.matrix.apply(s)[:, [s.get_channel_index("PE-A")]])).ravel()
+    vals = np.asarray(xf.apply(comp.matrix.to_flowkit().apply(flowkit_sample(s))[:, [s.get_channel_index("PE-A")]])).ravel()
     gs = fk.GatingStrategy()
-    gs.add_comp_matrix("spill", comp.matrix)
+    gs.add_comp_matrix("spill", comp.matrix.to_flowkit())
     gs.add_transform("xf", xf)
     for i, v in enumerate(np.sort(vals)[::97]):
         gs.add_gate(fk.gates.RectangleGate(f"g{i}", [fk.Dimension("PE-A", "spill", "xf", range_min=float(v),
