@@ -35,12 +35,13 @@ class Gated:
     pregates: list = field(default_factory=list)  # gating.bias.PregateEffect of each gate above the T cells
 
 
-def gate(sample, comp, strategy_src, cfg, name: str, sample_id: str, learned=None) -> Gated:
+def gate(sample, comp, strategy_src, cfg, name: str, sample_id: str, learned=None, on_gate=None) -> Gated:
     """Gate ``sample`` with a loaded strategy (``strategies.load_strategy``); ``learned``: the cuts
-    learned for it (control tube, batch), by default the run's."""
+    learned for it (control tube, batch), by default the run's. ``on_gate(key, mask)`` hears of
+    each of a user strategy's gates as it is done (statistics start while gating goes on)."""
     if isinstance(strategy_src, Template):
         return _gate_template(sample, comp, strategy_src, cfg, name, learned if learned is not None else cfg.learned)
-    return _gate_user(sample, strategy_src, cfg, name, sample_id)
+    return _gate_user(sample, strategy_src, cfg, name, sample_id, on_gate)
 
 
 def _gate_template(sample, comp, template: Template, cfg, name: str, learned) -> Gated:
@@ -63,12 +64,12 @@ def _gate_template(sample, comp, template: Template, cfg, name: str, learned) ->
     return Gated(pops, counts, run.strategy, run.transform_text, rp, flags, calls=dict(run.calls), pregates=effects)
 
 
-def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str) -> Gated:
+def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str, on_gate=None) -> Gated:
     """A user's gates, evaluated with FlowKit's semantics; the gate map says which is which."""
     rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=False)
     workspace = isinstance(strategy_src, WorkspaceStrategies)
     strategy = strategy_src.for_file(name) if workspace else strategy_src
-    pops = gate_sample(strategy, sample)
+    pops = gate_sample(strategy, sample, on_gate=on_gate)
     counts, flags = counts_from(pops, cfg.gate_map, int(sample.event_count), name)
     transform = "; ".join(sorted({type(x).__name__ for x in strategy.transformations.values()})) or "none"
     return Gated(pops, counts, strategy, transform, rp, flags, sample_id if workspace else None)

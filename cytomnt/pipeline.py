@@ -23,7 +23,7 @@ from gating.parallel import in_background
 from .privacy import identifying_values, path_secrets, scrub
 from .reading import item_hash, item_name, read_input
 from .results import SampleResult, add_flags, empty_row, printable
-from .statistics import population_statistics
+from .statistics import StatisticsJob, population_statistics
 from .strategies import strategy_for
 
 
@@ -84,7 +84,8 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
     row["compensation"] = comp.describe()
     add_flags(row, "NO_COMPENSATION" if comp.matrix is None else "")
     # 4. gate
-    gated = gate(sample, comp, strategy_for(cfg), cfg, inp.name, sid, cfg.learned_for(ident.entry))
+    job = StatisticsJob(sample, comp)          # each population's statistics start as its gate is done
+    gated = gate(sample, comp, strategy_for(cfg), cfg, inp.name, sid, cfg.learned_for(ident.entry), job.start)
     row["transform"] = gated.transform
     row.update({k: gated.counts.get(k) for k in GATED_COUNTS})
     add_flags(row, *gated.flags, "" if cfg.acquisition_qc else "ACQUISITION_QC_OFF")
@@ -106,7 +107,7 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
                                        gated.pregates)
     stats = pd.DataFrame()
     if gated.populations:
-        wide, stats = population_statistics(sample, comp, gated.populations, gated.panel)
+        wide, stats = population_statistics(sample, comp, gated.populations, gated.panel, job)
         populations = pd.concat([populations, wide], axis=1)
         stats.insert(0, "sample_id", sid)
     # 7. the sample's gates as Gating-ML, and its gate plot

@@ -18,7 +18,7 @@ from gating.stable import inverse
 from gating.strategy import Population
 
 from .panel import ResolvedPanel, channels_of
-from gating.parallel import thread_map
+from gating.parallel import in_background
 
 #: Percentiles behind FlowJo's robust CV: rCV = 100 x (P84.13 - P15.87) / 2 / median.
 RCV_LOW, RCV_HIGH = 15.87, 84.13
@@ -40,14 +40,38 @@ def fluorescence_by_channel(sample, comp: Compensation) -> np.ndarray:
     return by_channel
 
 
-def population_statistics(sample, comp: Compensation, pops: list[Population],
-                          rp: ResolvedPanel) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(wide medians, long statistics) for every population.
+class StatisticsJob:
+    """One sample's per-population statistics, started population by population (e.g. as each
+    gate is done, while gating goes on): each channel is one task on the sample's threads."""
+
+    def __init__(self, sample, comp: Compensation):
+        self.sample, self.comp = sample, comp
+        self._by_channel: np.ndarray | None = None
+        self._tasks: dict[tuple, list] = {}
+
+    def start(self, key: tuple, mask: np.ndarray) -> None:
+        """Begin the statistics of the population ``key`` (name, parent path) with members ``mask``."""
+        if self._by_channel is None:
+            self._by_channel = fluorescence_by_channel(self.sample, self.comp)
+        rows = np.flatnonzero(mask)
+        self._tasks[key] = [in_background(selection_statistics, row, rows) for row in self._by_channel] \
+            if rows.size else []
+
+    def result(self, key: tuple, mask: np.ndarray) -> list[tuple[float, float, float]]:
+        """(median, mean, rCV) per channel of a population (started now if it was not)."""
+        if key not in self._tasks:
+            self.start(key, mask)
+        return [t.result() for t in self._tasks[key]]
+
+
+def population_statistics(sample, comp: Compensation, pops: list[Population], rp: ResolvedPanel,
+                          started: StatisticsJob | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(wide medians, long statistics) for every population (``started``: the job that began
+    some populations' statistics while they were gated).
 
     The wide table has ``median_<role or $PnN>`` columns (populations.csv); the long one has a
     row per population and channel: count, % parent, % total, median, mean, rCV (statistics.csv).
     """
-    by_channel = fluorescence_by_channel(sample, comp)
     fluoro = list(sample.fluoro_indices)
     role_of = {ch.pnn: role for role, ch in rp.channels.items()}
     chans = channels_of(sample, rp.panel)           # $PnS, or the panel's markers table
@@ -55,10 +79,10 @@ def population_statistics(sample, comp: Compensation, pops: list[Population],
     labels = [role_of.get(n, n) for n in pnn]
     markers = [chans[i].pns for i in fluoro]
     med, mean, rcv = (np.full((len(pops), len(fluoro)), np.nan) for _ in range(3))
+    started = started or StatisticsJob(sample, comp)
     for i, p in enumerate(pops):
-        rows = np.flatnonzero(p.membership)
-        if rows.size:
-            per_channel = thread_map(lambda j: selection_statistics(by_channel[j], rows), range(len(fluoro)))
+        per_channel = started.result((p.name, p.path), p.membership)
+        if per_channel:
             med[i], mean[i], rcv[i] = np.array(per_channel).T
     long_rows = []
     n_total = sample.event_count

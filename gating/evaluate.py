@@ -45,6 +45,12 @@ class EvalResult:
     sample_id: str
     event_count: int
     membership: dict = field(default_factory=dict)
+    on_gate: object = None          # called with (key, mask) as each gate's membership is final
+
+    def add(self, key: tuple, mask: np.ndarray) -> None:
+        self.membership[key] = mask
+        if self.on_gate is not None:
+            self.on_gate(key, mask)
 
     def get(self, gate_name: str, gate_path: tuple[str, ...] | None = None) -> np.ndarray:
         if gate_path is None:
@@ -232,12 +238,13 @@ class Evaluator:
             cols.append(self._exact_values(raw, rows, comp, ch, xf))
         return np.column_stack(cols) if cols else np.empty((rows.size, 0))
 
-    def evaluate(self, sample: fk.Sample, sample_id: str | None = None) -> EvalResult:
-        """Membership of every gate for ``sample``, identical to FlowKit's ``gate_sample``."""
+    def evaluate(self, sample: fk.Sample, sample_id: str | None = None, on_gate=None) -> EvalResult:
+        """Membership of every gate for ``sample``, identical to FlowKit's ``gate_sample``;
+        ``on_gate(key, mask)`` is called as each gate's membership is final."""
         sid = sample_id if sample_id is not None else sample.id
         raw = sample.get_events(source="raw")
         n = sample.event_count
-        res = EvalResult(str(sid), n)
+        res = EvalResult(str(sid), n, on_gate=on_gate)
         quad_results: dict = {}
         comps: dict = {}
         ratio_cache: dict = {}
@@ -258,16 +265,16 @@ class Evaluator:
                     refs[(ref["ref"], "/".join(ref["path"]))] = res.membership[rkey] if rkey in res.membership \
                         else quad_results[(ref["path"][-1], tuple(ref["path"][:-1]))][ref["ref"]]
                 m = np.asarray(gate.apply(pd.DataFrame(refs)), dtype=bool)
-                res.membership[key] = m if parent is None else (m & parent)
+                res.add(key, m if parent is None else (m & parent))
                 continue
             whole = self._whole_columns(gate, sample, raw, parent, comps, n)
             if whole is not None:
                 if isinstance(gate, fk_gates.QuadrantGate):
                     quad_results[key] = whole
                     for q, qm in whole.items():
-                        res.membership[(q, g_path)] = qm
+                        res.add((q, g_path), qm)
                 else:
-                    res.membership[key] = whole
+                    res.add(key, whole)
                 continue
             rows_all = np.arange(n) if parent is None else np.flatnonzero(parent)
             if isinstance(gate, fk_gates.QuadrantGate):
@@ -287,9 +294,9 @@ class Evaluator:
             if isinstance(gate, fk_gates.QuadrantGate):
                 quad_results[key] = qmasks
                 for q, qm in qmasks.items():
-                    res.membership[(q, g_path)] = qm
+                    res.add((q, g_path), qm)
             else:
-                res.membership[key] = mask
+                res.add(key, mask)
         return res
 
     def _whole_columns(self, gate, sample, raw, parent, comps, n: int):

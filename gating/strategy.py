@@ -181,11 +181,12 @@ def evaluator_for(strategy: fk.GatingStrategy):
 
 
 def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "fast",
-                sample_id: str | None = None) -> list[Population]:
+                sample_id: str | None = None, on_gate=None) -> list[Population]:
     """Apply a strategy; one entry per gate in tree order.
 
     ``engine='fast'`` uses :class:`gating.evaluate.Evaluator` (event-for-event FlowKit's result,
-    much faster); ``'flowkit'`` calls ``GatingStrategy.gate_sample`` itself, the reference.
+    much faster; ``on_gate(key, mask)`` hears of each gate as it is done); ``'flowkit'`` calls
+    ``GatingStrategy.gate_sample`` itself, the reference.
     """
     n = sample.event_count
     if engine == "flowkit":
@@ -197,7 +198,7 @@ def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "f
             members[(row.gate_name, tuple(row.gate_path))] = np.asarray(
                 res.get_gate_membership(row.gate_name, gate_path=tuple(row.gate_path)), dtype=bool)
     elif engine == "fast":
-        members = evaluator_for(strategy).evaluate(sample, sample_id).membership
+        members = evaluator_for(strategy).evaluate(sample, sample_id, on_gate).membership
     else:
         raise ValueError(f"engine must be 'fast' or 'flowkit', not {engine!r}")
     out = []
