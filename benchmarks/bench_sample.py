@@ -111,14 +111,17 @@ def main() -> None:
         return sc, gate_sample(strategy, sc[0])
 
     result = analyze_sample(tube, gcfg)
-    out_dirs = iter(range(10**9))
+    runs_dir = Path(tempfile.mkdtemp(prefix="runs_", dir=d))     # every run writes to a new, empty folder
+
+    def new_out() -> Path:
+        return Path(tempfile.mkdtemp(dir=runs_dir))
     ours = {
         "read": (lambda _: read_fcs(tube), lambda: None),
         "compensate": (comp_rows, fresh),
         "gate": (lambda sc: gate_sample(strategy, sc[0]), lambda: gated(fresh())),
         "statistics": (lambda sp: population_statistics(sp[0][0], sp[0][1], sp[1], result_panel(sp[0][0])),
                        lambda: with_pops(fresh())),
-        "write": (lambda _: write_outputs([result], d / f"w{next(out_dirs)}", gcfg), lambda: None),
+        "write": (lambda out: write_outputs([result], out, gcfg), new_out),
     }
 
     def result_panel(sample):
@@ -166,8 +169,8 @@ def main() -> None:
             t_fk, _ = timed(fn, a.runs, setup)
             m_fk = peak_mib(fn, setup)
         rows.append((stage, t_ours, m_ours, t_fk, m_fk))
-    t_all, _ = timed(lambda _: cytomnt.analyze([tube], config=gcfg, jobs=1, out=d / f"o{next(out_dirs)}"), a.runs)
-    m_all = peak_mib(lambda _: cytomnt.analyze([tube], config=gcfg, jobs=1, out=d / f"o{next(out_dirs)}"))
+    t_all, _ = timed(lambda out: cytomnt.analyze([tube], config=gcfg, jobs=1, out=out), a.runs, new_out)
+    m_all = peak_mib(lambda out: cytomnt.analyze([tube], config=gcfg, jobs=1, out=out), new_out)
     t_fk_core, fk_res = timed(lambda _: strategy.gate_sample(fk_comp(fk_read(None))), a.runs)
 
     pops = gate_sample(strategy, read_fcs(tube).sample)
@@ -186,6 +189,7 @@ def main() -> None:
     print(f"FlowKit Sample + compensation + gate_sample: {t_fk_core:.3f} s")
     print(f"counts identical gate by gate: {same}")
     print(f"ratio (FlowKit Sample+comp+gate_sample / cytomnt.analyze): {t_fk_core / t_all:.1f}x")
+    shutil.rmtree(runs_dir, ignore_errors=True)
     if not a.keep:
         shutil.rmtree(d, ignore_errors=True)
 
