@@ -112,7 +112,7 @@ class Evaluator:
     @staticmethod
     def _exact_comp(raw: np.ndarray, rows: np.ndarray, comp: CompRef | None, ch: int) -> np.ndarray:
         if comp is None or ch not in comp.col_of:
-            return raw_column(raw, ch, np.float64)[rows]
+            return raw[rows, ch]
         return comp.exact(raw, rows, ch)
 
     def _fast_column(self, raw: np.ndarray, comp: CompRef | None, ch: int, cache: dict) -> np.ndarray:
@@ -312,8 +312,7 @@ class Evaluator:
         if isinstance(gate, fk_gates.PolygonGate):        # on raw values only: FlowKit's values as they are
             if any(d.transformation_ref or d.compensation_ref not in (None, "uncompensated") for d in gate.dimensions):
                 return None
-            pts = np.column_stack([raw_column(raw, self._dim_channel(sample, d)[0], np.float64)
-                                   for d in gate.dimensions])
+            pts = raw[:, [self._dim_channel(sample, d)[0] for d in gate.dimensions]]
             ok = fu_gating.points_in_polygon(np.array(gate.vertices, dtype=np.float64), pts)
             ok = ~ok if gate.use_complement else ok
             return ok if parent is None else ok & parent

@@ -219,17 +219,15 @@ def _cache_of(raw: np.ndarray) -> dict:
     return per_array
 
 
-def raw_column(raw: np.ndarray, channel: int, dtype=np.float32) -> np.ndarray:
-    """One channel of ``raw`` as a contiguous array (cached per events array). float32 is exact
-    for float32 files and within 6e-8 relative otherwise; float64 is the values themselves.
-    Read-only."""
+def raw_column(raw: np.ndarray, channel: int) -> np.ndarray:
+    """One channel of ``raw`` as a contiguous float32 array (cached per events array; exact for
+    float32 files, within 6e-8 relative otherwise). Read-only."""
     cache = _cache_of(raw)
-    key = (channel, np.dtype(dtype).str)
-    if key not in cache:
-        col = np.ascontiguousarray(raw[:, channel], dtype=dtype)
+    if channel not in cache:
+        col = np.ascontiguousarray(raw[:, channel], dtype=np.float32)
         col.setflags(write=False)
-        cache[key] = col
-    return cache[key]
+        cache[channel] = col
+    return cache[channel]
 
 
 def compensated_channels(raw: np.ndarray, columns: list[int], inverse: np.ndarray) -> np.ndarray:
