@@ -79,6 +79,11 @@ class EarlyHashes:
             except OSError:
                 continue                      # reported when the file is read
 
+    def wait(self, timeout: float | None = None) -> dict[str, str]:
+        """Every file's hash (waits for the thread to finish them)."""
+        self._thread.join(timeout)
+        return dict(self._done)
+
     def stop(self) -> dict[str, str]:
         """Stop after the file in hand; the hashes finished so far (input key -> SHA-256)."""
         self._stop.set()

@@ -240,3 +240,25 @@ def test_store_keeps_every_bit_and_reads_stores_of_earlier_versions(tmp_path):
     got = st.get("k1").statistics
     assert got["count"].tolist() == [3, 4] and got["median"].iloc[0] == 0.1 and np.isnan(got["median"].iloc[1])
     st.close()
+
+
+def test_hashes_known_early_or_found_by_the_workers_give_the_same_run(tubes, tmp_path):
+    """Content hashes computed while the command loads (EarlyHashes), or none known and each
+    file hashed by its worker: the same rows, the same keys, and a re-run reuses everything."""
+    import hashlib
+
+    from cytomnt.reading import EarlyHashes, collect_inputs, item_key
+    items = collect_inputs([tubes])
+    known = EarlyHashes(items).wait(timeout=60)
+    assert known == {item_key(i): hashlib.sha256(i.read_bytes()).hexdigest() for i in items}
+    _, s1 = run_batch([tubes], make_config(), tmp_path / "a", jobs=2, hashes=known)
+    _, s2 = run_batch([tubes], make_config(), tmp_path / "b", jobs=2)
+    assert tables(tmp_path / "a") == tables(tmp_path / "b")
+    stored = [sorted(ResultStore(tmp_path / d / "results.sqlite").keys()) for d in ("a", "b")]
+    assert stored[0] == stored[1] and len(stored[0]) == 11
+    for d in ("a", "b"):
+        _, again = run_batch([tubes], make_config(), tmp_path / d, jobs=2)
+        assert (again.analysed, again.reused) == (0, 10)
+    # a hash thread stopped early hands over only finished files
+    partial = EarlyHashes(items).stop()
+    assert all(partial[k] == known[k] for k in partial)

@@ -1,5 +1,6 @@
 """The command line: a thin layer over the API, with documented exit codes."""
 import pandas as pd
+import pytest
 
 from cytomnt.cli import main
 
@@ -46,3 +47,18 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     a14 = df.set_index("sample_id").loc["PT-A_PB_d14"]
     assert a14.car_predominance == "CD4" and a14.car_pct_of_t > 60
     assert (tmp_path / "summary.txt").exists() and len(list((tmp_path / "gates").glob("*.xml"))) == 8
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["risk", "--help"], ["cohort", "--help"], ["panel", "{fcs}"],
+                                  ["inspect", "{fcs}"]])
+def test_commands_that_do_not_gate_do_not_load_flowkit(argv):
+    """``--help``, ``risk``, ``cohort``, ``panel`` and ``inspect`` answer without loading FlowKit
+    (1.2 s of imports, bokeh among them) or the gating engine."""
+    import subprocess
+    import sys
+    args = [a.format(fcs=FIXTURES / "blood_bd.fcs") for a in argv]
+    code = ("import sys\nfrom cytomnt.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in ('flowkit', 'bokeh', 'matplotlib', 'gating.evaluate', 'gating.engine') "
+            "if m in sys.modules))" % args)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "LOADED []" in out, out[-500:]

@@ -171,3 +171,35 @@ def test_row_statistics_equal_numpy(n):
     with np.errstate(divide="ignore", invalid="ignore"):
         expect = np.where(med != 0, 100 * (hi - lo) / 2 / np.abs(med), np.nan)
     assert np.allclose(st["rcv"], expect, equal_nan=True)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_statistics_the_same_with_any_thread_count_and_started_while_gating(threads, tmp_path):
+    """Statistics computed on 1, 2 or 3 threads, started population by population while the
+    gates are evaluated or all at the end, are the same tables bit for bit."""
+    from cytomnt.gate import gate
+    from cytomnt.statistics import StatisticsJob
+    from cytomnt.strategies import load_strategy
+    from gating.parallel import sample_threads, set_sample_threads
+    from gating.strategy import write_gatingml
+    s = read_fcs(FIXTURES / "blood_bd.fcs").sample
+    comp = compensation_for(s)
+    cfg = make_config()
+    auto = gate(s, comp, load_strategy("auto"), cfg, "blood_bd.fcs", "b")
+    ucfg = make_config(strategy=str(write_gatingml(auto.strategy, tmp_path / "g.xml")))
+    before = sample_threads()
+    try:
+        set_sample_threads(2)
+        ref = population_statistics(s, comp, auto.populations, auto.panel)
+        set_sample_threads(threads)
+        s2 = read_fcs(FIXTURES / "blood_bd.fcs").sample
+        job = StatisticsJob(s2, comp)
+        user = gate(s2, comp, load_strategy(ucfg.strategy), ucfg, "blood_bd.fcs", "b", on_gate=job.start)
+        got = population_statistics(s2, comp, user.populations, auto.panel, job)
+    finally:
+        set_sample_threads(before)
+    assert [p.count for p in user.populations] == [p.count for p in auto.populations]
+    for a, b in zip(ref, got):
+        assert a.to_csv() == b.to_csv()
+        num = a.select_dtypes("number")
+        assert num.to_numpy().tobytes() == b[num.columns].to_numpy().tobytes()
