@@ -267,37 +267,32 @@ class Evaluator:
                 m = np.asarray(gate.apply(pd.DataFrame(refs)), dtype=bool)
                 res.add(key, m if parent is None else (m & parent))
                 continue
-            whole = self._whole_columns(gate, sample, raw, parent, comps, n)
-            if whole is not None:
-                if isinstance(gate, fk_gates.QuadrantGate):
-                    quad_results[key] = whole
-                    for q, qm in whole.items():
-                        res.add((q, g_path), qm)
-                else:
-                    res.add(key, whole)
-                continue
-            rows_all = np.arange(n) if parent is None else np.flatnonzero(parent)
+            result = self._whole_columns(gate, sample, raw, parent, comps, n)
+            if result is None:
+                result = self._by_rows(gate, sample, raw, parent, comps, ratio_cache, fast_cache)
             if isinstance(gate, fk_gates.QuadrantGate):
-                qmasks = {q: np.zeros(n, dtype=bool) for q in gate.quadrants}
-            else:
-                mask = np.zeros(n, dtype=bool)
-            for start in range(0, max(rows_all.size, 1), self.chunk):
-                rows = rows_all[start:start + self.chunk]
-                if rows.size == 0:
-                    break
-                out = self._gate_rows(gate, sample, raw, rows, comps, ratio_cache, fast_cache)
-                if isinstance(out, dict):
-                    for q, ok in out.items():
-                        qmasks[q][rows[ok]] = True
-                else:
-                    mask[rows[out]] = True
-            if isinstance(gate, fk_gates.QuadrantGate):
-                quad_results[key] = qmasks
-                for q, qm in qmasks.items():
+                quad_results[key] = result
+                for q, qm in result.items():
                     res.add((q, g_path), qm)
             else:
-                res.add(key, mask)
+                res.add(key, result)
         return res
+
+    def _by_rows(self, gate, sample, raw, parent, comps, ratio_cache, fast_cache):
+        """A gate's membership (per quadrant for a quadrant gate) from its parent's rows, chunk by chunk."""
+        n = raw.shape[0]
+        rows_all = np.arange(n) if parent is None else np.flatnonzero(parent)
+        quads = isinstance(gate, fk_gates.QuadrantGate)
+        out_masks = {q: np.zeros(n, dtype=bool) for q in gate.quadrants} if quads else np.zeros(n, dtype=bool)
+        for start in range(0, rows_all.size, self.chunk):
+            rows = rows_all[start:start + self.chunk]
+            out = self._gate_rows(gate, sample, raw, rows, comps, ratio_cache, fast_cache)
+            if quads:
+                for q, ok in out.items():
+                    out_masks[q][rows[ok]] = True
+            else:
+                out_masks[rows[out]] = True
+        return out_masks
 
     def _whole_columns(self, gate, sample, raw, parent, comps, n: int):
         """A rectangle's membership (a quadrant gate's, per quadrant) over all events at once, or
