@@ -8,6 +8,7 @@ threads; each channel's numbers are computed whole by one thread.
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -106,22 +107,24 @@ def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, f
     order, the median (mean of the two middle values when even) and the nearest-rank rCV
     percentiles by in-place selection in this thread's reusable buffer (no sort, no allocation)."""
     n = rows.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
     buf = getattr(_BUFFERS, "buf", None)
     if buf is None or buf.size < n or buf.dtype != values.dtype:
         buf = _BUFFERS.buf = np.empty(max(n, 1), dtype=values.dtype)
     x = buf[:n]
     np.take(values, rows, out=x)
-    mean = float(x.mean(dtype=np.float64))
+    mean = float(np.add.reduce(x, dtype=np.float64)) / n      # numpy's mean: the pairwise sum over n
     k = n // 2
-    lo = min(max(int(np.ceil(RCV_LOW / 100 * n)) - 1, 0), n - 1)
-    hi = min(max(int(np.ceil(RCV_HIGH / 100 * n)) - 1, 0), n - 1)
+    lo = min(max(math.ceil(RCV_LOW / 100 * n) - 1, 0), n - 1)
+    hi = min(max(math.ceil(RCV_HIGH / 100 * n) - 1, 0), n - 1)
     x.partition(k)
     med = float(x[k])
     if n % 2 == 0:
         med = (float(x[:k].max()) + med) / 2.0
     v_lo = _rank(x, lo, k)
     v_hi = _rank(x, hi, k)
-    rcv = 100.0 * (v_hi - v_lo) / 2.0 / abs(med) if med != 0 else np.nan
+    rcv = 100.0 * (v_hi - v_lo) / 2.0 / abs(med) if med != 0 else math.nan
     return med, mean, rcv
 
 
