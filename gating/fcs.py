@@ -6,6 +6,7 @@ if it has a known, recoverable defect, read it anyway and return a note naming t
 """
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from . import fcsrepair
 from .inputs import FCS_EXTENSIONS, find_fcs_files, has_fcs_header  # noqa: F401 - part of this module's API
-from .sample import read_float_events
+from .sample import EventSample, flowkit_read, read_float_events
 
 if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
     import flowkit as fk
@@ -42,15 +43,18 @@ class LoadedSample:
     source: dict = field(default_factory=dict)   # the file's own version and keywords when it was rebuilt
 
 
-def _pick_dataset(path: Path, sample_id: str) -> tuple[fk.Sample, list[str]]:
+def _pick_dataset(path: Path, sample_id: str) -> tuple[EventSample, list[str]]:
     """For multi-data-set files (Beckman .lmd): the data set with the highest FCS version."""
-    import flowkit as fk
-    samples = fk.read_multi_dataset_fcs(str(path), ignore_offset_error=True)
-    best = max(range(len(samples)), key=lambda i: (float(samples[i].version or 0), i))
-    s = samples[best]
+    sets = flowio.read_multiple_data_sets(str(path), ignore_offset_error=True)
+    best = max(range(len(sets)), key=lambda i: (float(sets[i].version or 0), i))
+    fd = sets[best]
+
+    def flowkit_sample():
+        import flowkit as fk
+        return fk.Sample(fd, sample_id=sample_id)
+    s = EventSample.from_flow_data(fd, sample_id, path, flowkit_sample)
     _check_dataset_size(s, path, best + 1)
-    s.id = sample_id
-    return s, [f"MULTI_DATASET:{len(samples)}:used_{best + 1}", "FCS_OFFSET_OFF_BY_ONE"]
+    return s, [f"MULTI_DATASET:{len(sets)}:used_{best + 1}", "FCS_OFFSET_OFF_BY_ONE"]
 
 
 def _check_dataset_size(s: fk.Sample, path: Path, number: int) -> None:
@@ -93,14 +97,16 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
             fast = read_float_events(path, sid, found.data_start, found.tot)
             if fast is not None:
                 return _plausible(LoadedSample(fast), path)
-    import flowkit as fk                  # the files numpy does not read: FlowKit's own reader
+    # the files numpy does not read: FlowIO, FlowKit's own reader, as FlowKit's Sample calls it
     attempts = [({}, []), ({"ignore_offset_error": True}, ["FCS_OFFSET_OFF_BY_ONE"])]
     last: Exception | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for kwargs, notes in attempts:
             try:
-                return _plausible(LoadedSample(fk.Sample(str(path), sample_id=sid, **kwargs), list(notes)), path)
+                fd = flowio.FlowData(str(path), **kwargs)
+                s = EventSample.from_flow_data(fd, sid, path, functools.partial(flowkit_read, path, sid, **kwargs))
+                return _plausible(LoadedSample(s, list(notes)), path)
             except MultipleDataSetsError:
                 try:
                     s, notes = _pick_dataset(path, sid)
@@ -164,11 +170,13 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | OrdinaryFloat | No
         raise FcsReadError(f"{path}: cannot be read as FCS: {type(exc).__name__}: {exc}") from exc
     notes = notes + dnotes + (["FCS_KEYWORDS_PADDED"] if lay.padded_keys else []) + \
         [f"FCS_UNNAMED_PARAMETER:P{i}" for i in unnamed]
-    import flowkit as fk
+    def flowkit_sample():
+        import flowkit as fk
+        return fk.Sample(io.BytesIO(data), sample_id=sid)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            sample = fk.Sample(io.BytesIO(data), sample_id=sid)
+            sample = EventSample.from_flow_data(flowio.FlowData(io.BytesIO(data)), sid, path, flowkit_sample)
         except Exception as exc:  # noqa: BLE001 - a keyword FlowIO needs is missing or malformed
             raise FcsReadError(f"{path}: cannot be read as FCS: {type(exc).__name__}: {exc}") from exc
     return LoadedSample(sample, notes or ["FCS_REBUILT"], {"version": lay.version, "keywords": dict(lay.keywords)})

@@ -26,9 +26,10 @@ class EventSample:
     ``metadata``, ``version``, ``id``) and methods (``get_events(source="raw")``,
     ``get_metadata``, ``get_channel_index``), from a FlowIO TEXT-only parse and numpy events."""
 
-    def __init__(self, flow_data, events: np.ndarray, sample_id: str, path: Path):
+    def __init__(self, flow_data, events: np.ndarray, sample_id: str, path: Path, flowkit_sample=None):
         self._flow_data = flow_data
         self._path = Path(path)
+        self._make_flowkit = flowkit_sample or (lambda: flowkit_read(self._path, self.id))
         self._raw = events
         self.id = sample_id
         self.version = flow_data.version
@@ -76,13 +77,24 @@ class EventSample:
         raise ValueError("x_label_or_number must be a label string or channel number")
 
     def flowkit(self):
-        """FlowKit's own ``Sample`` of the same file (read by FlowKit once, on first use)."""
+        """FlowKit's own ``Sample`` of the same data (built by FlowKit once, on first use)."""
         if self._flowkit is None:
-            import flowkit as fk
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._flowkit = fk.Sample(str(self._path), sample_id=self.id)
+                self._flowkit = self._make_flowkit()
         return self._flowkit
+
+    @classmethod
+    def from_flow_data(cls, fd, sample_id: str, path: Path, flowkit_sample) -> "EventSample":
+        """A sample of a data set FlowIO has read, with FlowIO's pre-processing (what FlowKit's
+        ``Sample`` does with it); ``flowkit_sample()`` builds FlowKit's own from the same bytes."""
+        return cls(fd, fd.as_array(preprocess=True), sample_id, path, flowkit_sample)
+
+
+def flowkit_read(path: Path, sample_id: str, **kwargs):
+    """FlowKit's own ``Sample`` of a file (``kwargs``: its reader options)."""
+    import flowkit as fk
+    return fk.Sample(str(path), sample_id=sample_id, **kwargs)
 
 
 def flowkit_sample(sample):
