@@ -55,6 +55,10 @@ def cmd_analyze(a) -> int:
     if missing:
         print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return EXIT_USAGE
+    if a.jobs < 0:                         # before anything heavy loads
+        print(f"cytomnt: --jobs must be 0 (every CPU this process may use) or a positive number, not {a.jobs}",
+              file=sys.stderr)
+        return EXIT_USAGE
     items = collect_inputs(a.paths)
     early = EarlyHashes(items)             # hashing on another core while the rest loads
     from .batch import RunInterrupted, run_batch
@@ -114,8 +118,12 @@ def cmd_panel(a) -> int:
     missing = [r for r in REQUIRED_ROLES if r in rp.missing]
     if missing:
         print(f"missing required role(s): {', '.join(missing)}; the auto strategy cannot run on this file")
+    try:                                    # exactly as `analyze` resolves it for the auto strategy
+        panel.resolve(channels, str(a.file), strict=True)
+    except PanelError as exc:
+        print(f"`cytomnt analyze` stops at: {exc}")
         return EXIT_SOME_FAILED
-    return EXIT_OK
+    return EXIT_SOME_FAILED if missing else EXIT_OK
 
 
 def cmd_inspect(a) -> int:

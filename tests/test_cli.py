@@ -62,3 +62,15 @@ def test_commands_that_do_not_gate_do_not_load_flowkit(argv):
             "if m in sys.modules))" % args)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "LOADED []" in out, out[-500:]
+
+
+def test_panel_command_says_what_analyze_would_refuse(tmp_path, capsys):
+    """`panel` resolves roles as `analyze` does: a channel claimed by two roles is not 'ok' in
+    one command and refused in the other."""
+    (tmp_path / "p.yaml").write_text("roles:\n  fsc_a: [FSC-A]\n  fsc_h: [FSC-A]\n")
+    assert main(["panel", str(FIXTURES / "csf_bd.fcs"), "--panel", str(tmp_path / "p.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "`cytomnt analyze` stops at:" in out and "matches both role 'fsc_a' and role 'fsc_h'" in out
+    assert main(["analyze", str(FIXTURES / "csf_bd.fcs"), "--panel", str(tmp_path / "p.yaml"),
+                 "--out", str(tmp_path / "o")]) == 1                  # the file fails, with the same reason
+    assert "matches both role 'fsc_a' and role 'fsc_h'" in pd.read_csv(tmp_path / "o" / "samples.csv").error[0]
