@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,7 +148,13 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | OrdinaryFloat | No
         unnamed = [i for i in range(1, lay.params + 1) if not lay.keywords.get(f"P{i}N", "").strip()]
         for i in unnamed:         # FlowKit drops an empty $PnN and shifts every later name: name it
             lay.keywords[f"P{i}N"] = f"P{i}"
-        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed
+        # FlowIO takes any other $BYTEORD as this machine's order: big-endian doubles
+        # ('8,7,6,5,4,3,2,1') would be misread, so they are decoded here and rebuilt
+        order = lay.keywords["BYTEORD"].strip().replace(" ", "")
+        flowio_order = order in ("1,2,3,4", "4,3,2,1", "1,2", "2,1") or \
+            (order == "1,2,3,4,5,6,7,8" and sys.byteorder == "little")
+        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed and \
+            (flowio_order or order != "8,7,6,5,4,3,2,1")
         agree = lay.text_data in (None, (0, 0), lay.header_data) or lay.header_data == (0, 0)
         if dtype != "I" and standard and not lay.padded_keys and agree:
             exact = all(seg[1] - seg[0] + 1 == de - ds + 1 for seg in (lay.header_data, lay.text_data)
