@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import flowkit as fk
 import numpy as np
-import pandas as pd
 from flowkit import gates as fk_gates
 from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
@@ -259,12 +258,7 @@ class Evaluator:
                 continue
             parent = self._parent_mask(g_path, res, quad_results)
             if isinstance(gate, fk_gates.BooleanGate):
-                refs = {}
-                for ref in gate.gate_refs:
-                    rkey = (ref["ref"], tuple(ref["path"]))
-                    refs[(ref["ref"], "/".join(ref["path"]))] = res.membership[rkey] if rkey in res.membership \
-                        else quad_results[(ref["path"][-1], tuple(ref["path"][:-1]))][ref["ref"]]
-                m = np.asarray(gate.apply(pd.DataFrame(refs)), dtype=bool)
+                m = _boolean(gate, res.membership, quad_results)
                 res.add(key, m if parent is None else (m & parent))
                 continue
             result = self._whole_columns(gate, sample, raw, parent, comps, n)
@@ -362,6 +356,24 @@ class Evaluator:
         if q_key in quad_results:
             return quad_results[q_key][g_path[-1]]
         return res.membership[p_key]
+
+
+def _boolean(gate, membership: dict, quad_results: dict) -> np.ndarray:
+    """A boolean gate's events, as FlowKit's ``BooleanGate.apply`` combines its references (each
+    complemented when it says so; 'and', 'or', or 'not' of the one reference), on the masks."""
+    masks = []
+    for ref in gate.gate_refs:
+        rkey = (ref["ref"], tuple(ref["path"]))
+        m = membership[rkey] if rkey in membership else \
+            quad_results[(ref["path"][-1], tuple(ref["path"][:-1]))][ref["ref"]]
+        masks.append(~m if ref["complement"] else m)
+    if gate.type == "and":
+        return np.logical_and.reduce(masks)
+    if gate.type == "or":
+        return np.logical_or.reduce(masks)
+    if gate.type == "not":
+        return np.logical_not(masks[0])
+    raise ValueError(f"boolean gate {gate.gate_name}: type must be 'and', 'or' or 'not', not {gate.type!r}")
 
 
 def evaluate(strategy: fk.GatingStrategy, sample: fk.Sample, sample_id: str | None = None) -> EvalResult:

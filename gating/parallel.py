@@ -56,12 +56,26 @@ def row_shares(n: int, parts: int, align: int = 4096) -> list[tuple[int, int]]:
 
 
 def in_background(fn, *args) -> Future:
-    """Run ``fn(*args)`` on the sample's thread pool (or now, with one thread); a Future."""
+    """Run ``fn(*args)`` on the sample's thread pool (or now, with one thread); a Future (or a
+    :class:`Done` with the same ``result()``)."""
     if sample_threads() <= 1:
-        f: Future = Future()
-        try:
-            f.set_result(fn(*args))
-        except Exception as exc:  # noqa: BLE001 - delivered by f.result()
-            f.set_exception(exc)
-        return f
+        return Done(fn, args)
     return pool().submit(fn, *args)
+
+
+class Done:
+    """A call made at once, answering ``result()`` like a finished Future (no lock to build)."""
+
+    __slots__ = ("_value", "_error")
+
+    def __init__(self, fn, args):
+        self._value = self._error = None
+        try:
+            self._value = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - delivered by result(), as a Future does
+            self._error = exc
+
+    def result(self, timeout=None):
+        if self._error is not None:
+            raise self._error
+        return self._value
