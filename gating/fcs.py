@@ -53,7 +53,7 @@ def _pick_dataset(path: Path, sample_id: str) -> tuple[EventSample, list[str]]:
     def flowkit_sample():
         import flowkit as fk
         return fk.Sample(fd, sample_id=sample_id)
-    s = EventSample.from_flow_data(fd, sample_id, path, flowkit_sample)
+    s = EventSample.from_flow_data(fd, sample_id, path, flowkit_sample, keep_events=True)
     _check_dataset_size(s, path, best + 1)
     return s, [f"MULTI_DATASET:{len(sets)}:used_{best + 1}", "FCS_OFFSET_OFF_BY_ONE"]
 

@@ -11,6 +11,7 @@ the same events where a FlowKit call needs one.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class EventSample:
     def __init__(self, flow_data, events: np.ndarray, sample_id: str, path: Path, flowkit_sample=None):
         self._flow_data = flow_data
         self._path = Path(path)
-        self._make_flowkit = flowkit_sample or (lambda: flowkit_read(self._path, self.id))
+        # no reference back to self (a cycle would keep the events alive until the cyclic GC ran)
+        self._make_flowkit = flowkit_sample or functools.partial(flowkit_read, self._path, sample_id)
         self._raw = events
         self.id = sample_id
         self.version = flow_data.version
@@ -85,10 +87,14 @@ class EventSample:
         return self._flowkit
 
     @classmethod
-    def from_flow_data(cls, fd, sample_id: str, path: Path, flowkit_sample) -> "EventSample":
+    def from_flow_data(cls, fd, sample_id: str, path: Path, flowkit_sample, keep_events: bool = False) -> "EventSample":
         """A sample of a data set FlowIO has read, with FlowIO's pre-processing (what FlowKit's
-        ``Sample`` does with it); ``flowkit_sample()`` builds FlowKit's own from the same bytes."""
-        return cls(fd, fd.as_array(preprocess=True), sample_id, path, flowkit_sample)
+        ``Sample`` does with it); ``flowkit_sample()`` builds FlowKit's own from the same bytes.
+        FlowIO's copy of the events is dropped unless ``flowkit_sample`` needs ``fd`` whole."""
+        events = fd.as_array(preprocess=True)
+        if not keep_events:
+            fd.events = None
+        return cls(fd, events, sample_id, path, flowkit_sample)
 
 
 def flowkit_read(path: Path, sample_id: str, **kwargs):
