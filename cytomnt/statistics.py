@@ -2,27 +2,24 @@
 of compensated values (FlowJo's statistics), for populations.csv and statistics.csv.
 
 Every number here is the same on any machine, thread count or batch size: compensation with
-:mod:`gating.stable` (no BLAS), medians and percentiles by selection (exact), means by numpy's
-fixed pairwise summation over the events in file order. Channels are spread over the sample's
-threads; each channel's numbers are computed whole by one thread.
+:mod:`gating.stable` (no BLAS), medians and percentiles as values picked by comparisons only
+(selection, or an ancestor's sorted values minus the events a population lacks:
+:mod:`cytomnt.orderstats`), means by fixed-order float64 sums. Channels are spread over the
+sample's threads; each channel's numbers are computed whole by one task.
 """
 from __future__ import annotations
-
-import math
-import threading
 
 import numpy as np
 import pandas as pd
 
+from gating.parallel import in_background
 from gating.preprocess import Compensation, compensated_channels
 from gating.stable import inverse
 from gating.strategy import Population
 
+from .orderstats import (RCV_HIGH, RCV_LOW, selection_statistics, sorted_reference,  # noqa: F401 - RCV_*: API
+                         statistics_after_removal, statistics_of_sorted)
 from .panel import ResolvedPanel, channels_of
-from gating.parallel import in_background
-
-#: Percentiles behind FlowJo's robust CV: rCV = 100 x (P84.13 - P15.87) / 2 / median.
-RCV_LOW, RCV_HIGH = 15.87, 84.13
 
 
 def fluorescence_by_channel(sample, comp: Compensation) -> np.ndarray:
@@ -41,22 +38,54 @@ def fluorescence_by_channel(sample, comp: Compensation) -> np.ndarray:
     return by_channel
 
 
+#: A population derives its statistics from the sorted values of an ancestor holding at most
+#: this share more events (:mod:`cytomnt.orderstats`); populations holding at least
+#: SORTED_SHARE of all events are sorted for their descendants to derive from.
+DERIVE_MAX_REMOVED, SORTED_SHARE = 0.25, 0.5
+
+
 class StatisticsJob:
     """One sample's per-population statistics, started population by population (e.g. as each
-    gate is done, while gating goes on): each channel is one task on the sample's threads."""
+    gate is done, while gating goes on): each channel is one task on the sample's threads.
+    Populations must be started parents first (tree order), so descendants find their ancestors."""
 
     def __init__(self, sample, comp: Compensation):
         self.sample, self.comp = sample, comp
         self._by_channel: np.ndarray | None = None
         self._tasks: dict[tuple, list] = {}
+        self._sorted: dict[tuple, tuple] = {}       # key -> (mask, count, per-channel sorted references)
 
     def start(self, key: tuple, mask: np.ndarray) -> None:
         """Begin the statistics of the population ``key`` (name, parent path) with members ``mask``."""
         if self._by_channel is None:
             self._by_channel = fluorescence_by_channel(self.sample, self.comp)
         rows = np.flatnonzero(mask)
-        self._tasks[key] = [in_background(selection_statistics, row, rows) for row in self._by_channel] \
-            if rows.size else []
+        n = rows.size
+        ref = self._reference(key, mask, n)
+        if n == 0:
+            self._tasks[key] = []
+        elif ref is not None:
+            removed = np.flatnonzero(ref[0] & ~mask)
+            self._tasks[key] = [in_background(statistics_after_removal, row, removed, n, r)
+                                for row, r in zip(self._by_channel, ref[2])]
+        elif n >= SORTED_SHARE * mask.size:
+            refs = [in_background(sorted_reference, row, rows) for row in self._by_channel]
+            self._sorted[key] = (mask, n, refs)
+            self._tasks[key] = [in_background(statistics_of_sorted, r) for r in refs]
+        else:
+            self._tasks[key] = [in_background(selection_statistics, row, rows) for row in self._by_channel]
+
+    def _reference(self, key: tuple, mask: np.ndarray, n: int):
+        """The nearest sorted ancestor this population lies in and lacks few events of, or None."""
+        name, path = key
+        for i in range(len(path) - 1, 0, -1):
+            anc = self._sorted.get((path[i], tuple(path[:i])))
+            if anc is not None:
+                a_mask, a_n, _ = anc
+                if a_n - n <= DERIVE_MAX_REMOVED * a_n and not np.any(mask & ~a_mask):
+                    return anc
+                return None
+        return None
 
     def result(self, key: tuple, mask: np.ndarray) -> list[tuple[float, float, float]]:
         """(median, mean, rCV) per channel of a population (started now if it was not)."""
@@ -97,42 +126,3 @@ def population_statistics(sample, comp: Compensation, pops: list[Population], rp
     long = pd.DataFrame(long_rows, columns=["population", "parent", "count", "pct_parent", "pct_total", "channel",
                                             "marker", "role", "median", "mean", "rcv_pct"])
     return wide, long
-
-
-_BUFFERS = threading.local()
-
-
-def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, float, float]:
-    """(median, mean, robust CV %) of ``values[rows]``: the mean by numpy's pairwise sum in file
-    order, the median (mean of the two middle values when even) and the nearest-rank rCV
-    percentiles by in-place selection in this thread's reusable buffer (no sort, no allocation)."""
-    n = rows.size
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    buf = getattr(_BUFFERS, "buf", None)
-    if buf is None or buf.size < n or buf.dtype != values.dtype:
-        buf = _BUFFERS.buf = np.empty(max(n, 1), dtype=values.dtype)
-    x = buf[:n]
-    np.take(values, rows, out=x)
-    mean = float(np.add.reduce(x, dtype=np.float64)) / n      # numpy's mean: the pairwise sum over n
-    k = n // 2
-    lo = min(max(math.ceil(RCV_LOW / 100 * n) - 1, 0), n - 1)
-    hi = min(max(math.ceil(RCV_HIGH / 100 * n) - 1, 0), n - 1)
-    x.partition(k)
-    med = float(x[k])
-    if n % 2 == 0:
-        med = (float(x[:k].max()) + med) / 2.0
-    v_lo = _rank(x, lo, k)
-    v_hi = _rank(x, hi, k)
-    rcv = 100.0 * (v_hi - v_lo) / 2.0 / abs(med) if med != 0 else math.nan
-    return med, mean, rcv
-
-
-def _rank(part: np.ndarray, r: int, k: int) -> float:
-    """The r-th smallest of ``part`` (already partitioned around rank ``k``; partitions the
-    relevant half in place)."""
-    if r < k:
-        part[:k].partition(r)
-    elif r > k:
-        part[k + 1:].partition(r - k - 1)
-    return float(part[r])

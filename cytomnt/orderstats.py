@@ -1,0 +1,114 @@
+"""Exact median, mean and nearest-rank rCV percentiles of one population in one channel (FlowJo's
+statistics), by the cheapest exact route:
+
+- by in-place selection of the population's values (three single-rank partitions);
+- from the *sorted* values of an ancestor holding few more events: the population is the
+  ancestor minus a small removed set, so its k-th value is the ancestor's (k + j)-th, j being
+  the removed values that sort before it (found by a binary search, ties handled by removing the
+  first occurrences of each removed value). A gating tree's first populations (acquired,
+  singlets, live, CD45+) hold nearly every event; they cost one sort, not one selection each.
+
+Every route gives the same medians and percentiles (they are values of the data, chosen by
+comparisons only); means are numpy's pairwise sum over the events, or an ancestor's sum minus
+the removed values' (equal to ~1e-15 relative).
+"""
+from __future__ import annotations
+
+import math
+import threading
+
+import numpy as np
+
+#: Percentiles behind FlowJo's robust CV: rCV = 100 x (P84.13 - P15.87) / 2 / median.
+RCV_LOW, RCV_HIGH = 15.87, 84.13
+
+_BUFFERS = threading.local()
+
+
+def ranks(n: int) -> tuple[int, int, int]:
+    """(median rank k, P15.87 rank, P84.13 rank) of n values, 0-based nearest-rank."""
+    lo = min(max(math.ceil(RCV_LOW / 100 * n) - 1, 0), n - 1)
+    hi = min(max(math.ceil(RCV_HIGH / 100 * n) - 1, 0), n - 1)
+    return n // 2, lo, hi
+
+
+def _summary(n: int, total: float, kth) -> tuple[float, float, float]:
+    """(median, mean, rCV %) from the sum and a k-th-smallest function."""
+    k, lo, hi = ranks(n)
+    med = kth(k)
+    if n % 2 == 0:
+        med = (kth(k - 1) + med) / 2.0
+    rcv = 100.0 * (kth(hi) - kth(lo)) / 2.0 / abs(med) if med != 0 else math.nan
+    return med, total / n, rcv
+
+
+def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, float, float]:
+    """(median, mean, robust CV %) of ``values[rows]`` by in-place selection in this thread's
+    reusable buffer (no sort, no allocation); the mean by numpy's pairwise sum in file order."""
+    n = rows.size
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    buf = getattr(_BUFFERS, "buf", None)
+    if buf is None or buf.size < n or buf.dtype != values.dtype:
+        buf = _BUFFERS.buf = np.empty(max(n, 1), dtype=values.dtype)
+    x = buf[:n]
+    np.take(values, rows, out=x)
+    total = float(np.add.reduce(x, dtype=np.float64))          # numpy's mean is this sum over n
+    k = n // 2
+    x.partition(k)
+
+    def kth(r: int) -> float:               # ranks within the half the median partition left them in
+        if r == k:
+            return float(x[k])
+        if r == k - 1:
+            return float(x[:k].max())
+        if r < k:
+            x[:k].partition(r)
+        else:
+            x[k + 1:].partition(r - k - 1)
+        return float(x[r])
+    return _summary(n, total, kth)
+
+
+def sorted_reference(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
+    """(the sorted values of ``values[rows]``, their pairwise sum in file order): what a
+    population's descendants derive their statistics from."""
+    x = np.take(values, rows)
+    total = float(np.add.reduce(x, dtype=np.float64))
+    x.sort()
+    return x, total
+
+
+def statistics_of_sorted(ref) -> tuple[float, float, float]:
+    """(median, mean, rCV %) of a reference made by :func:`sorted_reference` (or a Future of one)."""
+    s, total = ref.result() if hasattr(ref, "result") else ref
+    return _summary(s.size, total, lambda r: float(s[r]))
+
+
+def statistics_after_removal(values: np.ndarray, removed_rows: np.ndarray, n: int, ref) -> tuple[float, float, float]:
+    """(median, mean, rCV %) of an ancestor's events minus ``removed_rows`` (``n`` events left),
+    from the ancestor's sorted reference (or a Future of it)."""
+    s, total = ref.result() if hasattr(ref, "result") else ref
+    gone = np.sort(np.take(values, removed_rows))
+    return _summary(n, total - float(np.add.reduce(gone, dtype=np.float64)),
+                    lambda r: kth_after_removal(s, gone, r))
+
+
+def kth_after_removal(s: np.ndarray, gone: np.ndarray, r: int) -> float:
+    """The r-th smallest (0-based) of the multiset ``s`` (sorted) minus ``gone`` (sorted, a
+    sub-multiset of ``s``).
+
+    Removing, for each removed value, its first occurrences in ``s``, the i-th removed element
+    sits at position ``m_i = searchsorted(s, g_i) + (i - searchsorted(gone, g_i))`` and has
+    ``m_i - i`` kept elements before it (non-decreasing in i). The r-th kept element is
+    ``s[r + j]``, j being the number of removed elements with at most r kept elements before them.
+    """
+    lo, hi = 0, gone.size
+    while lo < hi:
+        mid = (lo + hi) // 2
+        g = gone[mid]
+        if int(np.searchsorted(s, g)) - int(np.searchsorted(gone, g)) <= r:     # kept values before it
+            lo = mid + 1
+        else:
+            hi = mid
+    return float(s[r + lo])
