@@ -90,25 +90,42 @@ def statistics_after_removal(values: np.ndarray, removed_rows: np.ndarray, n: in
     from the ancestor's sorted reference (or a Future of it)."""
     s, total = ref.result() if hasattr(ref, "result") else ref
     gone = np.sort(np.take(values, removed_rows))
-    return _summary(n, total - float(np.add.reduce(gone, dtype=np.float64)),
-                    lambda r: kth_after_removal(s, gone, r))
+    k, lo, hi = ranks(n)
+    wanted = sorted({k, k - 1, lo, hi} - {-1})
+    found = dict(zip(wanted, kths_after_removal(s, gone, wanted)))
+    return _summary(n, total - float(np.add.reduce(gone, dtype=np.float64)), found.__getitem__)
+
+
+#: Removed values probed at once when locating a rank among them (see kths_after_removal).
+_GRID = 64
+
+
+def kths_after_removal(s: np.ndarray, gone: np.ndarray, wanted: list[int]) -> list[float]:
+    """The r-th smallest (0-based) of the multiset ``s`` (sorted) minus ``gone`` (sorted, a
+    sub-multiset of ``s``), for each r of ``wanted``.
+
+    Removing, for each removed value, its first occurrences in ``s``, the i-th removed element has
+    ``before_i = searchsorted(s, g_i) - searchsorted(gone, g_i)`` kept elements before it (non-
+    decreasing in i). The r-th kept element is ``s[r + j]``, j being the number of removed
+    elements with ``before_i <= r``: located on a grid of every 64th removed element, then
+    counted exactly within one grid cell.
+    """
+    d = gone.size
+    if d == 0:
+        return [float(s[r]) for r in wanted]
+    grid = np.arange(0, d, _GRID)
+    coarse = s.searchsorted(gone[grid]) - gone.searchsorted(gone[grid])
+    out = []
+    for r in wanted:
+        c = int(coarse.searchsorted(r, side="right"))
+        first = int(grid[c - 1]) if c > 0 else 0
+        last = int(grid[c]) if c < grid.size else d
+        cell = gone[first:last]
+        before = s.searchsorted(cell) - gone.searchsorted(cell)
+        out.append(float(s[r + first + int(before.searchsorted(r, side="right"))]))
+    return out
 
 
 def kth_after_removal(s: np.ndarray, gone: np.ndarray, r: int) -> float:
-    """The r-th smallest (0-based) of the multiset ``s`` (sorted) minus ``gone`` (sorted, a
-    sub-multiset of ``s``).
-
-    Removing, for each removed value, its first occurrences in ``s``, the i-th removed element
-    sits at position ``m_i = searchsorted(s, g_i) + (i - searchsorted(gone, g_i))`` and has
-    ``m_i - i`` kept elements before it (non-decreasing in i). The r-th kept element is
-    ``s[r + j]``, j being the number of removed elements with at most r kept elements before them.
-    """
-    lo, hi = 0, gone.size
-    while lo < hi:
-        mid = (lo + hi) // 2
-        g = gone[mid]
-        if int(np.searchsorted(s, g)) - int(np.searchsorted(gone, g)) <= r:     # kept values before it
-            lo = mid + 1
-        else:
-            hi = mid
-    return float(s[r + lo])
+    """The r-th smallest of ``s`` minus ``gone`` (both sorted): :func:`kths_after_removal` for one rank."""
+    return kths_after_removal(s, gone, [r])[0]
