@@ -60,20 +60,24 @@ def cmd_analyze(a) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     items = collect_inputs(a.paths)
-    early = EarlyHashes(items)             # hashing on another core while the rest loads
-    from .batch import RunInterrupted, run_batch
-    from .config import make_config
-    from .executors import default_jobs
-    cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control, a.spillover,
-                      learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
-                      identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc,
-                      xlsx=a.xlsx)
+    early = EarlyHashes(items)             # a hashing process on another core while the rest loads
+    try:
+        from .batch import run_batch
+        from .config import make_config
+        from .executors import default_jobs
+        cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control,
+                          a.spillover, learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
+                          identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc,
+                          xlsx=a.xlsx)
+    finally:
+        hashes = early.stop()              # done or not: the workers hash what it did not
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
         return EXIT_USAGE
+    from .batch import RunInterrupted
     try:
         results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler,
-                                     progress=True, hashes=early.stop())
+                                     progress=True, hashes=hashes)
     except RunInterrupted as exc:
         print(f"\ncytomnt: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

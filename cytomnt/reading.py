@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .hashing import sha256_file
 
 
 @dataclass
@@ -25,27 +30,6 @@ def is_sample(item) -> bool:
     return hasattr(item, "get_events") and hasattr(item, "pnn_labels")
 
 
-#: Bytes read per call when hashing: each read and each hash update releases the GIL once.
-HASH_CHUNK = 16 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes, read in large chunks into a reused buffer: few GIL hand-overs,
-    so a hashing thread keeps pace beside busy Python code."""
-    h = hashlib.sha256()
-    buf = getattr(_HASH_BUFFER, "buf", None)
-    if buf is None:
-        buf = _HASH_BUFFER.buf = bytearray(HASH_CHUNK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(view):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
-_HASH_BUFFER = threading.local()
-
-
 def sha256_sample(sample) -> str:
     """A FlowKit sample's identity: the hash of its raw event matrix."""
     return hashlib.sha256(np.ascontiguousarray(sample.get_events(source="raw")).tobytes()).hexdigest()
@@ -60,33 +44,54 @@ def item_hash(item) -> str:
 
 
 class EarlyHashes:
-    """Content hashes of input files, computed on a background thread while the command is still
-    loading (SHA-256 releases the GIL, so they cost the loading core nothing)."""
+    """Content hashes of input files, computed by a hashing process (:mod:`cytomnt.hashing`) on
+    another core while the command is still loading; none if it cannot start."""
 
     def __init__(self, items):
         self._done: dict[str, str] = {}
-        self._stop = threading.Event()
-        paths = [Path(i) for i in items if not is_sample(i)]
-        self._thread = threading.Thread(target=self._run, args=(paths,), daemon=True, name="cytomnt-hash")
-        self._thread.start()
+        self._proc = None
+        self._threads: list[threading.Thread] = []
+        paths = [str(i) for i in items if not is_sample(i) and "\n" not in str(i)]
+        if not paths:
+            return
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "cytomnt.hashing"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        except OSError:
+            return
+        self._threads = [threading.Thread(target=self._send, args=(paths,), daemon=True),
+                         threading.Thread(target=self._receive, daemon=True)]
+        for t in self._threads:
+            t.start()
 
-    def _run(self, paths: list[Path]) -> None:
-        for p in paths:
-            if self._stop.is_set():
-                return
-            try:
-                self._done[str(p)] = sha256_file(p)
-            except OSError:
-                continue                      # reported when the file is read
+    def _send(self, paths: list[str]) -> None:
+        try:
+            self._proc.stdin.write("".join(p + "\n" for p in paths))
+            self._proc.stdin.close()
+        except (OSError, ValueError):
+            pass                              # stopped early
+
+    def _receive(self) -> None:
+        try:
+            for line in self._proc.stdout:
+                path, digest = json.loads(line)
+                self._done[path] = digest
+        except (OSError, ValueError):
+            pass
 
     def wait(self, timeout: float | None = None) -> dict[str, str]:
-        """Every file's hash (waits for the thread to finish them)."""
-        self._thread.join(timeout)
+        """Every file's hash (waits for the hashing process to finish them)."""
+        for t in self._threads:
+            t.join(timeout)
         return dict(self._done)
 
     def stop(self) -> dict[str, str]:
-        """Stop after the file in hand; the hashes finished so far (input key -> SHA-256)."""
-        self._stop.set()
+        """Stop hashing; the hashes finished so far (input key -> SHA-256)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+        if self._proc is not None:
+            self._proc.wait()
+            self._threads[1].join(timeout=5)
         return dict(self._done)
 
 
