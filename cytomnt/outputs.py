@@ -7,6 +7,7 @@ removed: no file under OUT shows numbers other than the tables'.
 """
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -17,6 +18,7 @@ from typing import Sequence
 import pandas as pd
 
 from gating.files import atomic_write
+from gating.parallel import in_background
 
 from .config import AnalysisConfig, run_record
 from .results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
@@ -30,9 +32,13 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
     tables = {"samples": df,
               "populations": concat_tables([r.populations for r in results], POPULATION_COLUMNS),
               "statistics": concat_tables([r.statistics for r in results], STATISTICS_COLUMNS)}
+    # Parquet (pyarrow, outside the GIL) is written on another thread while the CSVs are formatted
+    parquet = [in_background(lambda n=name, t=table: atomic_write(out / f"{n}.parquet", parquet_bytes(t)))
+               for name, table in tables.items()]
     for name, table in tables.items():
         atomic_write(out / f"{name}.csv", csv_bytes(table))
-        atomic_write(out / f"{name}.parquet", parquet_bytes(table))
+    for done in parquet:
+        done.result()
     if xlsx:
         write_xlsx(out / "statistics.xlsx", tables)
     else:
@@ -59,8 +65,24 @@ def _sync(path: Path, content: bytes | None) -> None:
 
 
 def csv_bytes(table: pd.DataFrame) -> bytes:
-    """A table as CSV: 6 significant digits, '\\n' line ends, no index (the same bytes everywhere)."""
-    return table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+    """A table as CSV: 6 significant digits, '\\n' line ends, no index, empty cells for missing
+    values (the same bytes everywhere, and the same as pandas' ``to_csv(float_format="%.6g")``,
+    formatted column by column and joined by the csv module: ~2x faster on a large batch)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([str(c) for c in table.columns])
+    writer.writerows(zip(*(_cells(table[c]) for c in table.columns)) if len(table.columns) else [])
+    return out.getvalue().encode()
+
+
+def _cells(col: pd.Series) -> list[str]:
+    """One column's CSV cells as pandas writes them with ``float_format="%.6g"`` and ``na_rep=""``."""
+    missing = col.isna().to_numpy()
+    if col.dtype.kind == "f":
+        values = col.to_numpy().tolist()
+        return ["" if m else "%.6g" % v for v, m in zip(values, missing)]
+    values = col.astype(object).tolist()
+    return ["" if m else ("%.6g" % v if isinstance(v, float) else str(v)) for v, m in zip(values, missing)]
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
