@@ -121,10 +121,12 @@ def with_pregate_effects(populations: pd.DataFrame, effects) -> pd.DataFrame:
     (how many reach it, and the percent of those it removes; empty for other populations)."""
     cols = {"car_pos_t_reaching": lambda e: e.positives_in, "removes_car_pos_t_pct": lambda e: e.removed_positive_pct,
             "car_neg_t_reaching": lambda e: e.negatives_in, "removes_car_neg_t_pct": lambda e: e.removed_negative_pct}
-    if len(populations):
-        for col, get in cols.items():
-            populations[col] = populations.population.map({e.gate: get(e) for e in effects}).astype(float) \
-                if effects else math.nan
+    if not len(populations):
+        return populations
+    if not effects:                         # user strategies: the columns, empty, in one step
+        return populations.assign(**dict.fromkeys(cols, math.nan))
+    for col, get in cols.items():
+        populations[col] = populations.population.map({e.gate: get(e) for e in effects}).astype(float)
     return populations
 
 
