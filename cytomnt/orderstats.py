@@ -79,19 +79,24 @@ def sorted_reference(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, 
     return x, total
 
 
+def _value(ref):
+    """A reference, or the result of the Future computing it."""
+    return ref.result() if hasattr(ref, "result") else ref
+
+
 def statistics_of_sorted(ref) -> tuple[float, float, float]:
     """(median, mean, rCV %) of a reference made by :func:`sorted_reference` (or a Future of one)."""
-    s, total = ref.result() if hasattr(ref, "result") else ref
+    s, total = _value(ref)
     return _summary(s.size, total, lambda r: float(s[r]))
 
 
 def statistics_after_removal(values: np.ndarray, removed_rows: np.ndarray, n: int, ref) -> tuple[float, float, float]:
     """(median, mean, rCV %) of an ancestor's events minus ``removed_rows`` (``n`` events left),
     from the ancestor's sorted reference (or a Future of it)."""
-    s, total = ref.result() if hasattr(ref, "result") else ref
+    s, total = _value(ref)
     gone = np.sort(np.take(values, removed_rows))
     k, lo, hi = ranks(n)
-    wanted = sorted({k, k - 1, lo, hi} - {-1})
+    wanted = sorted({k, lo, hi} | ({k - 1} if n % 2 == 0 else set()))
     found = dict(zip(wanted, kths_after_removal(s, gone, wanted)))
     return _summary(n, total - float(np.add.reduce(gone, dtype=np.float64)), found.__getitem__)
 

@@ -22,7 +22,7 @@ from flowkit import gates as fk_gates
 from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
 
-from .bounds import band, sure_and_near
+from .bounds import sure_and_near
 from .compref import CompRef, resolve_comp
 from .order import evaluation_order
 from .preprocess import raw_column
@@ -114,7 +114,7 @@ class Evaluator:
             return raw[rows, ch]
         return comp.exact(raw, rows, ch)
 
-    def _fast_column(self, raw: np.ndarray, comp: CompRef | None, ch: int, cache: dict) -> np.ndarray:
+    def _fast_column(self, raw: np.ndarray, comp: CompRef | None, ch: int) -> np.ndarray:
         if comp is None or ch not in comp.col_of:
             return raw_column(raw, ch)
         return comp.fast(raw, ch)
@@ -125,44 +125,22 @@ class Evaluator:
             v = np.asarray(xform.apply(v.reshape(-1, 1))).ravel()
         return v
 
-    def _bound_test(self, raw, rows, comp, ch, xform, lo, hi, fast_cache) -> np.ndarray:
-        """``lo <= value < hi`` on FlowKit's processed value, for ``rows``."""
-        ok = np.ones(rows.size, dtype=bool)
+    def _bound_test(self, raw, rows, comp, ch, xform, lo, hi) -> np.ndarray:
+        """``lo <= value < hi`` on FlowKit's processed value, for ``rows``: decided on the fast
+        column as :func:`gating.bounds.sure_and_near` says, FlowKit's arithmetic for the rest."""
         if lo is None and hi is None:
-            return ok
-        invertible = xform is None or isinstance(xform, _INVERTIBLE)
-        if not invertible:
-            v = self._exact_values(raw, rows, comp, ch, xform)
-            if lo is not None:
-                ok &= v >= lo
-            if hi is not None:
-                ok &= v < hi
-            return ok
-        fast = self._fast_column(raw, comp, ch, fast_cache)[rows].astype(float)
-        near = np.zeros(rows.size, dtype=bool)
-        for bound, is_lo in ((lo, True), (hi, False)):
-            if bound is None:
-                continue
-            r = bound if xform is None else float(np.asarray(xform.inverse(np.array([[bound]], dtype=float))).ravel()[0])
-            if not np.isfinite(r):
-                v = self._exact_values(raw, rows, comp, ch, xform)
-                return ok & ((v >= lo) if lo is not None else True) & ((v < hi) if hi is not None else True)
-            b = band(r)
-            ok &= (fast >= r - b) if is_lo else (fast < r + b)
-            near |= np.abs(fast - r) <= b
-        if near.any():
-            sel = np.flatnonzero(near)
-            v = self._exact_values(raw, rows[sel], comp, ch, xform)
-            good = np.ones(sel.size, dtype=bool)
-            if lo is not None:
-                good &= v >= lo
-            if hi is not None:
-                good &= v < hi
-            ok[sel] = good
-        return ok
+            return np.ones(rows.size, dtype=bool)
+        r = _raw_bounds(xform, lo, hi)
+        if r is None:
+            return _in_range(self._exact_values(raw, rows, comp, ch, xform), lo, hi)
+        sure, near = sure_and_near(self._fast_column(raw, comp, ch)[rows], *r)
+        sel = np.flatnonzero(near)
+        if sel.size:
+            sure[sel] = _in_range(self._exact_values(raw, rows[sel], comp, ch, xform), lo, hi)
+        return sure
 
     # -- gates ------------------------------------------------------------------------
-    def _gate_rows(self, gate, sample, raw, rows, comps, ratio_cache, fast_cache) -> np.ndarray | dict:
+    def _gate_rows(self, gate, sample, raw, rows, comps, ratio_cache) -> np.ndarray | dict:
         refs = {d.compensation_ref for d in gate.dimensions if d.compensation_ref not in (None, "uncompensated")}
         if len(refs) > 1:
             raise NotImplementedError("mixed compensation within one gate is not supported (nor by FlowKit)")
@@ -184,14 +162,8 @@ class Evaluator:
 
         def bounded(src, r, lo, hi):
             if src[0] == "ratio":
-                v = src[1][r]
-                ok = np.ones(r.size, dtype=bool)
-                if lo is not None:
-                    ok &= v >= lo
-                if hi is not None:
-                    ok &= v < hi
-                return ok
-            return self._bound_test(raw, r, comp, src[1], src[2], lo, hi, fast_cache)
+                return _in_range(src[1][r], lo, hi)
+            return self._bound_test(raw, r, comp, src[1], src[2], lo, hi)
 
         if isinstance(gate, fk_gates.RectangleGate):
             srcs = [(dim_source(d), d.min, d.max) for d in gate.dimensions]
@@ -247,7 +219,6 @@ class Evaluator:
         quad_results: dict = {}
         comps: dict = {}
         ratio_cache: dict = {}
-        fast_cache: dict = {}
         for g_id, g_path in self.order:
             key = (g_id, g_path)
             if key in res.membership:
@@ -263,7 +234,7 @@ class Evaluator:
                 continue
             result = self._whole_columns(gate, sample, raw, parent, comps, n)
             if result is None:
-                result = self._by_rows(gate, sample, raw, parent, comps, ratio_cache, fast_cache)
+                result = self._by_rows(gate, sample, raw, parent, comps, ratio_cache)
             if isinstance(gate, fk_gates.QuadrantGate):
                 quad_results[key] = result
                 for q, qm in result.items():
@@ -272,7 +243,7 @@ class Evaluator:
                 res.add(key, result)
         return res
 
-    def _by_rows(self, gate, sample, raw, parent, comps, ratio_cache, fast_cache):
+    def _by_rows(self, gate, sample, raw, parent, comps, ratio_cache):
         """A gate's membership (per quadrant for a quadrant gate) from its parent's rows, chunk by chunk."""
         n = raw.shape[0]
         rows_all = np.arange(n) if parent is None else np.flatnonzero(parent)
@@ -280,7 +251,7 @@ class Evaluator:
         out_masks = {q: np.zeros(n, dtype=bool) for q in gate.quadrants} if quads else np.zeros(n, dtype=bool)
         for start in range(0, rows_all.size, self.chunk):
             rows = rows_all[start:start + self.chunk]
-            out = self._gate_rows(gate, sample, raw, rows, comps, ratio_cache, fast_cache)
+            out = self._gate_rows(gate, sample, raw, rows, comps, ratio_cache)
             if quads:
                 for q, ok in out.items():
                     out_masks[q][rows[ok]] = True
@@ -314,17 +285,13 @@ class Evaluator:
             ok = np.ones(n, dtype=bool)
             for dim, lo, hi in bounds:
                 ch, xf = self._dim_channel(sample, dim)
-                if xf is not None and not isinstance(xf, _INVERTIBLE):
+                r = _raw_bounds(xf, lo, hi)
+                if r is None:
                     return None
-                r = [None if b is None else (b if xf is None else
-                     float(np.asarray(xf.inverse(np.array([[b]], dtype=float))).ravel()[0])) for b in (lo, hi)]
-                if any(x is not None and not np.isfinite(x) for x in r):
-                    return None
-                sure, near = sure_and_near(self._fast_column(raw, comp, ch, {}), r[0], r[1])
+                sure, near = sure_and_near(self._fast_column(raw, comp, ch), *r)
                 check = np.flatnonzero(near & ok if parent is None else near & ok & parent)
                 if check.size:
-                    v = self._exact_values(raw, check, comp, ch, xf)
-                    sure[check] = ((v >= lo) if lo is not None else True) & ((v < hi) if hi is not None else True)
+                    sure[check] = _in_range(self._exact_values(raw, check, comp, ch, xf), lo, hi)
                 ok &= sure
             return ok
 
@@ -356,6 +323,26 @@ class Evaluator:
         if q_key in quad_results:
             return quad_results[q_key][g_path[-1]]
         return res.membership[p_key]
+
+
+def _raw_bounds(xform, lo: float | None, hi: float | None) -> tuple[float | None, float | None] | None:
+    """The bounds of a dimension in raw (untransformed) units, or None when they cannot be mapped
+    back (a transform that is not monotone and finite everywhere, or an infinite image)."""
+    if xform is not None and not isinstance(xform, _INVERTIBLE):
+        return None
+    r = tuple(None if b is None else b if xform is None else
+              float(np.asarray(xform.inverse(np.array([[b]], dtype=float))).ravel()[0]) for b in (lo, hi))
+    return None if any(x is not None and not np.isfinite(x) for x in r) else r
+
+
+def _in_range(v: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """``lo <= v < hi`` (None: no bound), as FlowKit's rectangle and quadrant tests."""
+    ok = np.ones(v.shape, dtype=bool)
+    if lo is not None:
+        ok &= v >= lo
+    if hi is not None:
+        ok &= v < hi
+    return ok
 
 
 def _boolean(gate, membership: dict, quad_results: dict) -> np.ndarray:

@@ -89,9 +89,9 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
         magic = fh.read(6)
     if not magic.startswith(b"FCS"):
         raise FcsReadError(f"{path}: not an FCS file (HEADER starts with {magic!r}, expected 'FCS2.0', 'FCS3.0' or 'FCS3.1')")
-    kw = check_structure(path)
+    kw, lay = check_structure(path)
     if not _next_data(kw):
-        found = _read_by_evidence(path, sid)
+        found = _read_by_evidence(path, sid, lay)
         if isinstance(found, LoadedSample):
             return _plausible(found, path)
         if isinstance(found, OrdinaryFloat):      # most files: numpy reads DATA in one call
@@ -133,13 +133,13 @@ class OrdinaryFloat:
     tot: int
 
 
-def _read_by_evidence(path: Path, sid: str) -> LoadedSample | OrdinaryFloat | None:
+def _read_by_evidence(path: Path, sid: str, lay: fcsrepair.Layout | None = None) -> LoadedSample | OrdinaryFloat | None:
     """Files FlowIO would misread or refuse (HEADER and TEXT offsets that disagree, padded
     keywords, 24-bit or mixed-width integers) decoded by :mod:`gating.fcsrepair`; integer data
     always checked against ``$PnR``. ``OrdinaryFloat``: read by :mod:`gating.sample`; None: an
-    ordinary file, for FlowIO as it is."""
+    ordinary file, for FlowIO as it is. ``lay``: the layout :func:`check_structure` read."""
     try:
-        lay = fcsrepair.read_layout(path, parse_text)
+        lay = lay or fcsrepair.read_layout(path, parse_text)
         for key in ("TOT", "PAR"):
             _int(lay.keywords[key], f"${key}", path)
         (ds, de), notes = fcsrepair.data_segment(lay)
@@ -148,13 +148,11 @@ def _read_by_evidence(path: Path, sid: str) -> LoadedSample | OrdinaryFloat | No
         unnamed = [i for i in range(1, lay.params + 1) if not lay.keywords.get(f"P{i}N", "").strip()]
         for i in unnamed:         # FlowKit drops an empty $PnN and shifts every later name: name it
             lay.keywords[f"P{i}N"] = f"P{i}"
-        # FlowIO takes any other $BYTEORD as this machine's order: big-endian doubles
-        # ('8,7,6,5,4,3,2,1') would be misread, so they are decoded here and rebuilt
+        # FlowIO reads an 8-byte $BYTEORD in this machine's order: 8-byte data stored the other
+        # way round would be misread, so it is decoded here and rebuilt
         order = lay.keywords["BYTEORD"].strip().replace(" ", "")
-        flowio_order = order in ("1,2,3,4", "4,3,2,1", "1,2", "2,1") or \
-            (order == "1,2,3,4,5,6,7,8" and sys.byteorder == "little")
-        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed and \
-            (flowio_order or order != "8,7,6,5,4,3,2,1")
+        misread = order == ("8,7,6,5,4,3,2,1" if sys.byteorder == "little" else "1,2,3,4,5,6,7,8")
+        standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed and not misread
         agree = lay.text_data in (None, (0, 0), lay.header_data) or lay.header_data == (0, 0)
         if dtype != "I" and standard and not lay.padded_keys and agree:
             exact = all(seg[1] - seg[0] + 1 == de - ds + 1 for seg in (lay.header_data, lay.text_data)
@@ -232,7 +230,7 @@ def parse_text(raw: bytes, path: Path | str = "<fcs>") -> dict[str, str]:
     return out
 
 
-def check_structure(path: Path) -> dict[str, str]:
+def check_structure(path: Path) -> tuple[dict[str, str], fcsrepair.Layout | None]:
     """Check HEADER and TEXT before anything is read into memory; return the TEXT keywords.
 
     Offsets must lie inside the file, $PAR/$TOT/$DATATYPE/$BYTEORD/$MODE/$PnB must be present and
@@ -263,7 +261,7 @@ def check_structure(path: Path) -> dict[str, str]:
         if key not in kw:
             raise FcsReadError(f"{path}: required keyword ${key} is missing from TEXT")
     if _next_data(kw):
-        return kw            # several data sets (e.g. Beckman .lmd): checked by the multi-data-set reader
+        return kw, None      # several data sets (e.g. Beckman .lmd): checked by the multi-data-set reader
     par = _int(kw["PAR"], "$PAR", path)
     tot = _int(kw["TOT"], "$TOT", path)
     if not 1 <= par <= 10_000:
@@ -294,14 +292,16 @@ def check_structure(path: Path) -> dict[str, str]:
     for key in ("BEGINDATA", "ENDDATA"):
         if key in kw:
             _int(kw[key] or "0", f"${key}", path)
+    lay = None
     if tot and bits % 8 == 0:
         try:        # where DATA is, by evidence (HEADER, TEXT, where TEXT ends, $TOT x the event's bytes)
-            fcsrepair.data_segment(fcsrepair.read_layout(path, parse_text))
+            lay = fcsrepair.read_layout(path, parse_text)
+            fcsrepair.data_segment(lay)
         except fcsrepair.LayoutError as exc:
             raise FcsReadError(f"{path}: {exc}: truncated, or a wrong $TOT/$PAR/$PnB or offset") from exc
         except (ValueError, KeyError) as exc:
             raise FcsReadError(f"{path}: HEADER or TEXT is malformed ({type(exc).__name__}: {exc})") from exc
-    return kw
+    return kw, lay
 
 
 #: No cytometer writes values this large; such values mean a wrong $BYTEORD or $DATATYPE.

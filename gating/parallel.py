@@ -5,6 +5,7 @@ Worker processes of a batch share the cores: each gets ``cores // jobs`` threads
 depend on the thread count (each task is computed whole by one thread)."""
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -51,7 +52,8 @@ def thread_map(fn, items: list) -> list:
 def row_shares(n: int, parts: int, align: int = 4096) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges splitting ``n`` rows into at most ``parts`` shares (bounds on
     multiples of ``align``)."""
-    step = max(align, -(-(-(-n // max(parts, 1))) // align) * align)
+    share = math.ceil(n / max(parts, 1))
+    step = max(align, math.ceil(share / align) * align)
     return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
 
 

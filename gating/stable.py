@@ -57,15 +57,6 @@ def matmul(values: np.ndarray, inv: np.ndarray, out_dtype=np.float64) -> np.ndar
     return out
 
 
-def matmul_columns(events: np.ndarray, columns, inv: np.ndarray, out_dtype=np.float64) -> np.ndarray:
-    """``events[:, columns] @ inv`` transposed (one contiguous row per output column), with the
-    same bits as :func:`matmul`; the columns are read block by block (no copy of the events)."""
-    out = np.empty((np.shape(inv)[1], np.shape(events)[0]), dtype=out_dtype)
-    for start, stop, block in product_blocks(np.asarray(events), columns, inv):
-        out[:, start:stop] = block
-    return out
-
-
 def product_blocks(events: np.ndarray, columns, inv: np.ndarray):
     """(start, stop, block of ``events[start:stop, columns] @ inv`` transposed), block by block.
 
