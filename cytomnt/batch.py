@@ -101,11 +101,12 @@ def _scrubbed_issues(items, hashes: dict, issues: list[str]) -> list[str]:
 
 def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: int = 1, executor: str = "local",
               scheduler: str | None = None, progress: bool | object = False,
-              hashes: dict[str, str] | None = None) -> tuple[list[SampleResult], RunSummary]:
+              hashes: dict[str, str] | None = None, on_start=None) -> tuple[list[SampleResult], RunSummary]:
     """Analyse every input, reusing stored results; write the run's files to ``out`` if given.
 
     ``hashes``: content hashes already known (input key -> SHA-256), e.g. computed while the
-    command line was loading. Raises :class:`RunInterrupted` on Ctrl-C (finished results stay
+    command line was loading. ``on_start()``: called once the workers run, e.g. to load what
+    the end of the run needs meanwhile. Raises :class:`RunInterrupted` on Ctrl-C (finished results stay
     in the store).
     """
     t0 = time.monotonic()
@@ -143,8 +144,8 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
                 res = store.get(key_of(i))
                 summary.reused += res.ok
                 bar.update(res, reused=True)
-        source = run_dask(todo, cfg, scheduler, jobs) if executor == "dask" else \
-            run_local(todo, cfg, jobs, hashes, item_key)
+        source = run_dask(todo, cfg, scheduler, jobs, on_start) if executor == "dask" else \
+            run_local(todo, cfg, jobs, hashes, item_key, on_start)
         stack.callback(source.close)         # on Ctrl-C too: the executor's own clean-up runs now
         for item, res in source:
             if item_key(item) not in hashes:
@@ -152,11 +153,10 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
             k = key_of(item)
             if store:
                 store.put(k, hashes[item_key(item)], cfg_hash, res, run_id)
-            else:
-                fresh[k] = res
+            fresh[k] = res                   # this run's results need no read back from the store
             summary.analysed += res.ok
             bar.update(res)
-        results = [store.get(key_of(i)) if store else fresh[key_of(i)] for i in items]
+        results = [fresh[k] if k in fresh else store.get(k) for k in map(key_of, items)]
         if not upfront:
             summary.manifest_issues = _manifest_issues(items, cfg, hashes)
     except KeyboardInterrupt:

@@ -73,10 +73,13 @@ def cmd_analyze(a) -> int:
     if not items:
         print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
         return EXIT_USAGE
+    from gating.parallel import preload
+
     from .batch import RunInterrupted
     try:
         results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler,
-                                     progress=True, hashes=hashes)
+                                     progress=True, hashes=hashes,
+                                     on_start=None if a.no_report else lambda: preload("cytomnt.report"))
     except RunInterrupted as exc:
         print(f"\ncytomnt: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -42,9 +42,12 @@ def _work(item, sha256=None):
     return analyze_sample(item, _CFG, sha256)
 
 
-def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key):
-    """Yield (item, result) as they finish; at most 2 x jobs files in flight."""
+def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key, on_start=None):
+    """Yield (item, result) as they finish; at most 2 x jobs files in flight. ``on_start()`` is
+    called once the workers run (after the pool forked them: a thread it starts is not copied)."""
+    on_start = on_start or (lambda: None)
     if jobs <= 1 or len(todo) <= 1:
+        on_start()
         for item in todo:
             yield item, analyze_sample(item, cfg, hashes.get(key(item)))
         return
@@ -56,6 +59,7 @@ def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key):
             pending[pool.submit(_work, item, hashes.get(key(item)))] = item
             if len(pending) >= 2 * jobs:
                 break
+        on_start()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
@@ -68,7 +72,7 @@ def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int):
+def run_dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int, on_start=None):
     """The same per-sample function on a Dask distributed cluster (``pip install 'cytomnt[dask]'``)."""
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -86,6 +90,8 @@ def run_dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int):
         cfg_f = client.scatter(cfg, broadcast=True)
         futures = {client.submit(analyze_sample, str(i) if isinstance(i, Path) else i, cfg_f, pure=False): i
                    for i in todo}
+        if on_start:
+            on_start()
         for f in as_completed(futures):
             yield futures[f], f.result()
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 _THREADS: int | None = None
@@ -81,3 +82,17 @@ class Done:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def preload(module: str) -> None:
+    """Import ``module`` on a daemon thread, e.g. what the end of a run needs while its workers
+    run; a failure is left to the real import to report. Start it after any fork: a forked
+    child would inherit the half-imported module's lock."""
+    import importlib
+
+    def load():
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - reported where the module is used
+            pass
+    threading.Thread(target=load, name=f"preload {module}", daemon=True).start()
