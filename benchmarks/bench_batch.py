@@ -1,8 +1,9 @@
 """Batch runs, cytomnt against FlowKit's Session.analyze_samples(use_mp=True), same files, same gates.
 
 Generates N tubes of E events (default 200 x 200k), exports the gates of one tube (the auto
-CAR-T strategy) as Gating-ML, and runs, each in its own process while the peak resident
-memory of the whole process tree is sampled every 50 ms:
+CAR-T strategy) as Gating-ML, and runs each in its own process, alternating, timed with
+nothing else running; then once more each while the peak resident memory of the whole process
+tree is sampled every 50 ms (the sampler's CPU would slow a timed run on a small machine):
 
 - cytomnt: `cytomnt analyze DIR --strategy gates.xml --jobs J --out OUT` (fast evaluator,
   results store, tables);
@@ -40,6 +41,16 @@ if __name__ == "__main__":
     s.analyze_samples(use_mp=True)
     s.get_analysis_report().to_csv(sys.argv[3], index=False)
 '''
+
+
+def run_timed(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and exit code, nothing else running in this process (on a 2-core machine a
+    memory sampler walking /proc every 50 ms takes CPU from the run it measures)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if p.returncode not in (0, 1):
+        print(p.stderr.decode()[-2000:], file=sys.stderr)
+    return time.perf_counter() - t0, p.returncode
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, int]:
@@ -107,16 +118,22 @@ def main() -> None:
     script = base / "flowkit_session.py"
     script.write_text(FLOWKIT_SCRIPT)
     fk_report = base / "flowkit_report.csv"
+    ours_cmd = [sys.executable, "-m", "cytomnt.cli", "analyze", str(data), "--strategy", str(gml), "--jobs",
+                str(a.jobs), "--out", str(out), "--no-report"]
+    theirs_cmd = [sys.executable, str(script), str(gml), str(data), str(fk_report)]
     ours_runs, theirs_runs = [], []
     for _ in range(a.repeat):                      # alternating, so drift in the machine hits both
         shutil.rmtree(out, ignore_errors=True)
-        ours_runs.append(run_measured([sys.executable, "-m", "cytomnt.cli", "analyze", str(data), "--strategy",
-                                       str(gml), "--jobs", str(a.jobs), "--out", str(out), "--no-report"]))
-        theirs_runs.append(run_measured([sys.executable, str(script), str(gml), str(data), str(fk_report)]))
+        ours_runs.append(run_timed(ours_cmd))
+        theirs_runs.append(run_timed(theirs_cmd))
     ours = sorted(ours_runs)[len(ours_runs) // 2]
     theirs = sorted(theirs_runs)[len(theirs_runs) // 2]
-    for r in ours_runs:
-        rows.append(("cytomnt", a.files) + r)
+    # peak memory in runs of their own (the sampler would slow the timed runs)
+    shutil.rmtree(out, ignore_errors=True)
+    ours_mem = run_measured(ours_cmd)[1]
+    theirs_mem = run_measured(theirs_cmd)[1]
+    for wall, rc in ours_runs:
+        rows.append(("cytomnt", a.files, wall, ours_mem, rc))
     if a.flat:
         sub = base / "fcs50"
         sub.mkdir(exist_ok=True)
@@ -129,8 +146,8 @@ def main() -> None:
         rows.append(("cytomnt", min(50, a.files)) + run_measured(
             [sys.executable, "-m", "cytomnt.cli", "analyze", str(sub), "--strategy", str(gml), "--jobs", str(a.jobs),
              "--out", str(out50), "--no-report"]))
-    for r in theirs_runs:
-        rows.append(("FlowKit Session", a.files) + r)
+    for wall, rc in theirs_runs:
+        rows.append(("FlowKit Session", a.files, wall, theirs_mem, rc))
 
     same = None
     if fk_report.exists() and (out / "populations.csv").exists():

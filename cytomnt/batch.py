@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .changes import Change, sample_changes
 from .config import AnalysisConfig, make_config, run_record
 from .errors import ConfigError
 from .executors import EXECUTORS, run_dask, run_local
@@ -40,6 +41,7 @@ class RunSummary:
     failed: int = 0
     seconds: float = 0.0
     manifest_issues: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)    # counts that differ from each sample's previous result
 
     def line(self) -> str:
         return (f"{self.total} files: {self.analysed} analysed, {self.reused} reused from the store, "
@@ -152,7 +154,10 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
                 hashes[item_key(item)] = res.row.get("sha256") or item_hash(item)
             k = key_of(item)
             if store:
+                prev = store.previous(res.sample_id, k) if res.ok else None
                 store.put(k, hashes[item_key(item)], cfg_hash, res, run_id)
+                if prev is not None and prev.ok:
+                    summary.changes += sample_changes(res.sample_id, prev, res)
             fresh[k] = res                   # this run's results need no read back from the store
             summary.analysed += res.ok
             bar.update(res)
@@ -171,7 +176,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     make_ids_unique(results)
     summary.failed = sum(not r.ok for r in results)
     if out is not None:
-        write_outputs(results, out, cfg, summary.manifest_issues, xlsx=cfg.xlsx)
+        write_outputs(results, out, cfg, summary.manifest_issues, xlsx=cfg.xlsx, changes=summary.changes)
     summary.seconds = time.monotonic() - t0
     return results, summary
 

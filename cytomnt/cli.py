@@ -85,6 +85,10 @@ def cmd_analyze(a) -> int:
         return EXIT_INTERRUPTED
     for issue in summary.manifest_issues:
         print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
+    if summary.changes:
+        from .changes import summary as changes_line
+        print(f"cytomnt: {changes_line(summary.changes, summary.analysed)} (every change: "
+              f"{Path(a.out) / 'changes.csv'})", file=sys.stderr)
     report = ""
     if not a.no_report:
         from .report import build_report

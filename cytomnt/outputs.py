@@ -1,5 +1,6 @@
 """The run's files under OUT: samples, populations and statistics (CSV, Parquet, optional xlsx),
-gates/<sample_id>.xml, plots/<sample_id>.png, run.json, errors.csv, manifest_check.csv.
+gates/<sample_id>.xml, cytomnt.wsp (the run for FlowJo), plots/<sample_id>.png, run.json, errors.csv,
+manifest_check.csv, changes.csv (counts that differ from each sample's previous result).
 
 Every file is written atomically (temporary file, then rename) from the results the store holds
 for this run, and a sample's gate plot or Gating-ML that its current result does not have is
@@ -20,12 +21,14 @@ import pandas as pd
 from gating.files import atomic_write
 from gating.parallel import in_background
 
+from .changes import CHANGES_NAME, changes_frame
 from .config import AnalysisConfig, run_record
+from .flowjo import WORKSPACE_NAME, workspace
 from .results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
 
 
 def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig,
-                  manifest_issues: Sequence[str] = (), xlsx: bool = False) -> pd.DataFrame:
+                  manifest_issues: Sequence[str] = (), xlsx: bool = False, changes: Sequence = ()) -> pd.DataFrame:
     """Write every table and per-sample file of a run; return the samples table."""
     out = Path(out)
     df = results_frame(results)
@@ -43,6 +46,7 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
         write_xlsx(out / "statistics.xlsx", tables)
     else:
         (out / "statistics.xlsx").unlink(missing_ok=True)      # an earlier run's workbook is not this run's
+    atomic_write(out / WORKSPACE_NAME, workspace(results))
     for r in results:
         _sync(out / "gates" / f"{r.sample_id}.xml", r.gatingml)
         _sync(out / "plots" / f"{r.sample_id}.png", r.plot_png)
@@ -53,6 +57,7 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
     atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
     write_quarantine(results, out)
     write_manifest_check(manifest_issues, out)
+    atomic_write(out / CHANGES_NAME, csv_bytes(changes_frame(list(changes))))
     return df
 
 

@@ -17,6 +17,7 @@ from gating.strategy import gatingml_bytes, populations_frame
 from .carcall import car_call
 from .classify import Identity, identify, sample_type_of
 from .config import AnalysisConfig
+from .flowjo import sample_xml
 from .gate import GATED_COUNTS, Gated, gate
 from .metrics import Counts, phenotype
 from gating.parallel import in_background
@@ -112,8 +113,9 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
         stats.insert(0, "sample_id", sid)
     # 7. the sample's gates as Gating-ML, and its gate plot
     gml = _gatingml(gated, row, shared=not cfg.uses_template)
+    fj = sample_xml(gated, sample, comp, item_name(item)[0], inp.name, sid, cfg.deidentify, row)
     png = gate_plot(gated, sample, sid, row) if cfg.plots else None
-    return SampleResult(row, populations, gml, png, stats)
+    return SampleResult(row, populations, gml, png, stats, fj)
 
 
 def with_pregate_effects(populations: pd.DataFrame, effects) -> pd.DataFrame:

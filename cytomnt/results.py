@@ -32,13 +32,15 @@ STATISTICS_COLUMNS = ["sample_id", "population", "parent", "count", "pct_parent"
 
 @dataclass
 class SampleResult:
-    """One sample's row for samples.csv, its populations, and its gates as Gating-ML."""
+    """One sample's row for samples.csv, its populations, its gates as Gating-ML and as a
+    FlowJo ``<Sample>`` (:mod:`cytomnt.flowjo`), its plot and statistics."""
 
     row: dict
     populations: pd.DataFrame
     gatingml: bytes | None = None
     plot_png: bytes | None = None
     statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flowjo: bytes | None = None
 
     @property
     def sample_id(self) -> str:

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS results (
     gatingml BLOB,
     plot_png BLOB,
     run_id INTEGER NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    flowjo BLOB
 );
 CREATE INDEX IF NOT EXISTS results_sample ON results(sample_id);
 CREATE INDEX IF NOT EXISTS results_seq ON results(seq);
@@ -114,6 +115,8 @@ class ResultStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")      # WAL: a commit survives the process being killed
         self.db.executescript(SCHEMA)
+        if "flowjo" not in {c[1] for c in self.db.execute("PRAGMA table_info(results)")}:
+            self.db.execute("ALTER TABLE results ADD COLUMN flowjo BLOB")     # a store from before workspaces
         self.db.commit()
 
     def close(self) -> None:
@@ -134,10 +137,10 @@ class ResultStore:
         with self.db:
             seq = self._next_seq()
             self.db.execute(
-                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, file_sha256, cfg_hash, str(row.get("sample_id")), str(row.get("patient_id") or ""),
                  str(row.get("file") or ""), str(row.get("status")), dumps(row), _frame_doc(result.populations),
-                 _frame_doc(result.statistics), result.gatingml, result.plot_png, run_id, seq))
+                 _frame_doc(result.statistics), result.gatingml, result.plot_png, run_id, seq, result.flowjo))
 
     def _next_seq(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM results").fetchone()[0])
@@ -150,11 +153,17 @@ class ResultStore:
 
     def get(self, key: str) -> SampleResult | None:
         """The stored result or None."""
-        r = self.db.execute("SELECT row_json, populations_json, statistics_json, gatingml, plot_png FROM results "
-                            "WHERE key = ?", (key,)).fetchone()
+        r = self.db.execute("SELECT row_json, populations_json, statistics_json, gatingml, plot_png, flowjo "
+                            "FROM results WHERE key = ?", (key,)).fetchone()
         if r is None:
             return None
-        return SampleResult(json.loads(r[0]), _frame(r[1]), r[3], r[4], _frame(r[2]))
+        return SampleResult(json.loads(r[0]), _frame(r[1]), r[3], r[4], _frame(r[2]), r[5])
+
+    def previous(self, sample_id: str, key: str) -> SampleResult | None:
+        """The sample's newest result other than ``key`` (what a re-run is compared with), or None."""
+        r = self.db.execute("SELECT key FROM results WHERE sample_id = ? AND key != ? ORDER BY seq DESC LIMIT 1",
+                            (sample_id, key)).fetchone()
+        return self.get(r[0]) if r else None
 
     def plots(self) -> dict[str, bytes]:
         """The gate plot of every stored sample's newest result (none when that result has none:

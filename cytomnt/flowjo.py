@@ -1,0 +1,37 @@
+"""The run as a FlowJo 10 workspace (``OUT/cytomnt.wsp``) for review: each sample's ``<Sample>``
+is made where the sample is gated (its gates, compensation, transforms and counts), and the
+workspace is put together from them at the end of the run, or for chosen samples by
+``cytomnt export OUT --flowjo F.wsp``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from gating.wsp import WspExportError, WspSample, file_uri, sample_fragment, workspace_from_fragments
+
+from .results import SampleResult, add_flags
+
+WORKSPACE_NAME = "cytomnt.wsp"
+GROUP = "cytomnt"
+
+
+def sample_xml(gated, sample, comp, path, name: str, sample_id: str, deidentify: bool, row: dict) -> bytes | None:
+    """The sample's ``<Sample>`` for the workspace, or None (flag FLOWJO_NOT_WRITTEN, reason in
+    the row's error) when FlowJo cannot hold one of its gates. Under ``deidentify`` the sample is
+    named by its id and its file is not located (FlowJo asks for it)."""
+    fcs_name = f"{sample_id}.fcs" if deidentify or path is None else Path(path).name
+    uri = fcs_name if deidentify or path is None else file_uri(path)
+    counts = {(p.name, tuple(p.path)): p.count for p in gated.populations}
+    try:
+        return sample_fragment(WspSample(fcs_name, uri, gated.strategy, int(sample.event_count), counts,
+                                         fcs_spill=comp.matrix, gates_of=gated.workspace_sample))
+    except WspExportError as exc:
+        add_flags(row, "FLOWJO_NOT_WRITTEN")
+        row["error"] = "; ".join(e for e in (row.get("error"), f"not in {WORKSPACE_NAME}: {exc}") if e)
+        return None
+
+
+def workspace(results: Sequence[SampleResult]) -> bytes:
+    """The workspace of every result that has its ``<Sample>``, in the given order."""
+    return workspace_from_fragments([r.flowjo for r in results if r.flowjo], GROUP)
