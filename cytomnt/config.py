@@ -24,6 +24,8 @@ class AnalysisConfig:
 
     panel: Panel = field(default_factory=Panel.default)
     strategy: str = "auto"
+    wsp_group: str | None = None         # a FlowJo workspace strategy: this group's gates for every file
+    wsp_sample: str | None = None        # ... or this workspace sample's gates for every file
     gate_map: dict = field(default_factory=dict)
     auto: EngineSettings = field(default_factory=EngineSettings)
     metrics: MetricSettings = field(default_factory=MetricSettings)
@@ -59,7 +61,8 @@ class AnalysisConfig:
         label = {"template": "template", "opencyto": "csv", "gatingml": "xml", "workspace": "wsp"}[kind]
         if Path(self.strategy).suffix.lower() in (".gml", ".gatingml"):
             label = Path(self.strategy).suffix.lstrip(".").lower()
-        return f"{label}:{Path(self.strategy).name}" + extra
+        chosen = f" group {self.wsp_group}" if self.wsp_group else f" sample {self.wsp_sample}" if self.wsp_sample else ""
+        return f"{label}:{Path(self.strategy).name}{chosen}" + extra
 
 
 def run_record(cfg: AnalysisConfig) -> dict:
@@ -69,6 +72,8 @@ def run_record(cfg: AnalysisConfig) -> dict:
     return {
         "cytomnt": __version__, "flowkit": flowkit.__version__, "flowio": flowio.__version__,
         "strategy": cfg.strategy, "gate_map": cfg.gate_map,
+        **({"wsp_group": cfg.wsp_group} if cfg.wsp_group else {}),
+        **({"wsp_sample": cfg.wsp_sample} if cfg.wsp_sample else {}),
         "panel": {"source": cfg.panel.source, "roles": {k: list(v) for k, v in cfg.panel.roles.items()}},
         "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
         "sample_type": cfg.sample_type,
@@ -90,7 +95,7 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
                 negative_control=None, spillover=None, auto: EngineSettings | None = None,
                 metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False,
                 deidentify: bool = False, identifying_keywords=None, acquisition_qc: bool = True,
-                xlsx: bool = False) -> AnalysisConfig:
+                xlsx: bool = False, wsp_group: str | None = None, wsp_sample: str | None = None) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     from .gatemap import parse_gate_map
     try:
@@ -100,7 +105,8 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
     cfg = AnalysisConfig(panel=p, strategy=str(strategy or "auto"), auto=auto or EngineSettings(),
                          metrics=metrics or default_metric_settings(),
                          spillover=str(spillover) if spillover else None,
-                         plots=plots, deidentify=deidentify, acquisition_qc=acquisition_qc, xlsx=xlsx)
+                         plots=plots, deidentify=deidentify, acquisition_qc=acquisition_qc, xlsx=xlsx,
+                         wsp_group=wsp_group or None, wsp_sample=wsp_sample or None)
     if identifying_keywords:
         try:
             cfg.identifying_keywords = read_keyword_list(identifying_keywords)
@@ -112,7 +118,7 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
             cfg.sample_type = normalise_sample_type(sample_type, "--sample-type")
         if manifest is not None:
             cfg.manifest = manifest if isinstance(manifest, dict) else read_manifest(manifest)
-        load_strategy(cfg.strategy)
+        load_strategy(cfg.strategy, wsp_group=cfg.wsp_group, wsp_sample=cfg.wsp_sample)
     except ConfigError:
         raise
     except ValueError as exc:

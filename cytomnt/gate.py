@@ -70,6 +70,9 @@ def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str, on_gate=Non
     workspace = isinstance(strategy_src, WorkspaceStrategies)
     strategy = strategy_src.for_file(name) if workspace else strategy_src
     pops = gate_sample(strategy, sample, on_gate=on_gate)
+    if workspace:                  # the helpers cytomnt wrote into a workspace are gated, not reported
+        hidden = strategy_src.hidden_for(name)
+        pops = [p for p in pops if (p.name, tuple(p.path)) not in hidden]
     counts, flags = counts_from(pops, cfg.gate_map, int(sample.event_count), name)
     transform = "; ".join(sorted({type(x).__name__ for x in strategy.transformations.values()})) or "none"
     return Gated(pops, counts, strategy, transform, rp, flags, sample_id if workspace else None)

@@ -56,26 +56,30 @@ ACQUISITION_QC_ROWS = ("flow_stable", "acquired")
 
 def strategy_for(cfg):
     """The loaded strategy as this run applies it (a template without its QC rows when switched off)."""
-    src = load_strategy(cfg.strategy)
+    src = load_strategy(cfg.strategy, wsp_group=cfg.wsp_group, wsp_sample=cfg.wsp_sample)
     if not cfg.acquisition_qc and hasattr(src, "without"):
         return src.without(ACQUISITION_QC_ROWS)
     return src
 
 
-def load_strategy(spec: str):
+def load_strategy(spec: str, wsp_group: str | None = None, wsp_sample: str | None = None):
     """'auto' or a template .yaml -> a ``gating.template.Template``; a Gating-ML .xml, an
-    openCyto .csv -> a FlowKit ``GatingStrategy``; a FlowJo .wsp -> ``WorkspaceStrategies``."""
+    openCyto .csv -> a FlowKit ``GatingStrategy``; a FlowJo .wsp -> ``WorkspaceStrategies``
+    (every file gets the gates of workspace group ``wsp_group`` or sample ``wsp_sample`` if given,
+    else those of the workspace sample of its name)."""
     kind = strategy_kind(spec)
+    if (wsp_group or wsp_sample) and kind != "workspace":
+        raise ConfigError(f"--wsp-group and --wsp-sample choose gates in a FlowJo workspace; strategy {spec} is not a .wsp")
     if kind == "auto":
         from .autogate import default_template
         return default_template()
-    key = (str(Path(spec).resolve()), hashlib.sha256(strategy_bytes(spec)).hexdigest())
+    key = (str(Path(spec).resolve()), hashlib.sha256(strategy_bytes(spec)).hexdigest(), wsp_group, wsp_sample)
     if key not in _CACHE:
-        _CACHE[key] = _read(Path(spec), kind)
+        _CACHE[key] = _read(Path(spec), kind, wsp_group, wsp_sample)
     return _CACHE[key]
 
 
-def _read(p: Path, kind: str):
+def _read(p: Path, kind: str, wsp_group: str | None = None, wsp_sample: str | None = None):
     from gating.strategy import StrategyError, WorkspaceStrategies, read_gatingml
     from gating.template import TemplateError
     try:
@@ -83,7 +87,7 @@ def _read(p: Path, kind: str):
             from .autogate import read_template
             return read_template(p)
         if kind == "workspace":
-            return WorkspaceStrategies(p)
+            return WorkspaceStrategies(p, group=wsp_group, sample=wsp_sample)
         if kind == "opencyto":
             return _read_opencyto(p)
         return read_gatingml(p)

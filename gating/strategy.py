@@ -58,6 +58,7 @@ def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None
     """A copy of ``strategy`` that Gating-ML 2.0 can express, and notes on what was changed.
 
     - gate ids become valid xs:IDs (FlowJo names such as 'Q1: CD4+ , CD8-' are not);
+    - a matrix without fluorochrome names (FlowJo's) is named by its detectors;
     - dimensions without a compensation reference get 'uncompensated' (what FlowKit does
       with them anyway; the schema requires the attribute);
     - rectangle bounds on FlowJo-only transforms (log, biex) are mapped back to raw values,
@@ -65,6 +66,9 @@ def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None
     """
     gs = copy.deepcopy(strategy)
     notes: list[str] = []
+    for matrix in gs.comp_matrices.values():     # FlowJo's matrices name no fluorochromes; Gating-ML needs names
+        if not all(getattr(matrix, "fluorochromes", None) or [""]):
+            matrix.fluorochromes = list(matrix.detectors)
     for gate_name, gate_path in list(gs.get_gate_ids()):
         new = gml_id(gate_name)
         if new != gate_name:
@@ -216,38 +220,104 @@ def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "f
 
 
 class WorkspaceStrategies:
-    """A FlowJo 10 workspace: one gating strategy per sample, matched by file name."""
+    """A FlowJo 10 workspace: one gating strategy per sample, matched by file name; or, for every
+    file, one workspace sample's gates (``sample``) or one group's own gates (``group``), as a
+    FlowJo user applies a group's gates to a new day's files."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, group: str | None = None, sample: str | None = None):
         self.path = Path(path)
         try:
-            data = checked_xml(self.path, "FlowJo workspace")
+            self._xml = checked_xml(self.path, "FlowJo workspace")
         except UnsafeXMLError as exc:
             raise StrategyError(str(exc)) from exc
+        self.workspace = self._read(self._xml)
+        self.sample_ids = list(self.workspace.get_sample_ids(loaded_only=False))
+        self._hidden = helper_populations(self._xml)
+        self.fixed: str | None = None           # the workspace sample every file gets
+        if sample is not None and group is not None:
+            raise StrategyError(f"{self.path}: give a workspace group or a workspace sample, not both")
+        if sample is not None:
+            self.fixed = self._named(sample)
+        elif group is not None:
+            self.workspace, self.fixed = self._group_as_sample(group)
+
+    def _read(self, data: bytes):
         try:
             # FlowKit gets the checked bytes, no FCS paths: the files the workspace names are never
             # opened (cytomnt reads only the files the user gives and matches them by name)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self.workspace = fk.Workspace(io.BytesIO(data), fcs_samples=None, load_missing_file_data=True,
-                                              find_fcs_files_from_wsp=False)
+                return fk.Workspace(io.BytesIO(data), fcs_samples=None, load_missing_file_data=True,
+                                    find_fcs_files_from_wsp=False)
         except Exception as exc:  # noqa: BLE001
             raise StrategyError(f"{self.path}: cannot be read as a FlowJo 10 workspace ({exc})") from exc
-        self.sample_ids = list(self.workspace.get_sample_ids(loaded_only=False))
+
+    def _named(self, name: str, file: str | Path | None = None) -> str:
+        """The workspace sample called ``name`` (its file name, or that name without .fcs)."""
+        candidates = [sid for sid in self.sample_ids if sid == name] or \
+            [sid for sid in self.sample_ids if Path(sid).stem == Path(name).stem]
+        if not candidates:
+            what = f"{file}: workspace" if file is not None else "workspace"
+            raise StrategyError(f"{what} {self.path.name} has no sample named {name}; "
+                                f"its samples are {', '.join(self.sample_ids) or '(none)'}")
+        return candidates[0]
+
+    def _group_as_sample(self, group: str):
+        """The group's own gates as a workspace of one sample (its first member, for the transforms
+        and compensation the gates were drawn on), and that sample's name."""
+        from lxml import etree
+        root = etree.fromstring(self._xml)
+        nodes = {g.get("name"): g for g in root.iter("GroupNode")}
+        if group not in nodes:
+            raise StrategyError(f"workspace {self.path.name} has no group {group}; its groups are "
+                                f"{', '.join(nodes) or '(none)'}")
+        gates = nodes[group].find("Subpopulations")
+        members = [r.get("sampleID") for r in nodes[group].iter("SampleRef")]
+        samples = {s.find("DataSet").get("sampleID"): s for s in root.iter("Sample") if s.find("DataSet") is not None}
+        if gates is None or not len(gates) or not any(m in samples for m in members):
+            raise StrategyError(f"group {group} of {self.path.name} holds no gates of its own (its samples' gates are "
+                                f"their own): use --wsp-sample with one of {', '.join(self.sample_ids)}")
+        keep = samples[next(m for m in members if m in samples)]
+        node = keep.find("SampleNode")
+        for old in node.findall("Subpopulations"):
+            node.remove(old)
+        node.append(copy.deepcopy(gates))
+        sample_list = keep.getparent()
+        for other in list(sample_list):
+            if other is not keep:
+                sample_list.remove(other)
+        self._hidden[node.get("name")] = helper_populations(etree.tostring(root)).get(node.get("name"), set())
+        return self._read(etree.tostring(root)), node.get("name")
+
+    def _sample_for(self, file: str | Path) -> str:
+        return self.fixed if self.fixed is not None else self._named(Path(file).name, file)
 
     def for_file(self, file: str | Path) -> fk.GatingStrategy:
-        """The strategy FlowJo holds for the sample whose name matches ``file``'s name."""
-        name = Path(file).name
-        candidates = [sid for sid in self.sample_ids if sid == name]
-        if not candidates:
-            candidates = [sid for sid in self.sample_ids if Path(sid).stem == Path(name).stem]
-        if not candidates:
-            raise StrategyError(
-                f"{file}: workspace {self.path.name} has no sample named {name}; "
-                f"its samples are {', '.join(self.sample_ids) or '(none)'}")
+        """The strategy FlowJo holds for ``file`` (the sample of its name, or the one for every file)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self.workspace.get_gating_strategy(candidates[0])
+            return self.workspace.get_gating_strategy(self._sample_for(file))
+
+    def hidden_for(self, file: str | Path) -> set[tuple[str, tuple[str, ...]]]:
+        """(population, gate path) of the helpers cytomnt added when it wrote the workspace (an
+        operand FlowJo cannot complement): gated, not reported."""
+        return self._hidden.get(self._sample_for(file), set())
+
+
+def helper_populations(xml: bytes) -> dict[str, set[tuple[str, tuple[str, ...]]]]:
+    """SampleNode name -> (name, gate path) of every population annotated as cytomnt's helper."""
+    from lxml import etree
+
+    from .wsp import HELPER_NOTE
+    out: dict[str, set] = {}
+    for node in etree.fromstring(xml).iter("SampleNode"):
+        found = set()
+        for el in node.iter("Population", "AndNode", "OrNode", "NotNode"):
+            if el.get("annotation") == HELPER_NOTE:
+                path = [a.get("name") for a in el.iterancestors("Population", "AndNode", "OrNode", "NotNode")]
+                found.add((el.get("name"), ("root", *reversed(path))))
+        out[node.get("name")] = found
+    return out
 
 
 def populations_frame(pops: list[Population], sample_id: str, total: int) -> pd.DataFrame:

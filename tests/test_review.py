@@ -1,0 +1,153 @@
+"""The core lab's review loop: every run writes OUT/cytomnt.wsp; FlowKit's Workspace (an
+independent reader of FlowJo's format) finds the same counts in it; a reviewer's moved gate comes
+back with --strategy and the run says what changed; a workspace's sample or group gates apply to
+any file."""
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import flowkit as fk
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+import cytomnt
+from cytomnt.demo import make_demo_set
+from cytomnt.errors import ConfigError
+from gating.strategy import read_gatingml
+
+from .conftest import TESTDATA, shared
+
+pytestmark = pytest.mark.slow
+
+
+def flowkit_counts(wsp: Path, fcs_dir: Path) -> pd.DataFrame:
+    """(file, path, count) of every population FlowKit's Workspace computes from the workspace."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ws = fk.Workspace(str(wsp), fcs_samples=str(fcs_dir), filename_as_id=True)
+        ws.analyze_samples(use_mp=False)
+        rep = ws.get_analysis_report()
+    paths = ["/".join(tuple(p)[1:] + (g,)) for p, g in zip(rep.gate_path, rep.gate_name)]
+    return pd.DataFrame({"file": rep.sample_id, "path": paths, "count": rep["count"]})
+
+
+def assert_flowkit_agrees(out: Path, fcs_dir: Path) -> int:
+    ours = pd.read_csv(out / "populations.csv")
+    files = pd.read_csv(out / "samples.csv").set_index("sample_id").file.map(lambda f: Path(f).name)
+    ours["file"] = ours.sample_id.map(files)
+    theirs = flowkit_counts(out / "cytomnt.wsp", fcs_dir)
+    m = ours.merge(theirs, on=["file", "path"], how="left", suffixes=("", "_flowkit"))
+    assert m.count_flowkit.notna().all(), m[m.count_flowkit.isna()][["file", "path"]]
+    assert (m["count"] == m.count_flowkit).all(), m[m["count"] != m.count_flowkit][["file", "path", "count",
+                                                                                    "count_flowkit"]]
+    return len(m)
+
+
+def tables(out: Path) -> dict[str, pd.DataFrame]:
+    pops = pd.read_csv(out / "populations.csv").drop(columns=["car_pos_t_reaching", "removes_car_pos_t_pct",
+                                                              "car_neg_t_reaching", "removes_car_neg_t_pct"])
+    samples = pd.read_csv(out / "samples.csv")
+    counts = ["sample_id", "events", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4",
+              "car_cd8", "car_pct_of_t", "t_cd4_cd8_ratio"]
+    return {"populations": pops, "statistics": pd.read_csv(out / "statistics.csv"), "samples": samples[counts]}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    base = tmp_path_factory.mktemp("review")
+    manifest = make_demo_set(base / "data")
+    out = base / "out"
+    cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, out=out, jobs=2)
+    return base, manifest, out
+
+
+def test_demo_workspace_counts_and_reimport(demo, tmp_path):
+    base, manifest, out = demo
+    assert assert_flowkit_agrees(out, base / "data" / "fcs") >= 100
+    again = tmp_path / "again"
+    df = cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=out / "cytomnt.wsp", out=again)
+    assert (df.status == "ok").all(), df.error.tolist()
+    for gml in (again / "gates").glob("*.xml"):          # the workspace's gates, written back as valid Gating-ML
+        read_gatingml(gml)
+    for name, table in tables(out).items():
+        assert_frame_equal(tables(again)[name], table, check_exact=False, rtol=1e-12, obj=name)
+
+
+def test_activation_real_workspace_counts_and_reimport(tmp_path):
+    d = shared("activation_real") / "Activation"
+    panel = TESTDATA / "activation_panel.yaml"
+    out = tmp_path / "out"
+    cytomnt.analyze([d], panel=panel, out=out)
+    assert assert_flowkit_agrees(out, d) >= 40
+    again = tmp_path / "again"
+    cytomnt.analyze([d], panel=panel, strategy=out / "cytomnt.wsp", out=again)
+    for name, table in tables(out).items():
+        assert_frame_equal(tables(again)[name], table, check_exact=False, rtol=1e-12, obj=name)
+
+
+def test_a_moved_gate_comes_back_as_a_change(demo, tmp_path):
+    base, manifest, out = demo
+    review = tmp_path / "out"
+    shutil.copytree(out, review)
+    wsp = (review / "cytomnt.wsp").read_text()
+    # the reviewer raises the CD4 CAR cut of one sample (the second one in the workspace)
+    sample = re.findall(r'<SampleNode name="([^"]+)"', wsp)[1]
+    start = wsp.index(f'<SampleNode name="{sample}"')
+    cut = re.compile(r'(<Population name="car_cd4".*?gating:min=")([^"]+)(")', re.S)
+    m = cut.search(wsp, start)
+    old_cut = float(m.group(2))
+    reviewed = wsp[:m.start(2)] + repr(old_cut * 1.5) + wsp[m.end(2):]
+    (tmp_path / "reviewed.wsp").write_text(reviewed)
+    cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=tmp_path / "reviewed.wsp", out=review)
+    changes = pd.read_csv(review / "changes.csv")
+    sid = Path(sample).stem
+    assert set(changes.sample_id) == {sid}, changes
+    row = changes.set_index("population").loc["car_cd4"]
+    before = pd.read_csv(out / "populations.csv").set_index(["sample_id", "population"])["count"]
+    now = pd.read_csv(review / "populations.csv").set_index(["sample_id", "population"])["count"]
+    assert row.old_count == before[(sid, "car_cd4")] and row.new_count == now[(sid, "car_cd4")] < row.old_count
+    assert f"min {old_cut:.6g} -> {old_cut * 1.5:.6g}" in row.gate_change
+    others = [s for s in now.index.get_level_values(0).unique() if s != sid]
+    assert (now.loc[others] == before.loc[others]).all()
+
+
+def test_aurora_sample_gates_on_renamed_files(tmp_path):
+    d = shared("flowjo_workspaces") / "coereba_aurora"
+    truth = pd.read_csv(d / "flowjo_counts.csv")
+    for i, row in enumerate(truth.itertuples()):
+        copy = tmp_path / f"renamed_{i:02d}.fcs"           # FlowJo's name for it no longer matches
+        shutil.copy(d / "fcs" / row.sample_name, copy)
+        got = counts_of(copy, strategy=d / "CytoML.wsp", wsp_sample=row.sample_name)
+        assert got[row.population_path] == row.count, (row.sample_name, got, row.count)
+    assert len(truth) == 30
+
+
+def counts_of(fcs: Path, **options) -> dict[str, int]:
+    out = fcs.with_suffix(".out")
+    df = cytomnt.analyze([fcs], out=out, **options)
+    assert df.status[0] == "ok", df.error[0]
+    p = pd.read_csv(out / "populations.csv")
+    return dict(zip(p.path, p["count"]))
+
+
+def test_group_gates_on_any_file(tmp_path):
+    d = shared("flowjo_workspaces") / "simple_line_example"
+    copy = tmp_path / "new_day.fcs"
+    shutil.copy(d / "data_set_simple_line_100.fcs", copy)
+    group = counts_of(copy, strategy=d / "simple_poly_and_rect.wsp", wsp_group="my_group")
+    theirs = flowkit_counts(d / "simple_poly_and_rect.wsp", d / "data_set_simple_line_100.fcs")
+    assert group == dict(zip(theirs.path, theirs["count"])) and group
+
+
+def test_wsp_choices_explain_themselves(tmp_path):
+    d = shared("flowjo_workspaces") / "coereba_aurora"
+    with pytest.raises(ConfigError, match="no sample named nope.fcs; its samples are 2025"):
+        cytomnt.analyze([d / "fcs"], strategy=d / "CytoML.wsp", wsp_sample="nope.fcs")
+    with pytest.raises(ConfigError, match="group All Samples .* holds no gates of its own.*--wsp-sample"):
+        cytomnt.analyze([d / "fcs"], strategy=d / "CytoML.wsp", wsp_group="All Samples")
+    with pytest.raises(ConfigError, match="no group Nope; its groups are All Samples, Compensation"):
+        cytomnt.analyze([d / "fcs"], strategy=d / "CytoML.wsp", wsp_group="Nope")
+    with pytest.raises(ConfigError, match="is not a .wsp"):
+        cytomnt.analyze([d / "fcs"], wsp_group="All Samples")
