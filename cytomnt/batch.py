@@ -24,10 +24,9 @@ from gating.parallel import thread_map
 from .progress import Progress
 from .reading import collect_inputs, is_sample, item_hash, item_key
 from .results import SampleResult, make_ids_unique, results_frame
-from .store import ResultStore, config_hash, result_key
+from .store import STORE_NAME, ResultStore, config_hash, result_key  # noqa: F401 - STORE_NAME: API
 from .strategies import strategy_bytes
 
-STORE_NAME = "results.sqlite"
 
 
 @dataclass

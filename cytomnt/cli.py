@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ConfigError
@@ -150,35 +149,9 @@ def cmd_inspect(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    from .batch import analyze
-    from .config import make_config
-    from .demo import make_demo_set
-    from .summary import summary_text
-    out = Path(a.out)
-    t0 = time.monotonic()
-    manifest = make_demo_set(out / "data")
-    print(f"generated demo tubes for 2 patients in {out / 'data'}", file=sys.stderr)
-    cfg = make_config(manifest=manifest, plots=True)
-    items = sorted((out / "data" / "fcs").glob("*.fcs"))
-    df = analyze(items, config=cfg, out=out, jobs=a.jobs, progress=True)
-    text = summary_text(df, RUO)
-    from .clinical import load
-    from .demo import write_demo_clinical
-    from .risk import assess, render_text
-    clinical, labs, as_of = write_demo_clinical(out / "data")
-    data = load(clinical, labs, out / "samples.csv")
-    risk = "\n".join(render_text(assess(data, pid, as_of), evidence=False) for pid in sorted(data.patients))
-    names = (clinical.relative_to(out), labs.relative_to(out), "samples.csv")
-    # summary.txt may be read from anywhere: its command names the files relative to its own folder
-    (out / "summary.txt").write_text(
-        text + f"\nMNT risk (from the folder of this file: {risk_command(out, *names, as_of, cwd=out)}):\n\n" + risk)
-    from .report import build_report
-    build_report(out, clinical, labs, as_of)
-    print(text + f"\nMNT risk ({risk_command(out, *names, as_of)}):\n\n" + risk)
-    print(f"report: {out / 'report.html'}; tables: {out / 'samples.csv'}, {out / 'populations.csv'}, "
-          f"{out / 'statistics.csv'}; gates: {out / 'gates'}/, plots: {out / 'plots'}/ "
-          f"({time.monotonic() - t0:.1f}s)")
-    return EXIT_OK if (df["status"] == "ok").all() else EXIT_SOME_FAILED
+    from .demo import run_demo
+    ok = run_demo(Path(a.out), a.jobs)
+    return EXIT_OK if ok else EXIT_SOME_FAILED
 
 
 def cmd_generate(a) -> int:
@@ -266,14 +239,23 @@ def cmd_report(a) -> int:
 
 def cmd_export(a) -> int:
     from .export import ExportError, to_anndata, to_fcs
+    if not a.flowjo and (not a.sample or len(a.sample) != 1 or not (a.anndata or a.population)):
+        print("cytomnt: export needs one --sample ID with --anndata FILE.h5ad or --population POP, "
+              "or --flowjo FILE.wsp", file=sys.stderr)
+        return EXIT_USAGE
     try:
+        if a.flowjo:
+            from .flowjo import export_workspace
+            path, n = export_workspace(a.out, a.flowjo, a.sample)
+            print(f"{path}: FlowJo workspace of {n} sample(s)")
         if a.anndata:
-            ad = to_anndata(a.out, a.sample, a.fcs_input, a.anndata)
+            ad = to_anndata(a.out, a.sample[0], a.fcs_input, a.anndata)
             print(f"{a.anndata}: {ad.n_obs} events x {ad.n_vars} channels, populations: {', '.join(ad.obs.columns)}")
         if a.population:
-            path = to_fcs(a.out, a.sample, a.population, a.fcs or f"{a.sample}_{a.population}.fcs", a.fcs_input,
+            sid = a.sample[0]
+            path = to_fcs(a.out, sid, a.population, a.fcs or f"{sid}_{a.population}.fcs", a.fcs_input,
                           deidentify=a.deidentify)
-            print(f"{path}: population {a.population} of {a.sample}")
+            print(f"{path}: population {a.population} of {sid}")
     except ExportError as exc:
         print(f"cytomnt: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -325,9 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules")
     p.add_argument("--alc-unit", default="k_per_ul", choices=["k_per_ul", "cells_per_ul", "10^9/L"])
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("export", help="export a sample's gated events: AnnData (.h5ad) or one population as FCS")
+    p = sub.add_parser("export", help="export gated events (AnnData, one population as FCS) or a FlowJo workspace")
     p.add_argument("out", help="the output folder of `cytomnt analyze`")
-    p.add_argument("--sample", required=True)
+    p.add_argument("--sample", action="append", help="sample id (repeat for a workspace of several)")
+    p.add_argument("--flowjo", metavar="FILE.wsp", help="a FlowJo 10 workspace of the samples (all without --sample)")
     p.add_argument("--anndata", metavar="FILE.h5ad")
     p.add_argument("--population", help="population to write as FCS")
     p.add_argument("--fcs", metavar="FILE.fcs", help="where to write the population's FCS")

@@ -107,3 +107,39 @@ def write_fixtures(folder: str | Path, seed: int = 7) -> list[Path]:
     literature_cohort().to_csv(folder / "literature_alc_cohort.csv", index=False, lineterminator="\n")
     out.append(folder / "literature_alc_cohort.csv")
     return out
+
+
+def run_demo(out: Path, jobs: int = 1) -> bool:
+    """``cytomnt demo``: generate the demo set in ``out/data``, analyse it into ``out`` with gate
+    plots, assess each patient's MNT risk, write summary.txt and the report, and print where
+    everything is. True when every sample was analysed."""
+    import sys
+    import time
+
+    from .batch import analyze
+    from .clinical import load
+    from .config import make_config
+    from .hints import risk_command
+    from .report import build_report
+    from .risk import assess, render_text
+    from .ruo import RUO
+    from .summary import summary_text
+    t0 = time.monotonic()
+    manifest = make_demo_set(out / "data")
+    print(f"generated demo tubes for 2 patients in {out / 'data'}", file=sys.stderr)
+    items = sorted((out / "data" / "fcs").glob("*.fcs"))
+    df = analyze(items, config=make_config(manifest=manifest, plots=True), out=out, jobs=jobs, progress=True)
+    text = summary_text(df, RUO)
+    clinical, labs, as_of = write_demo_clinical(out / "data")
+    data = load(clinical, labs, out / "samples.csv")
+    risk = "\n".join(render_text(assess(data, pid, as_of), evidence=False) for pid in sorted(data.patients))
+    names = (clinical.relative_to(out), labs.relative_to(out), "samples.csv")
+    # summary.txt may be read from anywhere: its command names the files relative to its own folder
+    (out / "summary.txt").write_text(
+        text + f"\nMNT risk (from the folder of this file: {risk_command(out, *names, as_of, cwd=out)}):\n\n" + risk)
+    build_report(out, clinical, labs, as_of)
+    print(text + f"\nMNT risk ({risk_command(out, *names, as_of)}):\n\n" + risk)
+    print(f"report: {out / 'report.html'}; tables: {out / 'samples.csv'}, {out / 'populations.csv'}, "
+          f"{out / 'statistics.csv'}; FlowJo workspace: {out / 'cytomnt.wsp'}; gates: {out / 'gates'}/, "
+          f"plots: {out / 'plots'}/ ({time.monotonic() - t0:.1f}s)")
+    return bool((df["status"] == "ok").all())

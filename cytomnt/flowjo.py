@@ -35,3 +35,28 @@ def sample_xml(gated, sample, comp, path, name: str, sample_id: str, deidentify:
 def workspace(results: Sequence[SampleResult]) -> bytes:
     """The workspace of every result that has its ``<Sample>``, in the given order."""
     return workspace_from_fragments([r.flowjo for r in results if r.flowjo], GROUP)
+
+
+def export_workspace(out: str | Path, path: str | Path, sample_ids: Sequence[str] | None = None) -> tuple[Path, int]:
+    """Write the workspace of chosen samples (all without ``sample_ids``) from ``OUT``'s store:
+    each sample's newest result. Returns (path, samples written); ExportError names what is missing."""
+    from gating.files import atomic_write
+
+    from .export import ExportError
+    from .store import STORE_NAME, ResultStore
+    if not (Path(out) / STORE_NAME).exists():
+        raise ExportError(f"{out}: no results store ({STORE_NAME}); run `cytomnt analyze ... --out {out}` first")
+    store = ResultStore(Path(out) / STORE_NAME)
+    try:
+        newest = store.latest_flowjo()
+    finally:
+        store.close()
+    wanted = list(sample_ids) if sample_ids else sorted(newest)
+    unknown = [s for s in wanted if s not in newest]
+    if unknown:
+        raise ExportError(f"{out} has no sample {', '.join(unknown)}; samples: {', '.join(sorted(newest))}")
+    missing = [s for s in wanted if not newest[s]]
+    if missing:
+        raise ExportError(f"no FlowJo sample for {', '.join(missing)} (analysed before cytomnt wrote workspaces, or "
+                          f"flag FLOWJO_NOT_WRITTEN: see samples.csv); re-run `cytomnt analyze` on them")
+    return atomic_write(path, workspace_from_fragments([newest[s] for s in wanted], GROUP)), len(wanted)

@@ -172,7 +172,13 @@ def gate_plot(gated: Gated, sample, sid: str, row: dict) -> bytes | None:
     from pathlib import Path
 
     from gating.plot import plot_sample
+
+    from .panel import channels_of
     membership = {(p.name, p.path): p.membership for p in gated.populations}
+    markers = {c.pnn: c.pns for c in channels_of(sample, gated.panel.panel) if c.pns}
+    internal = next((p.membership for p in gated.populations if p.name == "non_t"), None)
+    references = {name: ("non-T lymphocytes (internal negatives)", internal) for name, c in gated.calls.items()
+                  if internal is not None and getattr(c, "basis", "") == "internal"}
     car, status = row.get("car_pct_of_t"), row.get("car_status")
     call = {"not_detected": "CAR not detected", "uncertain": "CAR call uncertain"}.get(status, "CAR")
     share = f"{car:.1f}% of T" + (" as counted" if status != "ok" else "")
@@ -180,7 +186,7 @@ def gate_plot(gated: Gated, sample, sid: str, row: dict) -> bytes | None:
         if isinstance(car, float) and math.isfinite(car) else sid
     try:
         with tempfile.TemporaryDirectory() as d:
-            return plot_sample(gated.strategy, sample, membership, Path(d) / "p.png", title,
-                               gated.workspace_sample).read_bytes()
+            return plot_sample(gated.strategy, sample, membership, Path(d) / "p.png", title, gated.workspace_sample,
+                               markers=markers, references=references).read_bytes()
     except Exception:  # noqa: BLE001
         return None

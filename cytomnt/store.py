@@ -20,6 +20,9 @@ import pandas as pd
 
 from .results import SampleResult, results_frame
 
+#: The store's file name in an output folder.
+STORE_NAME = "results.sqlite"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     key TEXT PRIMARY KEY,
@@ -164,6 +167,13 @@ class ResultStore:
         r = self.db.execute("SELECT key FROM results WHERE sample_id = ? AND key != ? ORDER BY seq DESC LIMIT 1",
                             (sample_id, key)).fetchone()
         return self.get(r[0]) if r else None
+
+    def latest_flowjo(self) -> dict[str, bytes | None]:
+        """Every stored sample's newest FlowJo ``<Sample>`` (None when that result has none)."""
+        newest: dict[str, bytes | None] = {}
+        for sid, xml in self.db.execute("SELECT sample_id, flowjo FROM results ORDER BY seq"):
+            newest[sid] = xml
+        return newest
 
     def plots(self) -> dict[str, bytes]:
         """The gate plot of every stored sample's newest result (none when that result has none:
