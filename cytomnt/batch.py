@@ -184,7 +184,8 @@ def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, s
             negative_control=None, spillover=None, out=None, jobs: int = 1, config: AnalysisConfig | None = None,
             progress=None, learned_cuts=None, plots: bool = False, executor: str = "local",
             scheduler: str | None = None, deidentify: bool = False, acquisition_qc: bool = True,
-            xlsx: bool = False, wsp_group: str | None = None, wsp_sample: str | None = None) -> pd.DataFrame:
+            xlsx: bool = False, wsp_group: str | None = None, wsp_sample: str | None = None,
+            keywords=None) -> pd.DataFrame:
     """Analyse FCS files (paths, folders searched recursively) or FlowKit ``Sample`` objects.
 
     Returns the samples table (one row per input, see ``results.SAMPLE_COLUMNS``). With ``out``,
@@ -194,6 +195,7 @@ def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, s
     """
     cfg = config or make_config(panel, strategy, gate_map, manifest, sample_type, negative_control, spillover,
                                 learned_cuts=learned_cuts, plots=plots, deidentify=deidentify,
-                                acquisition_qc=acquisition_qc, xlsx=xlsx, wsp_group=wsp_group, wsp_sample=wsp_sample)
+                                acquisition_qc=acquisition_qc, xlsx=xlsx, wsp_group=wsp_group, wsp_sample=wsp_sample,
+                                keywords=keywords)
     results, _ = run_batch(inputs, cfg, out, jobs, executor, scheduler, progress=progress or False)
     return results_frame(results)

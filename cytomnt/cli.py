@@ -27,6 +27,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                         "sample of its name; an OUT/cytomnt.wsp a reviewer corrected in FlowJo comes back this way)")
     p.add_argument("--wsp-group", help="with a .wsp strategy: this group's own gates for every file")
     p.add_argument("--wsp-sample", help="with a .wsp strategy: this workspace sample's gates for every file")
+    p.add_argument("--keywords", help="FCS keywords as samples.csv columns, e.g. '$DATE,$BTIM,$CYT,TUBE NAME,$VOL'")
     p.add_argument("--gate-map", help="which user gate is which: 't_cell=T Cells,car=CAR+,cd4=CD4,cd8=CD8' or a YAML file")
     p.add_argument("--manifest", help="CSV: file, sample_id, patient_id, collection_date, sample_type[, alc_k_per_ul]")
     p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
@@ -69,7 +70,7 @@ def cmd_analyze(a) -> int:
         cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control,
                           a.spillover, learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
                           identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc,
-                          xlsx=a.xlsx, wsp_group=a.wsp_group, wsp_sample=a.wsp_sample)
+                          xlsx=a.xlsx, wsp_group=a.wsp_group, wsp_sample=a.wsp_sample, keywords=a.keywords)
     finally:
         hashes = early.stop()              # done or not: the workers hash what it did not
     if not items:

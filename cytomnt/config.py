@@ -40,6 +40,7 @@ class AnalysisConfig:
     acquisition_qc: bool = True         # the template's acquisition-QC rows (flow rate, saturation)
     xlsx: bool = False                  # OUT/statistics.xlsx as well (openpyxl; costs a tenth of a second a run)
     identifying_keywords: tuple = field(default_factory=lambda: IDENTIFYING_KEYWORDS)
+    keywords: tuple = ()                # FCS keywords copied into samples.csv, one column each ('$DATE', '$CYT')
 
     @property
     def uses_template(self) -> bool:
@@ -78,6 +79,7 @@ def run_record(cfg: AnalysisConfig) -> dict:
         "auto": vars(cfg.auto), "metrics": vars(cfg.metrics), "spillover": cfg.spillover,
         "sample_type": cfg.sample_type,
         "acquisition_qc": cfg.acquisition_qc,
+        **({"keywords": list(cfg.keywords)} if cfg.keywords else {}),
         "negative_control": cfg.control_file,
         "learned_cuts": {"cuts": cfg.learned.cuts, "source": cfg.learned.source, "reference": cfg.learned.reference},
         "manifest_controls": {name: {"cuts": lc.cuts, "reference": lc.reference} for name, lc in sorted(cfg.controls.items())},
@@ -95,7 +97,8 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
                 negative_control=None, spillover=None, auto: EngineSettings | None = None,
                 metrics: MetricSettings | None = None, learned_cuts=None, plots: bool = False,
                 deidentify: bool = False, identifying_keywords=None, acquisition_qc: bool = True,
-                xlsx: bool = False, wsp_group: str | None = None, wsp_sample: str | None = None) -> AnalysisConfig:
+                xlsx: bool = False, wsp_group: str | None = None, wsp_sample: str | None = None,
+                keywords=None) -> AnalysisConfig:
     """Validate options and build the run's configuration (raises :class:`ConfigError`)."""
     from .gatemap import parse_gate_map
     try:
@@ -112,6 +115,7 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
             cfg.identifying_keywords = read_keyword_list(identifying_keywords)
         except OSError as exc:
             raise ConfigError(f"identifying keywords file {identifying_keywords}: cannot be read ({exc.strerror})") from exc
+    cfg.keywords = _keyword_columns(keywords, cfg)
     try:
         cfg.gate_map = parse_gate_map(gate_map)
         if sample_type:
@@ -159,3 +163,25 @@ def _control_label(control, deidentify: bool) -> str:
     if hasattr(control, "get_events"):
         return "sha256:sample" if deidentify else str(control.id)
     return "sha256:" + sha256_file(Path(control))[:16] if deidentify else str(control)
+
+
+def _keyword_columns(keywords, cfg: AnalysisConfig) -> tuple[str, ...]:
+    """``--keywords '$DATE,$CYT,TUBE NAME'`` (or a list) as column names; identifying ones are
+    refused with --deidentify (their values are what de-identification keeps out)."""
+    from .privacy import normalise
+    if not keywords:
+        return ()
+    names = [k.strip() for k in (keywords.split(",") if isinstance(keywords, str) else keywords) if k.strip()]
+    from .results import SAMPLE_COLUMNS
+    clash = [k for k in names if k in SAMPLE_COLUMNS]
+    if clash:
+        raise ConfigError(f"--keywords {', '.join(clash)}: already a samples.csv column; name the FCS keyword "
+                          f"as it is in the file (e.g. '$DATE', '$CYT', 'TUBE NAME')")
+    if cfg.deidentify:
+        secret = {normalise(k) for k in cfg.identifying_keywords}
+        bad = [k for k in names if normalise(k) in secret]
+        if bad:
+            raise ConfigError(f"--keywords {', '.join(bad)}: identifying keyword(s), left out of every output "
+                              f"with --deidentify")
+    return tuple(dict.fromkeys(names))
+

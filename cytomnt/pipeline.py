@@ -21,7 +21,7 @@ from .flowjo import sample_xml
 from .gate import GATED_COUNTS, Gated, gate
 from .metrics import Counts, phenotype
 from gating.parallel import in_background
-from .privacy import identifying_values, path_secrets, scrub
+from .privacy import identifying_values, keyword_values, path_secrets, scrub
 from .reading import item_hash, item_name, read_input
 from .results import SampleResult, add_flags, empty_row, printable
 from .statistics import StatisticsJob, population_statistics
@@ -76,6 +76,8 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
     add_flags(row, *inp.flags)
     if cfg.deidentify:
         secrets += identifying_values(sample.get_metadata(), cfg.identifying_keywords)
+    if cfg.keywords:
+        row["keywords"] = keyword_values(sample.get_metadata(), cfg.keywords)
     # 2. classify
     row["sample_type"], row["sample_type_source"] = sample_type_of(ident.entry, cfg.sample_type,
                                                                    sample.get_metadata(), inp.name)

@@ -28,6 +28,13 @@ def normalise(key: str) -> str:
     return key.strip().lstrip("$").upper().replace("_", " ")
 
 
+def keyword_values(metadata: dict, keywords) -> dict[str, str]:
+    """The values of ``keywords`` (as the user wrote them: '$DATE', 'TUBE NAME') in a sample's
+    TEXT, matched as FlowKit stores keys (lower case, no '$'); '' when the file has none."""
+    have = {normalise(str(k)): str(v).strip() for k, v in metadata.items()}
+    return {k: have.get(normalise(k), "") for k in keywords}
+
+
 def read_keyword_list(path: str | Path) -> tuple[str, ...]:
     """A keyword list file: one keyword per line, '#' comments; extends the default list."""
     extra = [ln.split("#", 1)[0].strip() for ln in Path(path).read_text().splitlines()]

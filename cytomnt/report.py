@@ -21,6 +21,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
@@ -28,6 +29,8 @@ from gating.files import atomic_write  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .clinical import load, parse_date  # noqa: E402
+from .flags import meaning  # noqa: E402
+from .metrics import MetricSettings  # noqa: E402
 from .ruo import RUO  # noqa: E402
 from .store import ResultStore  # noqa: E402
 
@@ -61,13 +64,46 @@ def _anchor(s: str) -> str:
 
 
 def _flags(text) -> list[dict]:
+    """Each flag with its class (bad/warn) and its meaning (shown on hover and in the legend)."""
     out = []
     for f in str(text or "").split(";"):
         if not f:
             continue
         cls = "bad" if f.startswith(BAD_FLAGS) else ("warn" if f.startswith(WARN_FLAGS) else "")
-        out.append({"code": f, "cls": cls})
+        out.append({"code": f, "cls": cls, "meaning": meaning(f)})
     return out
+
+
+def _flag_legend(samples: list[dict]) -> list[dict]:
+    """Every flag code in the report (codes before ':'), once, with its meaning."""
+    seen = {}
+    for s in samples:
+        for f in s["flags"]:
+            seen.setdefault(f["code"].split(":", 1)[0], f)
+    return [{"code": c, "cls": f["cls"], "meaning": f["meaning"]} for c, f in sorted(seen.items())]
+
+
+def _amount(v) -> str:
+    """A clinical value as written on a lab sheet: 1,800; 4.2; 0.27."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if not math.isfinite(v):
+            return "-"
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    return str(v)
+
+
+def threshold_text(op: str, threshold, unit: str) -> str:
+    """A rule's threshold in words: 'above 3.0 x10^3/uL', 'yes', 'one of MR, SD, PD'."""
+    if isinstance(threshold, bool) or threshold in ("True", "False"):
+        return "yes" if str(threshold) == "True" else "no"
+    if isinstance(threshold, list):
+        return "one of " + ", ".join(str(t) for t in threshold)
+    if op == "in":
+        return "one of " + str(threshold).replace("/", ", ")
+    words = {">": "above", ">=": "at least", "<": "below", "<=": "at most", "==": "", "!=": "not"}.get(op, op)
+    return " ".join(x for x in (words, _amount(threshold), unit) if x)
 
 
 def _sample_view(r, plots: dict) -> dict:
@@ -114,8 +150,32 @@ def _days(dates, day0):
     return [(d - day0).days for d in dates]
 
 
-def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: dt.date | None) -> list[dict]:
+def _ratio_axis(ax, s, left_out: int) -> None:
+    """A CD4:CD8 log axis readable at every value (0.25, 0.5, 1, 2, 4 ...), with the call's
+    thresholds drawn: CD4- or CD8-predominant beyond the ratio (with 95% confidence), balanced
+    inside the band; ``left_out``: samples whose ratio the call did not settle."""
+    ax.set_yscale("log", base=2)
+    lo, hi = ax.get_ylim()
+    lo, hi = min(lo / 1.3, 1 / (2 * s.balanced_band)), max(hi * 1.3, 2 * s.balanced_band)
+    ax.set_ylim(lo, hi)
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.axhspan(1 / s.balanced_band, s.balanced_band, color="#e0e0e0", alpha=0.5, lw=0)
+    x0 = ax.get_xlim()[0]
+    ax.text(x0, s.predominance_ratio * 1.05, " CD4-predominant above", color="#c62828", fontsize=7, va="bottom")
+    ax.text(x0, s.predominance_ratio / 1.05, " CD8-predominant below", color="#c62828", fontsize=7, va="top")
+    ax.text(x0, s.balanced_band, f" balanced band 1/{s.balanced_band:g}-{s.balanced_band:g}", color="#616161",
+            fontsize=7, va="bottom")
+    if left_out:
+        ax.text(0.98, 0.02, f"{left_out} sample(s) with an undetermined ratio not drawn", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=7, color="#616161")
+
+
+def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: dt.date | None,
+            settings=None) -> list[dict]:
     """ALC, CAR % of T cells, and CAR CD4:CD8 over days after infusion (blood and CSF apart)."""
+    settings = settings or MetricSettings()
     dated = rows[rows.collection_date.notna() & (rows.status == "ok")].copy()
     dated["date"] = [parse_date(d, f"sample {s}") if isinstance(d, str) and d else None
                      for d, s in zip(dated.collection_date, dated.sample_id)]
@@ -143,8 +203,12 @@ def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: d
     for col, ylabel, line, title, log in (("car_pct_of_t", "CAR T cells, % of T cells", 60.0, "CAR share of T cells", False),
                                           ("car_cd4_cd8_ratio", "CAR CD4:CD8", 1.0, "CAR CD4:CD8", True)):
         fig, ax = plt.subplots(figsize=(4.6, 3.2))
+        shown = dated[dated[col].notna()]
+        if log:                  # only ratios the call settled: no 'indeterminate', no 0 or infinite ratios
+            ratio = pd.to_numeric(shown[col], errors="coerce")
+            shown = shown[shown.car_predominance.isin(["CD4", "CD8", "balanced"]) & (ratio > 0) & np.isfinite(ratio)]
         for stype, marker, colour, label in (("pb", "o-", "#1f4e79", "blood"), ("csf", "^", "#8e24aa", "CSF")):
-            sub = dated[(dated.sample_type == stype) & dated[col].notna()].sort_values("date")
+            sub = shown[shown.sample_type == stype].sort_values("date")
             if len(sub):
                 ax.plot(_days(sub.date, day0), sub[col].astype(float), marker, color=colour, label=label, ms=7)
         if col == "car_pct_of_t":
@@ -156,9 +220,9 @@ def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: d
         ax.axhline(line, color="#c62828", ls="--", lw=1)
         ax.axvline(0, color="#555", lw=1)
         if log:
-            ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            _ratio_axis(ax, settings, len(dated[dated[col].notna()]) - len(shown))
+        else:
+            ax.text(ax.get_xlim()[0], line, f" {line:g}%", color="#c62828", fontsize=8, va="bottom")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{pid}: {title}", fontsize=10)
@@ -175,8 +239,7 @@ def _day(n: int | None) -> str | None:
 
 def _risk_view(a) -> dict:
     def thr(f):
-        t = "/".join(str(x) for x in f.threshold) if isinstance(f.threshold, list) else str(f.threshold)
-        return f"{f.op} {t} {f.unit}".strip()
+        return threshold_text(f.op, f.threshold, f.unit)
     lits = [f"{x['label']}: PPV {100 * x['ppv']:.0f}% ({x['ppv_counts']}, 95% CI {100 * x['ppv_ci'][0]:.0f}-"
             f"{100 * x['ppv_ci'][1]:.0f}%), NPV {100 * x['npv']:.0f}% ({x['npv_counts']}, 95% CI "
             f"{100 * x['npv_ci'][0]:.0f}-{100 * x['npv_ci'][1]:.0f}%)" for x in a.literature.values()]
@@ -190,8 +253,8 @@ def _risk_view(a) -> dict:
             "highest": a.highest_possible_tier, "kinetics": kin,
             "unknown": [{"label": f.label, "settle": f.settle} for f in a.factors if f.present is None],
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
-                         "value": ({True: "yes", False: "no"}[f.value] if isinstance(f.value, bool)
-                                   else _fmt(f.value, "{:.3g}")), "threshold": thr(f), "detail": f.detail,
+                         "value": _amount(f.value) if f.value is not None else "-", "threshold": thr(f),
+                         "detail": f.detail,
                          "evidence": f.evidence, "strength": f.strength, "sources": "; ".join(f.sources)}
                         for f in a.factors],
             "warnings": [w for w in a.warnings if w.present], "literature": lits}
@@ -240,11 +303,13 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
         labs_known = data.labs[data.labs.date <= as_of] if data is not None else None
         shown = set(rows.sample_id)
         patients.append({"id": pid, "anchor": _anchor(pid), "risk": risk,
-                         "charts": _charts(pid, rows, labs_known, pat.infusion_date if pat is not None else None),
+                         "charts": _charts(pid, rows, labs_known, pat.infusion_date if pat is not None else None,
+                                           MetricSettings.from_rules(rules_obj.flow_calls)),
                          "samples": [s for s in samples if s["patient_id"] == pid and s["sample_id"] in shown]})
     env = Environment(autoescape=select_autoescape(default=True))
     template = env.from_string(resources.files("cytomnt").joinpath("data/report.html.j2").read_text())
     html = template.render(samples=samples, patients=patients, ruo=rules_obj.research_use if data is not None else RUO,
+                           flag_legend=_flag_legend(samples),
                            n_samples=len(df), n_ok=int((df.status == "ok").sum()),
                            n_failed=int((df.status != "ok").sum()), version=__version__,
                            rules_version=rules_obj.version if data is not None else "", as_of=as_of,

@@ -84,10 +84,14 @@ def make_ids_unique(results: list[SampleResult]) -> None:
 
 
 def results_frame(results: Sequence[SampleResult]) -> pd.DataFrame:
-    """The samples table: one row per result, columns as ``SAMPLE_COLUMNS``, sorted by sample id."""
+    """The samples table: one row per result, columns as ``SAMPLE_COLUMNS`` then the FCS keywords
+    asked for (``--keywords``; text, '' where a file lacks one), sorted by sample id."""
     df = pd.DataFrame([r.row for r in results], columns=list(SAMPLE_COLUMNS))
     for c in COUNT_COLUMNS:
         df[c] = pd.array(df[c], dtype="Int64")
+    keywords = [r.row.get("keywords") or {} for r in results]
+    for k in dict.fromkeys(k for kw in keywords for k in kw):
+        df[k] = pd.array([kw.get(k, "") for kw in keywords], dtype=object)
     return df.sort_values(["sample_id", "file"], kind="stable").reset_index(drop=True)
 
 
