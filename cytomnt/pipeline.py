@@ -181,6 +181,8 @@ def gate_plot(gated: Gated, sample, sid: str, row: dict) -> bytes | None:
     internal = next((p.membership for p in gated.populations if p.name == "non_t"), None)
     references = {name: ("non-T lymphocytes (internal negatives)", internal) for name, c in gated.calls.items()
                   if internal is not None and getattr(c, "basis", "") == "internal"}
+    references.update({name: (f"cut from the {row.get('car_basis') or 'control tube'}", None)
+                       for name, c in gated.calls.items() if getattr(c, "basis", "") == "control"})
     car, status = row.get("car_pct_of_t"), row.get("car_status")
     call = {"not_detected": "CAR not detected", "uncertain": "CAR call uncertain"}.get(status, "CAR")
     share = f"{car:.1f}% of T" + (" as counted" if status != "ok" else "")

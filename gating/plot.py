@@ -139,7 +139,8 @@ def plot_sample(strategy: fk.GatingStrategy, sample, membership: dict, path: str
 
     ``membership`` maps (gate name, parent path) -> boolean mask, as from the evaluator;
     ``markers``: channel -> marker for channels without $PnS; ``references``: gate name ->
-    (label, boolean mask of reference events), drawn in grey on that gate's panel.
+    (label, boolean mask of reference events, or None when they are not in this file, e.g. a
+    control tube's), drawn in grey on that gate's panel and named in its title.
     """
     ev = Evaluator(strategy)
     panels = _panels(strategy, sample_id)
@@ -160,7 +161,8 @@ def plot_sample(strategy: fk.GatingStrategy, sample, membership: dict, path: str
         vals = ev.dimension_values(sample, first, shown)
         parent_name = ppath[-1] if ppath != ("root",) else "all events"
         ref = next(((name,) + references[name] for name, _ in gates if references and name in references), None)
-        ax.set_title(f"{parent_name} ({rows.size:,} events)" + (f"\ngrey: {ref[1]}, scaled" if ref else ""), fontsize=9)
+        note = "" if ref is None else (f"\ngrey: {ref[1]}, scaled" if ref[2] is not None else f"\n{ref[1]}")
+        ax.set_title(f"{parent_name} ({rows.size:,} events){note}", fontsize=9)
         _axes(ax, strategy, sample, first, vals, gates, markers)
         if vals.shape[1] >= 2:
             if shown.size:
@@ -207,7 +209,7 @@ def _histogram(ax, ev, sample, gate, values, ref, rng) -> None:
     bins = np.linspace(lo, hi, 121)
     if values.size:
         ax.hist(np.clip(values, lo, hi), bins=bins, color="#555555", histtype="stepfilled", alpha=0.7)
-    if ref is not None:
+    if ref is not None and ref[2] is not None:
         mask = ref[2]
         rows = np.flatnonzero(mask)
         if rows.size:
