@@ -308,8 +308,10 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
                          "samples": [s for s in samples if s["patient_id"] == pid and s["sample_id"] in shown]})
     env = Environment(autoescape=select_autoescape(default=True))
     template = env.from_string(resources.files("cytomnt").joinpath("data/report.html.j2").read_text())
+    changes = pd.read_csv(out / "changes.csv", dtype=str, keep_default_na=False).to_dict("records") \
+        if (out / "changes.csv").exists() else []
     html = template.render(samples=samples, patients=patients, ruo=rules_obj.research_use if data is not None else RUO,
-                           flag_legend=_flag_legend(samples),
+                           flag_legend=_flag_legend(samples), changes=changes,
                            n_samples=len(df), n_ok=int((df.status == "ok").sum()),
                            n_failed=int((df.status != "ok").sum()), version=__version__,
                            rules_version=rules_obj.version if data is not None else "", as_of=as_of,

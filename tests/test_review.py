@@ -111,6 +111,9 @@ def test_a_moved_gate_comes_back_as_a_change(demo, tmp_path):
     assert f"min {old_cut:.6g} -> {old_cut * 1.5:.6g}" in row.gate_change
     others = [s for s in now.index.get_level_values(0).unique() if s != sid]
     assert (now.loc[others] == before.loc[others]).all()
+    from cytomnt.report import build_report
+    html = build_report(review).read_text()
+    assert "Changed since the previous results" in html and f"{row.old_count}</td>" in html
 
 
 def test_aurora_sample_gates_on_renamed_files(tmp_path):
