@@ -24,6 +24,7 @@ from gating.parallel import thread_map
 from .progress import Progress
 from .reading import collect_inputs, is_sample, item_hash, item_key
 from .results import SampleResult, make_ids_unique, results_frame
+from .review import kept_after_review
 from .store import STORE_NAME, ResultStore, config_hash, result_key  # noqa: F401 - STORE_NAME: API
 from .strategies import strategy_bytes
 
@@ -41,9 +42,11 @@ class RunSummary:
     seconds: float = 0.0
     manifest_issues: list[str] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)    # counts that differ from each sample's previous result
+    unchanged_by_review: int = 0        # samples of a reviewed workspace whose gates nobody moved (results kept)
 
     def line(self) -> str:
-        return (f"{self.total} files: {self.analysed} analysed, {self.reused} reused from the store, "
+        kept = f" ({self.unchanged_by_review} with gates the review left unchanged)" if self.unchanged_by_review else ""
+        return (f"{self.total} files: {self.analysed} analysed, {self.reused} reused from the store{kept}, "
                 f"{self.failed} failed ({self.seconds:.1f}s)")
 
 
@@ -139,10 +142,16 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
             summary.manifest_issues = _manifest_issues(items, cfg, hashes)
         run_id = store.begin_run(cfg_hash, record) if store else 0
         todo = [i for i in items if not upfront or key_of(i) not in stored]
+        # a reviewed workspace: samples whose gates nobody moved keep their result
+        kept = kept_after_review(todo, cfg, record, store, hashes, lambda i: _entry_of(i, cfg)) \
+            if store and upfront else {}
+        summary.unchanged_by_review = len(kept)
+        todo = [i for i in todo if item_key(i) not in kept]
+        used = {item_key(i): kept.get(item_key(i)) or (key_of(i) if upfront else None) for i in items}
         for i in items:
-            if upfront and key_of(i) in stored:
-                store.touch(key_of(i), run_id)      # the newest result of its sample again
-                res = store.get(key_of(i))
+            if upfront and used[item_key(i)] in stored:
+                store.touch(used[item_key(i)], run_id)      # the newest result of its sample again
+                res = store.get(used[item_key(i)])
                 summary.reused += res.ok
                 bar.update(res, reused=True)
         source = run_dask(todo, cfg, scheduler, jobs, on_start) if executor == "dask" else \
@@ -160,7 +169,8 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
             fresh[k] = res                   # this run's results need no read back from the store
             summary.analysed += res.ok
             bar.update(res)
-        results = [fresh[k] if k in fresh else store.get(k) for k in map(key_of, items)]
+        results = [fresh[k] if k in fresh else store.get(k)
+                   for k in (used.get(item_key(i)) or key_of(i) for i in items)]
         if not upfront:
             summary.manifest_issues = _manifest_issues(items, cfg, hashes)
     except KeyboardInterrupt:

@@ -16,7 +16,8 @@ CHANGES_NAME = "changes.csv"
 
 @dataclass(frozen=True)
 class Change:
-    """One population of one sample whose count changed (a count of None: not in that result)."""
+    """One population of one sample whose count changed (a count of None: not in that result), or
+    one samples.csv value that changed with it (``population`` then names the column)."""
 
     sample_id: str
     population: str
@@ -24,6 +25,13 @@ class Change:
     old_count: int | None
     new_count: int | None
     gate_change: str              # e.g. "Comp-PE-A min 812.3 -> 950.1"; empty when the gate itself is as before
+    old_value: str = ""           # a samples.csv value before and after
+    new_value: str = ""
+
+
+#: samples.csv values reported when they change with a sample's counts (how it is called).
+CALL_COLUMNS = ("car_status", "car_basis", "car_pct_of_t", "car_cd4_cd8_ratio", "car_predominance",
+                "t_cd4_cd8_ratio", "qc_flags")
 
 
 COLUMNS = [f.name for f in fields(Change)]
@@ -37,8 +45,19 @@ def sample_changes(sample_id: str, old, new) -> list[Change]:
     if not changed:
         return []
     cuts = gate_changes(old.gatingml, new.gatingml)
-    return [Change(sample_id, p.rsplit("/", 1)[-1], p, before.get(p), after.get(p), cuts.get(p.rsplit("/", 1)[-1], ""))
-            for p in changed]
+    out = [Change(sample_id, p.rsplit("/", 1)[-1], p, before.get(p), after.get(p), cuts.get(p.rsplit("/", 1)[-1], ""))
+           for p in changed]
+    for col in CALL_COLUMNS:
+        a, b = _text(old.row.get(col)), _text(new.row.get(col))
+        if a != b:
+            out.append(Change(sample_id, col, "samples.csv", None, None, "", a, b))
+    return out
+
+
+def _text(v) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def _counts(pops: pd.DataFrame) -> dict[str, int]:
@@ -131,7 +150,8 @@ def summary(changes: list[Change], analysed: int) -> str:
         by_sample.setdefault(c.sample_id, []).append(c)
     shown = []
     for sid, cs in list(by_sample.items())[:5]:
-        first = ", ".join(f"{c.population} {_count(c.old_count)} -> {_count(c.new_count)}" for c in cs[:3])
+        counts = [c for c in cs if c.path != "samples.csv"]
+        first = ", ".join(f"{c.population} {_count(c.old_count)} -> {_count(c.new_count)}" for c in counts[:3])
         shown.append(f"{sid} ({first}{', ...' if len(cs) > 3 else ''})")
     more = f" and {len(by_sample) - 5} more" if len(by_sample) > 5 else ""
     return (f"{len(by_sample)} of {analysed} re-analysed samples changed since their previous results: "
@@ -140,3 +160,22 @@ def summary(changes: list[Change], analysed: int) -> str:
 
 def _count(v) -> str:
     return "absent" if v is None else str(v)
+
+
+def same_gates(old, new, hidden: set = frozenset()) -> bool:
+    """True when two strategies (FlowKit ``GatingStrategy``) hold the same gates: the same names and
+    the same cuts in data units (a workspace cytomnt wrote and nobody moved; ``hidden``: its
+    helper populations). Boolean gates are compared by name only."""
+    def names(gs, skip=frozenset()):
+        return {n for n, p in gs.get_gate_ids() if (n, tuple(p)) not in skip}
+    if names(old) != names(new, hidden):
+        return False
+    a, b = _cuts(old), _cuts(new)
+    return a.keys() == b.keys() and all(_same_cuts(a[k], b[k]) for k in a)
+
+
+def _same_cuts(x: tuple, y: tuple) -> bool:
+    if x and x[0] == "polygon":
+        return y[0] == "polygon" and x[1] == y[1] and len(x[2]) == len(y[2]) and all(
+            _same(u, v) for p, q in zip(x[2], y[2]) for u, v in zip(p, q))
+    return len(x) == len(y) and all(d[0] == e[0] and _same(d[1], e[1]) and _same(d[2], e[2]) for d, e in zip(x, y))

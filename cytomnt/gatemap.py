@@ -131,4 +131,8 @@ def counts_from(pops: list[Population], user: dict[str, str], n_events: int, fil
     for key in ("t_cell", "car", "cd4", "cd8"):
         if key not in found and not (key == "car" and counts["car_t"] is not None):
             flags.append(f"GATE_UNMAPPED:{key}")
+    # cytomnt's own acquisition-QC gate (a workspace it wrote, brought back): what it removed
+    acquired = next((p for p in pops if p.name == "acquired" and tuple(p.path) == ("root",)), None)
+    if acquired is not None:
+        counts["qc_events_removed"] = n_events - acquired.count
     return counts, flags

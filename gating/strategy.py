@@ -258,8 +258,9 @@ class WorkspaceStrategies:
             [sid for sid in self.sample_ids if Path(sid).stem == Path(name).stem]
         if not candidates:
             what = f"{file}: workspace" if file is not None else "workspace"
+            hint = "" if file is None else " (to apply one sample's or group's gates to any file: --wsp-sample NAME or --wsp-group NAME)"
             raise StrategyError(f"{what} {self.path.name} has no sample named {name}; "
-                                f"its samples are {', '.join(self.sample_ids) or '(none)'}")
+                                f"its samples are {', '.join(self.sample_ids) or '(none)'}{hint}")
         return candidates[0]
 
     def _group_as_sample(self, group: str):

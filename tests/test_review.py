@@ -101,19 +101,25 @@ def test_a_moved_gate_comes_back_as_a_change(demo, tmp_path):
     reviewed = wsp[:m.start(2)] + repr(old_cut * 1.5) + wsp[m.end(2):]
     (tmp_path / "reviewed.wsp").write_text(reviewed)
     cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=tmp_path / "reviewed.wsp", out=review)
-    changes = pd.read_csv(review / "changes.csv")
+    changes = pd.read_csv(review / "changes.csv", keep_default_na=False)
     sid = Path(sample).stem
     assert set(changes.sample_id) == {sid}, changes
-    row = changes.set_index("population").loc["car_cd4"]
+    calls = changes[changes.path == "samples.csv"].set_index("population")
+    assert calls.loc["car_basis"].new_value == "user gates"          # the reviewer's gate: the reviewer's call
+    row = changes[changes.path != "samples.csv"].set_index("population").loc["car_cd4"]
     before = pd.read_csv(out / "populations.csv").set_index(["sample_id", "population"])["count"]
     now = pd.read_csv(review / "populations.csv").set_index(["sample_id", "population"])["count"]
-    assert row.old_count == before[(sid, "car_cd4")] and row.new_count == now[(sid, "car_cd4")] < row.old_count
+    assert int(row.old_count) == before[(sid, "car_cd4")] and int(row.new_count) == now[(sid, "car_cd4")] < int(row.old_count)
     assert f"min {old_cut:.6g} -> {old_cut * 1.5:.6g}" in row.gate_change
     others = [s for s in now.index.get_level_values(0).unique() if s != sid]
     assert (now.loc[others] == before.loc[others]).all()
+    # samples nobody touched keep their whole row (their CAR call against the tube's own background)
+    rows_before = pd.read_csv(out / "samples.csv", dtype=str).set_index("sample_id").drop(index=sid)
+    rows_now = pd.read_csv(review / "samples.csv", dtype=str).set_index("sample_id").drop(index=sid)
+    assert_frame_equal(rows_now, rows_before)
     from cytomnt.report import build_report
     html = build_report(review).read_text()
-    assert "Changed since the previous results" in html and f"{row.old_count}</td>" in html
+    assert "Changed since the previous results" in html and f"{int(row.old_count)}</td>" in html
 
 
 def test_aurora_sample_gates_on_renamed_files(tmp_path):

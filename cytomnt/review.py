@@ -1,0 +1,49 @@
+"""A reviewed FlowJo workspace brought back (``--strategy reviewed.wsp``): a sample whose gates
+nobody moved keeps the result it has in this output folder (the same analysis, with its CAR
+call against the tube's own background), so only the samples a reviewer changed are analysed
+again, on the reviewer's gates.
+"""
+from __future__ import annotations
+
+import json
+
+from .changes import same_gates
+from .reading import item_key, item_name
+from .store import ResultStore, dumps, result_key
+from .strategies import strategy_for, strategy_kind
+
+#: Run-record keys that may differ between the run that wrote a workspace and the one that
+#: brings it back (everything else deciding the numbers must be the same).
+_STRATEGY_KEYS = ("strategy", "strategy_sha256", "wsp_group", "wsp_sample")
+
+
+def kept_after_review(items: list, cfg, record: dict, store: ResultStore, hashes: dict, entry_of) -> dict[str, str]:
+    """Input key -> the stored result key each unmoved sample keeps (empty unless the strategy is a
+    workspace). A result is kept only when it is of the same file and manifest entry, under the
+    same configuration but for the strategy, and its gates equal the workspace's for the file."""
+    if strategy_kind(cfg.strategy) != "workspace":
+        return {}
+    from gating.strategy import read_gatingml
+    src = strategy_for(cfg)
+    record = json.loads(dumps(record))          # as stored (lists, not tuples)
+    same_settings = {k: v for k, v in record.items() if k not in _STRATEGY_KEYS}
+    kept = {}
+    for item in items:
+        sha = hashes.get(item_key(item))
+        prev = store.newest_of_file(sha) if sha else None
+        if prev is None:
+            continue
+        key, cfg_hash, prev_record = prev
+        if result_key(sha, cfg_hash, entry_of(item)) != key or \
+                {k: v for k, v in prev_record.items() if k not in _STRATEGY_KEYS} != same_settings:
+            continue
+        res = store.get(key)
+        name = item_name(item)[1]
+        try:
+            if res is None or not res.ok or not res.gatingml or not same_gates(
+                    read_gatingml(res.gatingml), src.for_file(name), src.hidden_for(name)):
+                continue
+        except Exception:  # noqa: BLE001 - anything unclear is analysed again
+            continue
+        kept[item_key(item)] = key
+    return kept
