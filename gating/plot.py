@@ -79,7 +79,11 @@ def axis_ticks(xform, lo: float, hi: float) -> tuple[list[float], list[str], lis
         shown.sort()
         labels = ["0" if r == 0 else ("-" if r < 0 else "") + "10" + str(int(round(np.log10(abs(r))))).translate(_SUPERSCRIPT)
                   for _, r in shown]
-        return [p for p, _ in shown], labels, [m for m in minor if np.isfinite(m) and lo <= m <= hi]
+        kept_minor: list[float] = []
+        for m in sorted(m for m in minor if np.isfinite(m) and lo <= m <= hi):
+            if not kept_minor or m - kept_minor[-1] >= 0.012 * (hi - lo):   # none packed into a smear near 0
+                kept_minor.append(m)
+        return [p for p, _ in shown], labels, kept_minor
     if xform is None:
         ticks = [t for t in matplotlib.ticker.MaxNLocator(5).tick_values(lo, hi) if lo <= t <= hi]
         return ticks, [_si(t) for t in ticks], []
@@ -125,8 +129,8 @@ def _bounds(gate, axis: int) -> list:
     if isinstance(gate, fk.gates.RectangleGate) and axis < len(gate.dimensions):
         d = gate.dimensions[axis]
         return [d.min, d.max]
-    if isinstance(gate, fk.gates.PolygonGate):
-        return [float(v[axis]) for v in gate.vertices]
+    if isinstance(gate, fk.gates.PolygonGate):        # a polygon may reach far past the events: not its corners
+        return []
     if isinstance(gate, fk.gates.QuadrantGate) and axis < len(gate.dimensions):
         return [float(v) for v in (gate.dimensions[axis].values or [])]
     return []
@@ -174,9 +178,12 @@ def plot_sample(strategy: fk.GatingStrategy, sample, membership: dict, path: str
             count = int(membership.get((name, ppath), np.zeros(0, bool)).sum())
             pct = 100.0 * count / rows.size if rows.size else 0.0
             _draw(ax, gate, COLOURS[k % len(COLOURS)], f"{name}: {count:,} ({pct:.1f}%)", count == 0, k)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=8)
     fig.suptitle(title or str(sample_id or sample.id), fontsize=11)
-    fig.tight_layout()
+    fig.text(0.5, 0.005, "Gate labels: events (% of the panel's parent). Dashed: a gate with no events. Grey outline: "
+             "the reference a CAR cut was judged against, scaled to the parent's events.", ha="center", va="bottom",
+             fontsize=8, color="#555555")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -229,7 +236,7 @@ def _inside(ax, x: float, y: float, text: str, colour: str, dashed: bool, k: int
     ax.text(fx, fy, text, color=colour, fontsize=7.5, va="top", ha="right" if right else "left",
             transform=ax.transAxes, clip_on=True,
             fontstyle="italic" if dashed else "normal",
-            bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1.0})
+            bbox={"facecolor": "white", "alpha": 0.9, "edgecolor": "none", "pad": 1.0})
 
 
 def _draw(ax, gate, colour: str, text: str, empty: bool, k: int) -> None:

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import flowkit as fk
+import numpy as np
 import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
@@ -160,3 +161,37 @@ def test_wsp_choices_explain_themselves(tmp_path):
         cytomnt.analyze([d / "fcs"], strategy=d / "CytoML.wsp", wsp_group="Nope")
     with pytest.raises(ConfigError, match="is not a .wsp"):
         cytomnt.analyze([d / "fcs"], wsp_group="All Samples")
+
+
+def test_unedited_workspace_back_into_its_folder_changes_nothing(demo, tmp_path):
+    """The review loop with no correction: every sample keeps its result; every table identical."""
+    base, manifest, out = demo
+    again = tmp_path / "out"
+    shutil.copytree(out, again)
+    cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=out / "cytomnt.wsp", out=again)
+    for name in ("samples.csv", "populations.csv", "statistics.csv"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    assert len(pd.read_csv(again / "changes.csv")) == 0
+
+
+def test_channel_names_as_flowjo_writes_them(tmp_path):
+    """FlowJo writes '/' in a channel name as '_': such a workspace's gates find the file's channel."""
+    d = shared("flowjo_workspaces") / "simple_line_example"
+    wsp = (d / "simple_poly_and_rect.wsp").read_text()
+    channels = set(re.findall(r'data-type:name="([^"]+)"', wsp))
+    assert channels, "no channel names in the workspace"
+    import flowio
+    fcs = flowio.FlowData(str(d / "data_set_simple_line_100.fcs"))
+    renamed = {ch: ch.replace("_", "/") if "_" in ch else ch + "/x" for ch in channels}
+    text = wsp
+    for ch, new in renamed.items():
+        text = text.replace(f'data-type:name="{ch}"', f'data-type:name="{new.replace("/", "_")}"')
+    (tmp_path / "w.wsp").write_text(text)
+    labels = [fcs.channels[k]["pnn"] for k in sorted(fcs.channels, key=int)]
+    events = np.reshape(fcs.events, (-1, len(labels)))
+    out_fcs = tmp_path / "data_set_simple_line_100.fcs"
+    with open(out_fcs, "wb") as fh:
+        flowio.create_fcs(fh, events.ravel(), [renamed.get(lab, lab) for lab in labels])
+    got = counts_of(out_fcs, strategy=tmp_path / "w.wsp")
+    theirs = flowkit_counts(d / "simple_poly_and_rect.wsp", d / "data_set_simple_line_100.fcs")
+    assert got == dict(zip(theirs.path, theirs["count"])) and got
