@@ -29,7 +29,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wsp-sample", help="with a .wsp strategy: this workspace sample's gates for every file")
     p.add_argument("--keywords", help="FCS keywords as samples.csv columns, e.g. '$DATE,$BTIM,$CYT,TUBE NAME,$VOL'")
     p.add_argument("--gate-map", help="which user gate is which: 't_cell=T Cells,car=CAR+,cd4=CD4,cd8=CD8' or a YAML file")
-    p.add_argument("--manifest", help="CSV: file, sample_id, patient_id, collection_date, sample_type[, alc_k_per_ul]")
+    p.add_argument("--manifest", help="CSV: file, sample_id, patient_id, collection_date, sample_type[, alc_k_per_ul, control]")
     p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
     p.add_argument("--negative-control", help="FCS of a CAR-negative tube: the CAR cut is a high percentile of its T cells")
     p.add_argument("--spillover", help="spillover matrix CSV (detectors as header and first column) instead of $SPILLOVER")
