@@ -94,6 +94,14 @@ def _amount(v) -> str:
     return str(v)
 
 
+def _with_unit(value, unit: str) -> str:
+    """A factor's value with its unit when it is a number ('4.2 x10^3/uL'), '-' when unknown."""
+    if value is None:
+        return "-"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return f"{_amount(value)} {unit}".strip() if number else _amount(value)
+
+
 def threshold_text(op: str, threshold, unit: str) -> str:
     """A rule's threshold in words: 'above 3.0 x10^3/uL', 'yes', 'one of MR, SD, PD'."""
     if isinstance(threshold, bool) or threshold in ("True", "False"):
@@ -253,7 +261,7 @@ def _risk_view(a) -> dict:
             "highest": a.highest_possible_tier, "kinetics": kin,
             "unknown": [{"label": f.label, "settle": f.settle} for f in a.factors if f.present is None],
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
-                         "value": _amount(f.value) if f.value is not None else "-", "threshold": thr(f),
+                         "value": _with_unit(f.value, f.unit), "threshold": thr(f),
                          "detail": f.detail,
                          "evidence": f.evidence, "strength": f.strength, "sources": "; ".join(f.sources)}
                         for f in a.factors],

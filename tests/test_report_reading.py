@@ -29,6 +29,8 @@ def test_thresholds_read_as_words():
     assert report.threshold_text(">=", 1800, "ng/mL") == "at least 1,800 ng/mL"
     assert report.threshold_text("==", "CD4", "") == "CD4"
     assert report._amount(1812.4) == "1,812" and report._amount(0.2734) == "0.273"
+    assert report._with_unit(4.2, "x10^3/uL") == "4.2 x10^3/uL" and report._with_unit("SD", "") == "SD"
+    assert report._with_unit(None, "%") == "-" and report._with_unit(True, "") == "yes"
 
 
 def test_ratio_chart_leaves_undetermined_ratios_out(monkeypatch):
