@@ -13,8 +13,9 @@ from .store import ResultStore, dumps, result_key
 from .strategies import strategy_for, strategy_kind
 
 #: Run-record keys that may differ between the run that wrote a workspace and the one that
-#: brings it back (everything else deciding the numbers must be the same).
-_STRATEGY_KEYS = ("strategy", "strategy_sha256", "wsp_group", "wsp_sample")
+#: brings it back (everything else deciding the numbers must be the same; a gate plot is kept
+#: or missing as it was).
+_STRATEGY_KEYS = ("strategy", "strategy_sha256", "wsp_group", "wsp_sample", "plots")
 
 
 def kept_after_review(items: list, cfg, record: dict, store: ResultStore, hashes: dict, entry_of) -> dict[str, str]:
@@ -30,20 +31,21 @@ def kept_after_review(items: list, cfg, record: dict, store: ResultStore, hashes
     kept = {}
     for item in items:
         sha = hashes.get(item_key(item))
-        prev = store.newest_of_file(sha) if sha else None
-        if prev is None:
-            continue
-        key, cfg_hash, prev_record = prev
-        if result_key(sha, cfg_hash, entry_of(item)) != key or \
-                {k: v for k, v in prev_record.items() if k not in _STRATEGY_KEYS} != same_settings:
-            continue
-        res = store.get(key)
         name = item_name(item)[1]
-        try:
-            if res is None or not res.ok or not res.gatingml or not same_gates(
-                    read_gatingml(res.gatingml), src.for_file(name), src.hidden_for(name)):
+        # the file's results, newest first, from strategies that find their own gates (a
+        # workspace's result carries no background estimate: not the one to keep)
+        for key, cfg_hash, prev_record in (store.results_of_file(sha) if sha else []):
+            if strategy_kind(str(prev_record.get("strategy", "auto"))) == "workspace":
                 continue
-        except Exception:  # noqa: BLE001 - anything unclear is analysed again
-            continue
-        kept[item_key(item)] = key
+            if result_key(sha, cfg_hash, entry_of(item)) != key or \
+                    {k: v for k, v in prev_record.items() if k not in _STRATEGY_KEYS} != same_settings:
+                continue
+            res = store.get(key)
+            try:
+                if res is not None and res.ok and res.gatingml and same_gates(
+                        read_gatingml(res.gatingml), src.for_file(name), src.hidden_for(name)):
+                    kept[item_key(item)] = key
+            except Exception:  # noqa: BLE001 - anything unclear is analysed again
+                pass
+            break                    # the newest result of this configuration decides
     return kept

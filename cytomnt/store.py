@@ -168,11 +168,13 @@ class ResultStore:
                             (sample_id, key)).fetchone()
         return self.get(r[0]) if r else None
 
-    def newest_of_file(self, file_sha256: str) -> tuple[str, str, dict] | None:
-        """(key, configuration hash, run configuration) of the newest result of a file's content."""
-        r = self.db.execute("SELECT r.key, r.config_hash, u.config_json FROM results r JOIN runs u ON u.run_id = r.run_id "
-                            "WHERE r.file_sha256 = ? ORDER BY r.seq DESC LIMIT 1", (file_sha256,)).fetchone()
-        return (r[0], r[1], json.loads(r[2])) if r else None
+    def results_of_file(self, file_sha256: str) -> list[tuple[str, str, dict]]:
+        """(key, configuration hash, run configuration) of every result of a file's content, newest first."""
+        # the configuration that made a result (its run_id is the run that last used it)
+        rows = self.db.execute("SELECT r.key, r.config_hash, (SELECT u.config_json FROM runs u WHERE u.config_hash = "
+                               "r.config_hash LIMIT 1) FROM results r WHERE r.file_sha256 = ? ORDER BY r.seq DESC",
+                               (file_sha256,))
+        return [(k, h, json.loads(c)) for k, h, c in rows if c]
 
     def latest_flowjo(self) -> dict[str, bytes | None]:
         """Every stored sample's newest FlowJo ``<Sample>`` (None when that result has none)."""

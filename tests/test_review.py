@@ -121,6 +121,7 @@ def test_a_moved_gate_comes_back_as_a_change(demo, tmp_path):
     from cytomnt.report import build_report
     html = build_report(review).read_text()
     assert "Changed since the previous results" in html and f"{int(row.old_count)}</td>" in html
+    assert '<td class="num">internal</td><td class="num">user gates</td>' in html     # values, not counts
 
 
 def test_aurora_sample_gates_on_renamed_files(tmp_path):
@@ -195,3 +196,21 @@ def test_channel_names_as_flowjo_writes_them(tmp_path):
     got = counts_of(out_fcs, strategy=tmp_path / "w.wsp")
     theirs = flowkit_counts(d / "simple_poly_and_rect.wsp", d / "data_set_simple_line_100.fcs")
     assert got == dict(zip(theirs.path, theirs["count"])) and got
+
+
+def test_back_to_the_unedited_workspace_restores_every_result(demo, tmp_path):
+    """After a reviewed run (one sample on user gates), the unedited workspace again: every sample
+    takes back its own result (not the reviewed run's), whatever --plots says."""
+    base, manifest, out = demo
+    folder = tmp_path / "out"
+    shutil.copytree(out, folder)
+    wsp = (folder / "cytomnt.wsp").read_text()
+    second = wsp.index("<SampleNode", wsp.index("<SampleNode") + 1)
+    m = re.compile(r'(<Population name="car_cd4".*?gating:min=")([^"]+)(")', re.S).search(wsp, second)
+    (tmp_path / "reviewed.wsp").write_text(wsp[:m.start(2)] + repr(float(m.group(2)) * 1.5) + wsp[m.end(2):])
+    (tmp_path / "original.wsp").write_text(wsp)
+    cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=tmp_path / "reviewed.wsp", out=folder)
+    assert pd.read_csv(folder / "changes.csv").sample_id.nunique() == 1
+    cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=tmp_path / "original.wsp", out=folder,
+                    plots=True)
+    assert (folder / "samples.csv").read_bytes() == (out / "samples.csv").read_bytes()
