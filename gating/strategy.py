@@ -260,7 +260,7 @@ class WorkspaceStrategies:
             what = f"{file}: workspace" if file is not None else "workspace"
             hint = "" if file is None else " (to apply one sample's or group's gates to any file: --wsp-sample NAME or --wsp-group NAME)"
             raise StrategyError(f"{what} {self.path.name} has no sample named {name}; "
-                                f"its samples are {', '.join(self.sample_ids) or '(none)'}{hint}")
+                                f"its samples are {_some(self.sample_ids)}{hint}")
         return candidates[0]
 
     def _group_as_sample(self, group: str):
@@ -277,7 +277,7 @@ class WorkspaceStrategies:
         samples = {s.find("DataSet").get("sampleID"): s for s in root.iter("Sample") if s.find("DataSet") is not None}
         if gates is None or not len(gates) or not any(m in samples for m in members):
             raise StrategyError(f"group {group} of {self.path.name} holds no gates of its own (its samples' gates are "
-                                f"their own): use --wsp-sample with one of {', '.join(self.sample_ids)}")
+                                f"their own): use --wsp-sample with one of {_some(self.sample_ids)}")
         keep = samples[next(m for m in members if m in samples)]
         node = keep.find("SampleNode")
         for old in node.findall("Subpopulations"):
@@ -303,6 +303,14 @@ class WorkspaceStrategies:
         """(population, gate path) of the helpers cytomnt added when it wrote the workspace (an
         operand FlowJo cannot complement): gated, not reported."""
         return self._hidden.get(self._sample_for(file), set())
+
+
+def _some(names: list[str], shown: int = 8) -> str:
+    """'a, b, c' or 'a, b, ... and 22 more' (an error line a person reads)."""
+    if not names:
+        return "(none)"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def helper_populations(xml: bytes) -> dict[str, set[tuple[str, tuple[str, ...]]]]:
