@@ -129,6 +129,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
     stack = contextlib.ExitStack()
     try:
         stored = store.keys() if store else set()
+        before_run = store.last_seq() if stored else 0   # results a re-analysed sample is compared with
         # every content hash first only when they decide something before the analysis (results
         # to reuse, pseudonyms); otherwise a file not hashed yet is hashed by its worker
         hashes = dict(hashes or {})
@@ -162,7 +163,7 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
                 hashes[item_key(item)] = res.row.get("sha256") or item_hash(item)
             k = key_of(item)
             if store:
-                prev = store.previous(res.sample_id, k) if res.ok else None
+                prev = store.previous(hashes[item_key(item)], k, before_run) if res.ok and before_run else None
                 store.put(k, hashes[item_key(item)], cfg_hash, res, run_id)
                 if prev is not None and prev.ok:
                     summary.changes += sample_changes(res.sample_id, prev, res)

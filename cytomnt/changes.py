@@ -100,12 +100,10 @@ def _cuts(gs) -> dict[str, tuple]:
 
 
 def _raw(gs, dim, value):
-    if value is None:
-        return None
+    """A gate coordinate in data units (None: an open bound)."""
+    from gating.preprocess import raw_value
     ref = getattr(dim, "transformation_ref", None)
-    if not ref:
-        return float(value)
-    return float(gs.get_transform(ref).inverse(np.array([[float(value)]]))[0, 0])
+    return None if value is None else raw_value(gs.get_transform(ref) if ref else None, value)
 
 
 def _describe(old: tuple, new: tuple) -> str:

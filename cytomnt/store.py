@@ -162,10 +162,15 @@ class ResultStore:
             return None
         return SampleResult(json.loads(r[0]), _frame(r[1]), r[3], r[4], _frame(r[2]), r[5])
 
-    def previous(self, sample_id: str, key: str) -> SampleResult | None:
-        """The sample's newest result other than ``key`` (what a re-run is compared with), or None."""
-        r = self.db.execute("SELECT key FROM results WHERE sample_id = ? AND key != ? ORDER BY seq DESC LIMIT 1",
-                            (sample_id, key)).fetchone()
+    def last_seq(self) -> int:
+        """The newest result's sequence number (0 for an empty store)."""
+        return self._next_seq() - 1
+
+    def previous(self, file_sha256: str, key: str, up_to_seq: int) -> SampleResult | None:
+        """The newest result of the same file content other than ``key``, stored by seq ``up_to_seq``
+        (before this run): what a re-run is compared with; None if there is none."""
+        r = self.db.execute("SELECT key FROM results WHERE file_sha256 = ? AND key != ? AND seq <= ? "
+                            "ORDER BY seq DESC LIMIT 1", (file_sha256, key, up_to_seq)).fetchone()
         return self.get(r[0]) if r else None
 
     def results_of_file(self, file_sha256: str) -> list[tuple[str, str, dict]]:
@@ -176,20 +181,19 @@ class ResultStore:
                                (file_sha256,))
         return [(k, h, json.loads(c)) for k, h, c in rows if c]
 
+    def _newest(self, column: str) -> dict[str, bytes | None]:
+        """Sample id -> ``column`` of its newest result (None when that result has none)."""
+        assert column in ("flowjo", "plot_png")
+        return dict(self.db.execute(f"SELECT sample_id, {column} FROM results ORDER BY seq"))
+
     def latest_flowjo(self) -> dict[str, bytes | None]:
         """Every stored sample's newest FlowJo ``<Sample>`` (None when that result has none)."""
-        newest: dict[str, bytes | None] = {}
-        for sid, xml in self.db.execute("SELECT sample_id, flowjo FROM results ORDER BY seq"):
-            newest[sid] = xml
-        return newest
+        return self._newest("flowjo")
 
     def plots(self) -> dict[str, bytes]:
         """The gate plot of every stored sample's newest result (none when that result has none:
         an older result's plot would show numbers the tables no longer hold)."""
-        newest: dict[str, bytes | None] = {}
-        for sid, png in self.db.execute("SELECT sample_id, plot_png FROM results ORDER BY seq"):
-            newest[sid] = png
-        return {sid: png for sid, png in newest.items() if png is not None}
+        return {sid: png for sid, png in self._newest("plot_png").items() if png is not None}
 
     def latest_rows(self) -> pd.DataFrame:
         """Every stored sample's newest row (by sample id): the longitudinal table for ``cytomnt risk``."""

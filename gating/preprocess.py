@@ -260,3 +260,24 @@ def processed_events(sample: fk.Sample, comp: Compensation, transforms: dict[str
     for ch, xf in transforms.items():
         df[ch] = xf.apply(events[:, [sample.get_channel_index(ch)]]).ravel()
     return df
+
+
+def raw_value(xform, value: float) -> float:
+    """The data-unit value a monotone transform maps to ``value`` (``value`` itself without a
+    transform): its inverse, or bisection for a transform without one."""
+    if xform is None:
+        return float(value)
+    if hasattr(xform, "inverse"):
+        try:
+            return float(np.asarray(xform.inverse(np.array([[value]], dtype=float))).ravel()[0])
+        except Exception:  # noqa: BLE001 - fall back to bisection
+            pass
+    lo, hi = -1e7, 1e7
+    f = lambda v: float(np.asarray(xform.apply(np.array([[v]], dtype=float))).ravel()[0])  # noqa: E731
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if f(mid) < value:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .files import atomic_write
+from .preprocess import raw_value
 from .sample import flowkit_sample
 from .xmlsafe import UnsafeXMLError, checked_xml
 
@@ -34,24 +35,6 @@ def gml_id(name: str) -> str:
     """A Gating-ML-safe id (xs:ID) for a gate name: invalid characters become '_'."""
     out = _XS_ID_BAD.sub("_", name.strip().replace("+", "pos")) or "gate"
     return out if (out[0].isalpha() or out[0] == "_") else "_" + out
-
-
-def _raw_value(xform, value: float) -> float:
-    """The untransformed value a monotone transform maps to ``value``."""
-    if hasattr(xform, "inverse"):
-        try:
-            return float(np.asarray(xform.inverse(np.array([[value]], dtype=float))).ravel()[0])
-        except Exception:  # noqa: BLE001 - fall back to bisection
-            pass
-    lo, hi = -1e7, 1e7
-    f = lambda v: float(np.asarray(xform.apply(np.array([[v]], dtype=float))).ravel()[0])  # noqa: E731
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if f(mid) < value:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
 
 
 def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None) -> tuple[fk.GatingStrategy, list[str]]:
@@ -95,9 +78,9 @@ def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None
                 continue
             if isinstance(gate, fk.gates.RectangleGate):
                 if dim.min is not None:
-                    dim.min = _raw_value(xf, dim.min)
+                    dim.min = raw_value(xf, dim.min)
                 if dim.max is not None:
-                    dim.max = _raw_value(xf, dim.max)
+                    dim.max = raw_value(xf, dim.max)
                 dim.transformation_ref = None
                 notes.append(f"GML_UNTRANSFORMED:{gate_name}:{type(xf).__name__}")
             else:

@@ -17,9 +17,11 @@ import datetime as dt
 import re
 import weakref
 import zlib
-from html import escape
 from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
 from typing import Mapping, Sequence
+from urllib.parse import quote
 
 import flowkit as fk
 import numpy as np
@@ -27,6 +29,7 @@ from lxml import etree
 
 from .flowjo_xml import (COMP_PREFIX, DATATYPE, FLOWJO_TRANSFORMS, GATING, NSMAP, graph, matrix_element, num, q,
                          same_transform, transform_element)
+from .preprocess import raw_value
 
 _UNCOMPENSATED = (None, "uncompensated")
 
@@ -52,8 +55,6 @@ class WspSample:
 
 def file_uri(path) -> str:
     """A file path as FlowJo writes DataSet uris (``file:/abs/path``; FlowKit reads it back)."""
-    from pathlib import Path
-    from urllib.parse import quote
     return "file:" + quote(Path(path).resolve().as_posix())
 
 
@@ -131,9 +132,9 @@ class _Sample:
             channel, xform = self.channel(dim_id, comp_ref, xform_ref, name, ranges_only=True)
             d = etree.SubElement(rect, q(GATING, "dimension"))
             if lo is not None:
-                d.set(q(GATING, "min"), num(_raw(xform, lo)))
+                d.set(q(GATING, "min"), num(raw_value(xform, lo)))
             if hi is not None:
-                d.set(q(GATING, "max"), num(_raw(xform, hi)))
+                d.set(q(GATING, "max"), num(raw_value(xform, hi)))
             etree.SubElement(d, q(DATATYPE, "fcs-dimension")).set(q(DATATYPE, "name"), channel)
             axes.append(channel)
         return axes
@@ -152,7 +153,7 @@ class _Sample:
         for vertex in gate.vertices:
             v = etree.SubElement(poly, q(GATING, "vertex"))
             for xform, coord in zip(xforms, vertex):
-                etree.SubElement(v, q(GATING, "coordinate")).set(q(DATATYPE, "value"), num(_raw(xform, coord)))
+                etree.SubElement(v, q(GATING, "coordinate")).set(q(DATATYPE, "value"), num(raw_value(xform, coord)))
         return axes
 
 
@@ -164,13 +165,6 @@ def _detector(matrix, dim_id: str) -> str:
     if dim_id not in detectors and dim_id in fluorochromes:
         return detectors[fluorochromes.index(dim_id)]
     return dim_id
-
-
-def _raw(xform, value: float) -> float:
-    """A coordinate in data units (FlowJo's) from the strategy's transformed units."""
-    if xform is None:
-        return float(value)
-    return float(xform.inverse(np.array([[float(value)]], dtype=float))[0, 0])
 
 
 def _no_ratio(dim, gate: str) -> None:
@@ -307,10 +301,6 @@ def _boolean(gate, name: str, base: str, fpath: str, fj_path, sub_of, pops, coun
     pops[fpath] = el
 
 
-#: Stands for a sample's number in its workspace until the workspace is put together.
-_SAMPLE_NUMBER = "@SAMPLE@"
-
-
 def _slot(name: str) -> str:
     """A placeholder in a sample's XML for a value filled in per sample (no name or text holds it)."""
     return f"\ue000{name}\ue001"
@@ -330,9 +320,9 @@ def _template(ws: WspSample) -> tuple[bytes, list]:
     if key not in per:
         s = _Sample(ws)
         sample = etree.Element("Sample", nsmap=NSMAP)
-        etree.SubElement(sample, "DataSet", uri=_slot("uri"), sampleID=_SAMPLE_NUMBER)
+        etree.SubElement(sample, "DataSet", uri=_slot("uri"), sampleID=_slot("number"))
         node = etree.Element("SampleNode", name=_slot("name"), annotation="", owningGroup="", count=_slot("tot"),
-                             sampleID=_SAMPLE_NUMBER)
+                             sampleID=_slot("number"))
         _sample_node(s, etree.SubElement(node, "Subpopulations"))
         if s.matrix is not None:
             sample.append(matrix_element(*s.matrix))
@@ -358,7 +348,7 @@ def sample_fragment(ws: WspSample) -> bytes:
     :func:`workspace_from_fragments` numbers: made where the sample is gated, joined at the end."""
     template, count_keys = _template(ws)
     values = {"name": escape(ws.name, quote=True), "uri": escape(ws.uri, quote=True), "tot": str(int(ws.event_count)),
-              "gid": str(zlib.crc32(ws.name.encode()) % 10**9)}
+              "gid": str(zlib.crc32(ws.name.encode()) % 10**9), "number": _slot("number")}   # numbered when joined
     for i, keys in enumerate(count_keys):
         found = next((ws.counts[k] for k in keys if k in ws.counts), None)
         values[f"c{i}"] = "-1" if found is None else str(int(found))        # -1: FlowJo's "not computed"
@@ -381,8 +371,8 @@ def workspace_from_fragments(fragments: Sequence[bytes], group: str = "cytomnt",
             etree.SubElement(refs, "SampleRef", sampleID=sid)
     etree.SubElement(root, "SampleList").text = "@SAMPLES@"
     head, tail = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True).split(b"@SAMPLES@")
-    token = f'sampleID="{_SAMPLE_NUMBER}"'.encode()
-    body = b"".join(f.replace(token, f'sampleID="{i}"'.encode()) for i, f in zip(ids, fragments))
+    token = _slot("number").encode()
+    body = b"".join(f.replace(token, i.encode()) for i, f in zip(ids, fragments))
     return head + b"\n" + body + tail
 
 

@@ -214,3 +214,18 @@ def test_back_to_the_unedited_workspace_restores_every_result(demo, tmp_path):
     cytomnt.analyze([base / "data" / "fcs"], manifest=manifest, strategy=tmp_path / "original.wsp", out=folder,
                     plots=True)
     assert (folder / "samples.csv").read_bytes() == (out / "samples.csv").read_bytes()
+
+
+def test_changes_compare_a_file_with_its_own_earlier_result(tmp_path):
+    """Two files with one sample id (same name, two folders) are never compared with each other."""
+    from .conftest import FIXTURES
+    for folder, fixture in (("a", "csf_bd.fcs"), ("b", "blood_numbered.fcs")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(FIXTURES / fixture, tmp_path / folder / "tube.fcs")
+    out = tmp_path / "out"
+    cytomnt.analyze([tmp_path / "a", tmp_path / "b"], out=out)
+    cytomnt.analyze([tmp_path / "a", tmp_path / "b"], out=out, acquisition_qc=False)   # a new configuration
+    changes = pd.read_csv(out / "changes.csv")
+    # no change row compares the CSF tube with the blood tube (their counts differ by orders of magnitude)
+    counts = changes.dropna(subset=["old_count", "new_count"])
+    assert all(max(r.old_count, r.new_count) <= 3 * min(r.old_count, r.new_count) + 50 for r in counts.itertuples()), counts
