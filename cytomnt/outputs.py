@@ -33,8 +33,8 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
     out = Path(out)
     df = results_frame(results)
     tables = {"samples": df,
-              "populations": concat_tables([r.populations for r in results], POPULATION_COLUMNS),
-              "statistics": concat_tables([r.statistics for r in results], STATISTICS_COLUMNS)}
+              "populations": concat_tables(results, "populations", POPULATION_COLUMNS),
+              "statistics": concat_tables(results, "statistics", STATISTICS_COLUMNS)}
     # Parquet (pyarrow, outside the GIL) is written on another thread while the CSVs are formatted
     parquet = [in_background(lambda n=name, t=table: atomic_write(out / f"{n}.parquet", parquet_bytes(t)))
                for name, table in tables.items()]

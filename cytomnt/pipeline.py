@@ -12,7 +12,7 @@ import pandas as pd
 
 from gating.preprocess import compensation_for
 from gating.bias import flagged
-from gating.strategy import gatingml_bytes, populations_frame
+from gating.strategy import gatingml_bytes
 
 from .carcall import car_call
 from .classify import Identity, identify, sample_type_of
@@ -24,7 +24,8 @@ from gating.parallel import in_background
 from .privacy import identifying_values, keyword_values, path_secrets, scrub
 from .reading import item_hash, item_name, read_input
 from .results import SampleResult, add_flags, empty_row, printable
-from .statistics import StatisticsJob, population_statistics
+from .sample_tables import sample_table_docs
+from .statistics import StatisticsJob
 from .strategies import strategy_for
 
 
@@ -105,33 +106,13 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
         add_flags(row, *(f"PREGATE_BIAS:{g}" for g in flagged(gated.pregates, doublet_gates=("singlets",))))
     if "control" in str(row["car_basis"]):
         row["car_basis"] = str(row["car_basis"]).replace("control", f"control {control_name(ident.entry, cfg)}")
-    # 6. statistics
-    populations = with_pregate_effects(populations_frame(gated.populations, sid, int(sample.event_count)),
-                                       gated.pregates)
-    stats = pd.DataFrame()
-    if gated.populations:
-        wide, stats = population_statistics(sample, comp, gated.populations, gated.panel, job)
-        populations = pd.concat([populations, wide], axis=1)
-        stats.insert(0, "sample_id", sid)
+    # 6. the populations and statistics tables
+    populations, stats = sample_table_docs(sample, comp, gated, sid, job)
     # 7. the sample's gates as Gating-ML, and its gate plot
     gml = _gatingml(gated, row, shared=not cfg.uses_template)
     fj = sample_xml(gated, sample, comp, item_name(item)[0], inp.name, sid, cfg.deidentify, row)
     png = gate_plot(gated, sample, sid, row) if cfg.plots else None
-    return SampleResult(row, populations, gml, png, stats, fj)
-
-
-def with_pregate_effects(populations: pd.DataFrame, effects) -> pd.DataFrame:
-    """populations.csv columns saying what each pre-gate removes of the CAR+ and of the CAR- T cells
-    (how many reach it, and the percent of those it removes; empty for other populations)."""
-    cols = {"car_pos_t_reaching": lambda e: e.positives_in, "removes_car_pos_t_pct": lambda e: e.removed_positive_pct,
-            "car_neg_t_reaching": lambda e: e.negatives_in, "removes_car_neg_t_pct": lambda e: e.removed_negative_pct}
-    if not len(populations):
-        return populations
-    if not effects:                         # user strategies: the columns, empty, in one step
-        return populations.assign(**dict.fromkeys(cols, math.nan))
-    for col, get in cols.items():
-        populations[col] = populations.population.map({e.gate: get(e) for e in effects}).astype(float)
-    return populations
+    return SampleResult.from_docs(row, populations, stats, gatingml=gml, plot_png=png, flowjo=fj)
 
 
 def control_name(entry, cfg: AnalysisConfig) -> str:

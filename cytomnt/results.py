@@ -10,6 +10,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from .frames import frame_doc, frame_from_doc, stacked
+
 #: samples.csv columns, in order.
 SAMPLE_COLUMNS = (
     "sample_id", "file", "sha256", "patient_id", "collection_date", "sample_type", "sample_type_source",
@@ -30,6 +32,10 @@ STATISTICS_COLUMNS = ["sample_id", "population", "parent", "count", "pct_parent"
                       "role", "median", "mean", "rcv_pct"]
 
 
+#: A result's tables, kept as Arrow bytes until used (see SampleResult.from_docs).
+_TABLES = ("populations", "statistics")
+
+
 @dataclass
 class SampleResult:
     """One sample's row for samples.csv, its populations, its gates as Gating-ML and as a
@@ -41,6 +47,41 @@ class SampleResult:
     plot_png: bytes | None = None
     statistics: pd.DataFrame = field(default_factory=pd.DataFrame)
     flowjo: bytes | None = None
+
+    # The tables travel (pickled to the parent, kept in the store) as Arrow bytes and become
+    # DataFrames again only when used: most of a batch's results go from worker to store and
+    # into the run's tables without being looked at.
+    @classmethod
+    def from_docs(cls, row: dict, populations: bytes | str, statistics: bytes | str, **rest) -> SampleResult:
+        """A result whose tables are :mod:`cytomnt.frames` docs, decoded on first use."""
+        res = cls.__new__(cls)
+        res.__dict__.update({"row": row, "gatingml": None, "plot_png": None, "flowjo": None, **rest})
+        res.__dict__["_docs"] = {"populations": populations, "statistics": statistics}
+        return res
+
+    def frame_doc(self, name: str) -> bytes | str:
+        """The ``populations`` or ``statistics`` table as :mod:`cytomnt.frames` bytes."""
+        docs = self.__dict__.get("_docs") or {}
+        return docs[name] if name in docs else frame_doc(getattr(self, name))
+
+    def held(self, name: str) -> pd.DataFrame | bytes | str:
+        """A table as it is held: its DataFrame once decoded (or made in this process), else its doc."""
+        return self.__dict__[name] if name in self.__dict__ else self.frame_doc(name)
+
+    def __getattr__(self, name: str):                     # a table not decoded yet
+        docs = self.__dict__.get("_docs")
+        if docs and name in docs:
+            table = self.__dict__[name] = frame_from_doc(docs.pop(name))    # the caller may change it
+            return table
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __getstate__(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in _TABLES}
+        state["_docs"] = {name: self.frame_doc(name) for name in _TABLES}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     @property
     def sample_id(self) -> str:
@@ -95,8 +136,8 @@ def results_frame(results: Sequence[SampleResult]) -> pd.DataFrame:
     return df.sort_values(["sample_id", "file"], kind="stable").reset_index(drop=True)
 
 
-def concat_tables(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
-    """Per-sample tables stacked into one, sorted by sample id (stable)."""
-    frames = [f for f in frames if len(f)]
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    return df.sort_values(["sample_id"], kind="stable").reset_index(drop=True)
+def concat_tables(results: Sequence[SampleResult], name: str, columns: list[str]) -> pd.DataFrame:
+    """One table (``populations`` or ``statistics``) of every result stacked, sorted by sample id
+    (stable)."""
+    tables = [r.held(name) for r in results]
+    return stacked(tables, columns).sort_values(["sample_id"], kind="stable").reset_index(drop=True)

@@ -84,6 +84,22 @@ class Done:
         return self._value
 
 
+class Later:
+    """A call made on the first ``result()`` (and kept): work queued now, run in an order the
+    caller picks later, e.g. grouped by the data it reads while that data is in cache."""
+
+    __slots__ = ("_call", "_done")
+
+    def __init__(self, fn, args):
+        self._call, self._done = (fn, args), None
+
+    def result(self, timeout=None):
+        if self._done is None:
+            fn, args = self._call
+            self._done, self._call = Done(fn, args), None
+        return self._done.result()
+
+
 def preload(module: str) -> None:
     """Import ``module`` on a daemon thread, e.g. what the end of a run needs while its workers
     run; a failure is left to the real import to report. Start it after any fork: a forked

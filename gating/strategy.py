@@ -13,7 +13,6 @@ from pathlib import Path
 
 import flowkit as fk
 import numpy as np
-import pandas as pd
 
 from .files import atomic_write
 from .preprocess import raw_value
@@ -310,19 +309,3 @@ def helper_populations(xml: bytes) -> dict[str, set[tuple[str, tuple[str, ...]]]
                 found.add((el.get("name"), ("root", *reversed(path))))
         out[node.get("name")] = found
     return out
-
-
-def populations_frame(pops: list[Population], sample_id: str, total: int) -> pd.DataFrame:
-    """Rows ``sample_id, population, parent, path, count, pct_parent, pct_total`` (percent 0-100)."""
-    rows = []
-    for p in pops:
-        rows.append({
-            "sample_id": sample_id,
-            "population": p.name,
-            "parent": p.parent,
-            "path": "/".join(p.path[1:] + (p.name,)),
-            "count": p.count,
-            "pct_parent": 100.0 * p.count / p.parent_count if p.parent_count else np.nan,
-            "pct_total": 100.0 * p.count / total if total else np.nan,
-        })
-    return pd.DataFrame(rows)

@@ -24,6 +24,16 @@ def shared(sub: str) -> Path:
     return p
 
 
+def assert_same_table(a, b) -> None:
+    """Equal column names, dtypes and values; floats bit for bit (NaN and -0.0 included)."""
+    assert list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes)
+    for c in a.columns:
+        if a[c].dtype.kind == "f":
+            assert a[c].to_numpy().tobytes() == b[c].to_numpy().tobytes(), c
+        else:
+            assert a[c].tolist() == b[c].tolist(), c
+
+
 def truth_of(fcs: Path) -> dict:
     return json.loads(Path(str(fcs)[:-4] + ".truth.json").read_text())
 

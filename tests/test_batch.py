@@ -18,6 +18,8 @@ from cytomnt.config import make_config
 from cytomnt.store import ResultStore
 from cytomnt.synth import TubeSpec, write_tube
 
+from .conftest import assert_same_table
+
 
 TABLES = ("samples.csv", "populations.csv", "errors.csv", "manifest_check.csv")
 
@@ -228,13 +230,8 @@ def test_store_keeps_every_bit_and_reads_stores_of_earlier_versions(tmp_path):
     st = ResultStore(tmp_path / "results.sqlite")
     st.put("k1", "h", "c", SampleResult({"sample_id": "s", "status": "ok"}, pops, b"<xml/>", None, stats), 1)
     back = st.get("k1")
-    for a, b in ((back.statistics, stats), (back.populations, pops)):
-        assert list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes)
-        for c in a.columns:
-            if a[c].dtype.kind == "f":
-                assert a[c].to_numpy().tobytes() == b[c].to_numpy().tobytes(), c
-            else:
-                assert a[c].tolist() == b[c].tolist(), c
+    assert_same_table(back.statistics, stats)
+    assert_same_table(back.populations, pops)
     old = json.dumps({"columns": ["population", "count", "median"], "data": [["a", 3, 0.1], ["b", 4, None]]})
     st.db.execute("UPDATE results SET statistics_json = ? WHERE key = 'k1'", (old,))
     got = st.get("k1").statistics

@@ -176,7 +176,8 @@ def test_row_statistics_equal_numpy(n):
 @pytest.mark.parametrize("threads", [1, 3])
 def test_statistics_the_same_with_any_thread_count_and_started_while_gating(threads, tmp_path):
     """Statistics computed on 1, 2 or 3 threads, started population by population while the
-    gates are evaluated or all at the end, are the same tables bit for bit."""
+    gates are evaluated or all at the end (one thread: queued, then channel by channel), are
+    the same tables bit for bit."""
     from cytomnt.gate import gate
     from cytomnt.statistics import StatisticsJob
     from cytomnt.strategies import load_strategy
@@ -203,3 +204,4 @@ def test_statistics_the_same_with_any_thread_count_and_started_while_gating(thre
         assert a.to_csv() == b.to_csv()
         num = a.select_dtypes("number")
         assert num.to_numpy().tobytes() == b[num.columns].to_numpy().tobytes()
+
