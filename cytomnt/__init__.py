@@ -17,6 +17,10 @@ _PUBLIC = {
 __all__ = [*_PUBLIC, "__version__"]
 
 
+def __dir__():
+    return sorted(__all__)
+
+
 def __getattr__(name):
     if name in _PUBLIC:
         import importlib

@@ -7,6 +7,7 @@ any moment and started again finishes with exactly the tables of an uninterrupte
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,12 +73,14 @@ def run_config_hash(cfg: AnalysisConfig) -> tuple[str, dict]:
 
 
 def _entry_of(item, cfg: AnalysisConfig) -> dict:
-    """The manifest facts of an input (part of its result key: a changed entry is a new result)."""
+    """The manifest facts of an input and where it is (part of its result key: a changed entry is
+    a new result; two copies of a file in a batch are two results). The path is absolute, so
+    ``in``, ``$PWD/in`` and ``../batch/in`` find the same stored results."""
     if is_sample(item):
         return {"sample": str(item.id)}
     p = Path(item)
     e = cfg.manifest.get(p.name) or cfg.manifest.get(str(p))
-    return {"path": str(p), "entry": asdict(e) if e else None}
+    return {"path": os.path.abspath(p), "entry": asdict(e) if e else None}
 
 
 def hash_inputs(items, known: dict[str, str] | None = None) -> dict[str, str]:

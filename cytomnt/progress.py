@@ -31,7 +31,8 @@ class Progress:
             return
         el = time.monotonic() - self.start
         eta = el / self.done * (self.total - self.done)
-        what = "reused" if reused else (r["status"] if r["status"] == "ok" else f"ERROR {r['error']}")
+        what = "ok" if r["status"] == "ok" else f"ERROR {r['error']}"
+        what = f"{what} (stored result reused)" if reused else what
         print(f"[{self.done}/{self.total}] {r['sample_id']}: {what} ({el:.1f}s elapsed, ~{eta:.0f}s left)",
               file=sys.stderr, flush=True)
 

@@ -32,10 +32,6 @@ STATISTICS_COLUMNS = ["sample_id", "population", "parent", "count", "pct_parent"
                       "role", "median", "mean", "rcv_pct"]
 
 
-#: A result's tables, kept as Arrow bytes until used (see SampleResult.from_docs).
-_TABLES = ("populations", "statistics")
-
-
 @dataclass
 class SampleResult:
     """One sample's row for samples.csv, its populations, its gates as Gating-ML and as a
@@ -50,7 +46,8 @@ class SampleResult:
 
     # The tables travel (pickled to the parent, kept in the store) as Arrow bytes and become
     # DataFrames again only when used: most of a batch's results go from worker to store and
-    # into the run's tables without being looked at.
+    # into the run's tables without being looked at. A table once used (or assigned) is a
+    # DataFrame from then on, pickled as one.
     @classmethod
     def from_docs(cls, row: dict, populations: bytes | str, statistics: bytes | str, **rest) -> SampleResult:
         """A result whose tables are :mod:`cytomnt.frames` docs, decoded on first use."""
@@ -75,13 +72,14 @@ class SampleResult:
             return table
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def __getstate__(self) -> dict:
-        state = {k: v for k, v in self.__dict__.items() if k not in _TABLES}
-        state["_docs"] = {name: self.frame_doc(name) for name in _TABLES}
-        return state
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self.__dict__.get("_docs") or ()))
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+    def __setattr__(self, name: str, value) -> None:
+        docs = self.__dict__.get("_docs")
+        if docs and name in docs:
+            del docs[name]                              # a table assigned replaces its doc
+        object.__setattr__(self, name, value)
 
     @property
     def sample_id(self) -> str:

@@ -62,6 +62,23 @@ def test_rerun_reuses_the_store_and_changes_nothing(tubes, tmp_path):
     st.close()
 
 
+def test_the_same_folder_spelled_otherwise_reuses_the_store(tubes, tmp_path, monkeypatch):
+    """``in``, ``$PWD/in`` and ``../x/in`` are one folder: a re-run reuses every result and writes
+    the same tables; a copy of the folder elsewhere is other files (analysed, kept apart)."""
+    monkeypatch.chdir(tubes.parent)
+    out = tmp_path / "out"
+    _, s1 = run_batch([tubes.name], make_config(), out, jobs=1)
+    first = tables(out)
+    for spelling in (str(tubes), f"../{tubes.parent.name}/{tubes.name}"):
+        _, again = run_batch([spelling], make_config(), out, jobs=1)
+        assert (again.analysed, again.reused) == (0, s1.analysed), spelling
+        assert tables(out) == first
+    copy = tmp_path / "copy"
+    shutil.copytree(tubes, copy)
+    _, moved = run_batch([copy], make_config(), out, jobs=1)
+    assert moved.analysed == s1.analysed
+
+
 def _start(tubes, out):
     return subprocess.Popen([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -259,3 +276,17 @@ def test_hashes_known_early_or_found_by_the_workers_give_the_same_run(tubes, tmp
     # a hash thread stopped early hands over only finished files
     partial = EarlyHashes(items).stop()
     assert all(partial[k] == known[k] for k in partial)
+
+
+def test_progress_line_of_a_stored_failure_says_error(capsys):
+    """A re-run's log names a stored failure as an error, not as a plain 'reused'."""
+    from cytomnt.progress import Progress
+    from cytomnt.results import SampleResult
+    bar = Progress(2, enabled=True)
+    bar.bar = None                                          # the log-line form (pipelines, CI logs)
+    bar.update(SampleResult({"sample_id": "bad", "status": "error", "error": "bad.fcs: truncated"},
+                            pd.DataFrame()), reused=True)
+    bar.update(SampleResult({"sample_id": "good", "status": "ok", "error": ""}, pd.DataFrame()), reused=True)
+    err = capsys.readouterr().err
+    assert "bad: ERROR bad.fcs: truncated (stored result reused)" in err
+    assert "good: ok (stored result reused)" in err

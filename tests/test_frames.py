@@ -57,13 +57,30 @@ def test_a_pickled_result_keeps_its_tables_packed_until_used():
     pops = pd.DataFrame({"sample_id": ["a", "a"], "population": ["p", "q"], "count": [3, 0],
                          "median": [-0.0, np.nan]})
     stats = pd.DataFrame({"sample_id": ["a"], "mean": [1 / 3]})
-    back = pickle.loads(pickle.dumps(SampleResult({"sample_id": "a", "status": "ok"}, pops, b"<g/>", None, stats)))
+    res = SampleResult.from_docs({"sample_id": "a", "status": "ok"}, frame_doc(pops), frame_doc(stats), gatingml=b"<g/>")
+    back = pickle.loads(pickle.dumps(res))
     assert "populations" not in back.__dict__ and back.frame_doc("populations") == frame_doc(pops)
-    assert isinstance(back.held("statistics"), bytes)
+    assert isinstance(back.held("statistics"), bytes) and "populations" in dir(back)
     assert_same_table(back.populations, pops)
     assert_same_table(back.statistics, stats)
     assert back.gatingml == b"<g/>" and back.plot_png is None and back.flowjo is None
     assert isinstance(back.held("populations"), pd.DataFrame)      # decoded once, then the frame
+
+
+def test_a_table_assigned_or_changed_is_the_one_kept():
+    """Replacing a packed table, or changing a decoded one (index, dtypes), is what a pickle
+    and the store's doc then hold: never the stale bytes."""
+    pops = pd.DataFrame({"sample_id": ["a"], "population": ["p"], "count": [3]})
+    res = pickle.loads(pickle.dumps(SampleResult.from_docs({"sample_id": "a"}, frame_doc(pops), frame_doc(pops))))
+    new = pd.DataFrame({"sample_id": ["a", "a"], "population": ["p", "q"], "count": [5, 6]})
+    res.populations = new                                    # assigned before it was ever read
+    assert res.frame_doc("populations") == frame_doc(new)
+    back = pickle.loads(pickle.dumps(res))
+    assert_same_table(back.populations, new)
+    res.statistics = res.statistics.set_index("population").astype({"count": "Int64"})
+    res.statistics["sample_id"] = res.statistics["sample_id"].astype("category")
+    again = pickle.loads(pickle.dumps(res))
+    pd.testing.assert_frame_equal(again.statistics, res.statistics)      # index and dtypes too
 
 
 def test_duplicate_ids_reach_packed_tables():
