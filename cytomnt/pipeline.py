@@ -48,7 +48,7 @@ def analyze_sample(item, cfg: AnalysisConfig, sha256: str | None = None) -> Samp
         known = isinstance(exc, (ValueError, LookupError))     # our errors are ValueErrors naming the problem
         row.update(status="error", error=str(exc) if known else f"{type(exc).__name__}: {exc}")
         result = SampleResult(row, pd.DataFrame(), None)
-    if row["events"] is not None:                   # read: its content hash goes in the row
+    if path is None or path.exists():               # its content hash goes in the row (errors.csv too)
         row["sha256"] = sha256 or hashing.result()
     if cfg.deidentify:
         row["file"] = ""

@@ -1,4 +1,5 @@
 """Batch runs: the results store (reuse, resume after SIGKILL), quarantine, manifest checks, Dask."""
+import hashlib
 import os
 import random
 import re
@@ -52,6 +53,7 @@ def test_rerun_reuses_the_store_and_changes_nothing(tubes, tmp_path):
     assert tables(tmp_path) == first
     err = pd.read_csv(tmp_path / "errors.csv")
     assert err.sample_id.tolist() == ["broken"] and "broken.fcs" in err.error[0]
+    assert err.sha256[0] == hashlib.sha256((tubes / "broken.fcs").read_bytes()).hexdigest()   # which bytes failed
     # the corrupt file's raw bytes in its message are escaped, so every output is written
     assert "\x00" not in err.error[0] and (tmp_path / "statistics.xlsx").exists()
     # a different configuration is a different result: analysed again, both kept in the store
