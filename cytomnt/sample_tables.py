@@ -11,7 +11,7 @@ import numpy as np
 from gating.strategy import Population
 
 from .frames import Columns, columns_doc
-from .statistics import StatisticsJob, statistics_columns
+from .statistics import StatisticsJob, count_columns, statistics_columns
 
 #: populations.csv's pre-gate columns, and the PregateEffect value each holds.
 PREGATE_COLUMNS = {"car_pos_t_reaching": lambda e: e.positives_in,
@@ -26,9 +26,7 @@ def population_columns(pops: list[Population], sample_id: str, total: int) -> Co
             ("population", [p.name for p in pops]),
             ("parent", [p.parent for p in pops]),
             ("path", ["/".join(p.path[1:] + (p.name,)) for p in pops]),
-            ("count", np.array([p.count for p in pops], dtype=np.int64)),
-            ("pct_parent", np.array([100.0 * p.count / p.parent_count if p.parent_count else math.nan for p in pops])),
-            ("pct_total", np.array([100.0 * p.count / total if total else math.nan for p in pops]))]
+            *count_columns(pops, total)]
 
 
 def pregate_columns(pops: list[Population], effects) -> Columns:

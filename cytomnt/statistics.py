@@ -135,18 +135,22 @@ def statistics_columns(sample, comp: Compensation, pops: list[Population], rp: R
         per_channel = started.result((p.name, p.path), p.membership)
         if per_channel:
             med[i], mean[i], rcv[i] = np.array(per_channel).T
-    n_total, k = sample.event_count, len(fluoro)
-    pct_parent = [100.0 * p.count / p.parent_count if p.parent_count else np.nan for p in pops]
-    pct_total = [100.0 * p.count / n_total if n_total else np.nan for p in pops]
+    k = len(fluoro)
     wide = [(f"median_{x}", med[:, j].copy()) for j, x in enumerate(labels)]
     long = [("population", [p.name for p in pops for _ in range(k)]),
             ("parent", [p.parent for p in pops for _ in range(k)]),
-            ("count", np.repeat(np.array([p.count for p in pops], dtype=np.int64), k)),
-            ("pct_parent", np.repeat(np.array(pct_parent, dtype=float), k)),
-            ("pct_total", np.repeat(np.array(pct_total, dtype=float), k)),
+            *((name, np.repeat(values, k)) for name, values in count_columns(pops, int(sample.event_count))),
             ("channel", pnn * len(pops)), ("marker", markers * len(pops)), ("role", labels * len(pops)),
             ("median", med.ravel()), ("mean", mean.ravel()), ("rcv_pct", rcv.ravel())]
     return wide, long
+
+
+def count_columns(pops: list[Population], total: int) -> Columns:
+    """``count, pct_parent, pct_total`` of each population (percent 0-100; NaN of an empty parent)."""
+    return [("count", np.array([p.count for p in pops], dtype=np.int64)),
+            ("pct_parent", np.array([100.0 * p.count / p.parent_count if p.parent_count else np.nan for p in pops],
+                                    dtype=float)),
+            ("pct_total", np.array([100.0 * p.count / total if total else np.nan for p in pops], dtype=float))]
 
 
 def population_statistics(sample, comp: Compensation, pops: list[Population], rp: ResolvedPanel,
