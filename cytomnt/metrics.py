@@ -75,20 +75,10 @@ def exact_ci(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     return low, high
 
 
-def net_count(observed: int | None, background: float) -> int | None:
-    """Events above the expected background, rounded (never below zero)."""
-    if observed is None:
-        return None
-    return max(int(round(observed - background)), 0)
-
-
-def predominance(cd4: int | None, cd8: int | None, s: MetricSettings) -> str:
-    """'CD4' or 'CD8' only when the CD4 share of CAR T cells is beyond the threshold with confidence
-    (exact interval of the share); 'balanced' when the ratio's interval lies inside the balanced
-    band; else 'indeterminate' (too few events, or an interval across the threshold)."""
-    if cd4 is None or cd8 is None or cd4 + cd8 < s.min_car_for_call:
-        return "indeterminate"
-    lo, hi = exact_ci(cd4, cd4 + cd8, s.confidence)
+def share_call(lo: float, hi: float, s: MetricSettings) -> str:
+    """The predominance call from the 95% interval [lo, hi] of the CD4 share of CAR CD4+CD8 T
+    cells: 'CD4' or 'CD8' when the whole interval of the ratio lies beyond the threshold,
+    'balanced' when it lies inside the balanced band, else 'indeterminate'."""
     r_lo = lo / (1 - lo) if lo < 1 else math.inf
     r_hi = hi / (1 - hi) if hi < 1 else math.inf
     if r_lo > s.predominance_ratio:
@@ -100,33 +90,66 @@ def predominance(cd4: int | None, cd8: int | None, s: MetricSettings) -> str:
     return "indeterminate"
 
 
+def predominance(cd4: int | None, cd8: int | None, s: MetricSettings) -> str:
+    """The call for exact counts (user gates, truth): the CD4 share's exact interval, then
+    :func:`share_call`; 'indeterminate' with fewer than ``min_car_for_call`` events."""
+    if cd4 is None or cd8 is None or cd4 + cd8 < s.min_car_for_call:
+        return "indeterminate"
+    return share_call(*exact_ci(cd4, cd4 + cd8, s.confidence), s)
+
+
+def _share_ratio(share: float) -> float:
+    return share / (1 - share) if share < 1 else math.inf
+
+
+def car_columns(c: Counts, call: CarCall, s: MetricSettings) -> dict:
+    """The CAR columns: net of background from the call's estimate (the count itself for user
+    gates, which are the reviewer's call), empty when the call is uncertain; gross counts aside."""
+    m: dict = {"car_t_gross": c.car_t, "car_cd4_gross": c.car_cd4, "car_cd8_gross": c.car_cd8}
+    nan = math.nan
+    m.update(car_t=None, car_cd4=None, car_cd8=None, car_pct_of_t=nan, car_pct_of_t_ci_low=nan,
+             car_pct_of_t_ci_high=nan, car_cd4_cd8_ratio=nan, car_cd4_cd8_ratio_ci_low=nan,
+             car_cd4_cd8_ratio_ci_high=nan, car_predominance="indeterminate")
+    t = c.t_cells
+    if call.status == "uncertain" or not t or c.car_t is None:
+        return m
+    e = call.estimate
+    if e is None:                                          # user gates: the gate is the estimate
+        total, cd4, cd8 = float(c.car_t), c.car_cd4, c.car_cd8
+        pct_ci = tuple(100.0 * v for v in exact_ci(c.car_t, t, s.confidence))
+        share_ci = exact_ci(cd4, cd4 + cd8, s.confidence) if cd4 is not None and cd8 is not None else (nan, nan)
+    else:
+        total, cd4, cd8, pct_ci, share_ci = e.total, e.cd4, e.cd8, e.pct_ci, e.share_cd4_ci
+    m.update(car_t=int(round(total)), car_cd4=None if cd4 is None else int(round(cd4)),
+             car_cd8=None if cd8 is None else int(round(cd8)), car_pct_of_t=100.0 * total / t)
+    m["car_pct_of_t_ci_low"] = min(pct_ci[0], m["car_pct_of_t"])
+    m["car_pct_of_t_ci_high"] = max(pct_ci[1], m["car_pct_of_t"])
+    if cd4 is not None and cd8 is not None:
+        m["car_cd4_cd8_ratio"] = ratio(m["car_cd4"], m["car_cd8"])
+        if math.isfinite(share_ci[0]):
+            m["car_cd4_cd8_ratio_ci_low"], m["car_cd4_cd8_ratio_ci_high"] = (_share_ratio(v) for v in share_ci)
+            if m["car_cd4"] + m["car_cd8"] >= s.min_car_for_call and call.status == "ok":
+                m["car_predominance"] = share_call(*share_ci, s)
+    if call.status == "not_detected":
+        m["car_predominance"] = ""
+    return m
+
+
 def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: float | None = None,
               beads_per_test: float | None = None, test_volume_ul: float | None = None,
               call: CarCall | None = None) -> tuple[dict, list[str]]:
     """Metric columns and QC flag codes for one sample; ``call``: the tube's CAR call (status,
-    basis, background), without which the counts are taken as the call (``ok``)."""
+    basis, net estimate), without which the counts are taken as the call (user gates)."""
     car_call = call or CarCall("ok", "user gates")
     flags: list[str] = []
     m: dict = {"car_status": car_call.status, "car_basis": car_call.basis, "car_status_reason": car_call.reason,
                "car_background_expected": car_call.expected}
-    t, car = c.t_cells, c.car_t
+    t = c.t_cells
     m["t_cd4_cd8_ratio"] = ratio(c.t_cd4, c.t_cd8)
-    if t is not None and car is not None:
-        m["car_pct_of_t"] = 100.0 * car / t if t else math.nan
-        lo, hi = exact_ci(car, t, s.confidence)
-        m["car_pct_of_t_ci_low"] = 100.0 * lo
-        m["car_pct_of_t_ci_high"] = 100.0 * hi
-    else:
-        m["car_pct_of_t"] = m["car_pct_of_t_ci_low"] = m["car_pct_of_t_ci_high"] = math.nan
-    # CAR CD4 and CD8 above their background (a 99.5th-percentile cut lets ~0.5% of each subset's
-    # negatives through, which pulls a small CAR population towards the T cells' own CD4:CD8)
-    net4, net8 = net_count(c.car_cd4, car_call.expected_cd4), net_count(c.car_cd8, car_call.expected_cd8)
-    m["car_cd4_cd8_ratio"] = ratio(net4, net8)
-    # no predominance without a trustworthy CAR count ('' when CAR was not detected)
-    m["car_predominance"] = predominance(net4, net8, s) if car_call.status == "ok" else \
-        ("" if car_call.status == "not_detected" else "indeterminate")
-    neg4 = c.t_cd4 - c.car_cd4 if c.t_cd4 is not None and c.car_cd4 is not None else None
-    neg8 = c.t_cd8 - c.car_cd8 if c.t_cd8 is not None and c.car_cd8 is not None else None
+    m.update(car_columns(c, car_call, s))
+    car, net4, net8 = m["car_t"], m["car_cd4"], m["car_cd8"]
+    neg4 = c.t_cd4 - net4 if c.t_cd4 is not None and net4 is not None else None
+    neg8 = c.t_cd8 - net8 if c.t_cd8 is not None and net8 is not None else None
     m["carneg_cd4"] = neg4
     m["carneg_cd8"] = neg8
     m["carneg_cd4_cd8_ratio"] = ratio(neg4, neg8)
@@ -153,11 +176,10 @@ def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: flo
             flags.append("NO_T_CELLS")
         elif t < s.min_t_cells:
             flags.append("LOW_EVENT_COUNT")
-    if car is not None and t and car_call.status != "uncertain":
-        net = car - (car_call.expected if math.isfinite(car_call.expected) else 0.0)   # above the blank
-        if net < s.lod_events:
+    if car is not None and t:                              # net of background: above the blank
+        if car < s.lod_events:
             flags.append("CAR_BELOW_LOD")
-        elif net < s.loq_events:
+        elif car < s.loq_events:
             flags.append("CAR_BELOW_LOQ")
     flags.append({"not_detected": "CAR_NOT_DETECTED", "uncertain": "CAR_UNCERTAIN"}.get(car_call.status, ""))
     return m, [f for f in flags if f]

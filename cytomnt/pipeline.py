@@ -95,7 +95,7 @@ def _steps(item, ident: Identity, row: dict, cfg: AnalysisConfig, secrets: list[
     add_flags(row, *gated.flags, "" if cfg.acquisition_qc else "ACQUISITION_QC_OFF")
     # 5. metrics: the CAR call against its background, then the phenotype numbers
     call = car_call(gated.calls, gated.counts.get("t_cells"), cfg.metrics.min_t_cells,
-                    user_gates=not cfg.uses_template)
+                    user_gates=not cfg.uses_template, confidence=cfg.metrics.confidence)
     metrics, mflags = phenotype(Counts(**{k: gated.counts.get(k) for k in Counts.__dataclass_fields__}),
                                 cfg.metrics, alc_k_per_ul=row["alc_k_per_ul"],
                                 beads_per_test=cfg.panel.beads_per_test, test_volume_ul=cfg.panel.test_volume_ul,

@@ -16,14 +16,15 @@ from .frames import frame_doc, frame_from_doc, stacked
 SAMPLE_COLUMNS = (
     "sample_id", "file", "sha256", "patient_id", "collection_date", "sample_type", "sample_type_source",
     "status", "error", "events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8",
-    "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_status", "car_basis", "car_status_reason",
-    "car_background_expected", "car_pct_of_t", "car_pct_of_t_ci_low", "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_predominance", "carneg_cd4", "carneg_cd8",
+    "t_cd4_cd8_ratio", "car_t", "car_cd4", "car_cd8", "car_t_gross", "car_cd4_gross", "car_cd8_gross", "car_status", "car_basis", "car_status_reason",
+    "car_background_expected", "car_pct_of_t", "car_pct_of_t_ci_low", "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_cd4_cd8_ratio_ci_low",
+    "car_cd4_cd8_ratio_ci_high", "car_predominance", "carneg_cd4", "carneg_cd8",
     "carneg_cd4_cd8_ratio", "car_cd4_enrichment", "beads", "alc_k_per_ul", "car_t_per_ul",
     "car_t_per_ul_source", "qc_flags", "compensation", "transform", "strategy", "panel",
 )
 #: Integer count columns of samples.csv (nullable: empty when a population was not measured).
 COUNT_COLUMNS = ("events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t",
-                 "car_cd4", "car_cd8", "beads", "carneg_cd4", "carneg_cd8")
+                 "car_cd4", "car_cd8", "car_t_gross", "car_cd4_gross", "car_cd8_gross", "beads", "carneg_cd4", "carneg_cd8")
 #: Columns of populations.csv before the per-channel medians.
 POPULATION_COLUMNS = ["sample_id", "population", "parent", "path", "count", "pct_parent", "pct_total",
                       "car_pos_t_reaching", "removes_car_pos_t_pct", "car_neg_t_reaching", "removes_car_neg_t_pct"]

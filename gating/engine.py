@@ -55,8 +55,7 @@ class LearnedCuts:
         data = {"units": "raw compensated intensity (mapped onto each tube's transform when applied)",
                 "cuts": {p: {c: float(v) for c, v in sorted(cs.items())} for p, cs in sorted(self.cuts.items())},
                 "source": dict(sorted(self.source.items())),
-                "reference": {p: {k: (float(v) if k.startswith("cut") else int(v)) for k, v in sorted(r.items())}
-                              for p, r in sorted(self.reference.items())},
+                "reference": {p: {k: _plain(v) for k, v in sorted(r.items())} for p, r in sorted(self.reference.items())},
                 "unusable": dict(sorted(self.unusable.items()))}
         return atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
@@ -65,14 +64,22 @@ class LearnedCuts:
         data = yaml.safe_load(Path(path).read_text()) or {}
         return cls({p: {c: float(v) for c, v in cs.items()} for p, cs in (data.get("cuts") or {}).items()},
                    dict(data.get("source") or {}),
-                   {p: {k: (float(v) if k.startswith("cut") else int(v)) for k, v in r.items()}
-                    for p, r in (data.get("reference") or {}).items()},
+                   {p: {k: _plain(v) for k, v in r.items()} for p, r in (data.get("reference") or {}).items()},
                    dict(data.get("unusable") or {}))
 
     def merge(self, other: "LearnedCuts") -> "LearnedCuts":
         unusable = {k: v for k, v in {**self.unusable, **other.unusable}.items() if k not in other.cuts}
         return LearnedCuts({**self.cuts, **other.cuts}, {**self.source, **other.source},
                            {**self.reference, **other.reference}, unusable)
+
+
+def _plain(v):
+    """A learned reference's value as YAML holds it: counts int, values float, lists of floats, names str."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [float(x) for x in v]
+    return int(v) if float(v).is_integer() and not isinstance(v, float) else float(v)
 
 
 @dataclass

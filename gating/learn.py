@@ -9,6 +9,8 @@ import pandas as pd
 
 from . import methods as registry
 from .build import StrategyBuilder
+from .netcount import ReferenceTail
+from .positivity import LOWER_PERCENTILES
 from .engine import EngineSettings, GatingError, LearnedCuts, MethodContext, TemplateRun, run_template
 from .preprocess import Compensation, compensated_events, estimate_logicle_w
 from .template import GateSpec, Template
@@ -17,6 +19,9 @@ from .template import GateSpec, Template
 POOL_PER_TUBE = 20_000
 #: A control population needs this many events for a cut (99.5th percentile: ~0.5 events above).
 MIN_CONTROL_EVENTS = 100
+#: A control whose row parent holds less than this share of the ``unstained`` population is an
+#: unstained tube (its stained populations cannot be gated), not merely a small stained one.
+UNSTAINED_SHARE = 0.01
 
 
 def _raw_values(run: TemplateRun, sample: fk.Sample, comp: Compensation, population: str, channels: list[str],
@@ -32,10 +37,15 @@ def _raw_values(run: TemplateRun, sample: fk.Sample, comp: Compensation, populat
 
 def learn_from_control(template: Template, control: fk.Sample, resolve, comp: Compensation,
                        settings: EngineSettings = EngineSettings()) -> LearnedCuts:
-    """Cuts for every row with a ``control`` method, learned on a negative-control tube.
+    """Cuts and references for every row with a ``control`` method, learned on a negative control.
 
     The control is gated with the template up to the row's parent; the row's control method
-    (e.g. a high percentile) runs on the control's events there; the cut is kept in raw units.
+    (e.g. a high percentile) runs on the control's events there; the cut is kept in raw units,
+    with the control's highest values (the reference :mod:`gating.netcount` counts against).
+    A stained control (FMO, or a full stain of a negative sample) gives each row its own
+    population; where the parent is nearly empty (an unstained tube: no T cells to gate), the
+    row's ``control: {unstained: POPULATION}`` names the control's events to take instead, as an
+    autofluorescence reference that does not carry the stained tube's spillover spreading.
     """
     learned = LearnedCuts()
     too_few = []
@@ -44,38 +54,44 @@ def learn_from_control(template: Template, control: fk.Sample, resolve, comp: Co
             continue
         run = run_template(template, control, resolve, comp, settings, learned=learned, stop_before=spec.population)
         chans = run.channels[spec.population]
-        n = run.builder.count(spec.parent)
+        source, kind = spec.parent, "control"
+        n = run.builder.count(source)
+        fallback = spec.control.get("unstained")
+        if n < MIN_CONTROL_EVENTS and fallback and run.builder.has(fallback) \
+                and run.builder.count(fallback) >= MIN_CONTROL_EVENTS \
+                and n < UNSTAINED_SHARE * run.builder.count(fallback):      # unstained: (almost) nothing gated
+            source, kind = fallback, "unstained control"
+            n = run.builder.count(source)
         if n < MIN_CONTROL_EVENTS:       # this population is then called against the next reference
             too_few.append(f"'{spec.parent}' has {n} events ({template.where(spec)})")
             learned.unusable[spec.population] = (f"control {control.id} has {n} '{spec.parent}' events, "
                                                  f"{MIN_CONTROL_EVENTS} needed")
             continue
-        ctrl_spec = GateSpec(spec.population, spec.parent, spec.dims, spec.control["method"],
+        ctrl_spec = GateSpec(spec.population, source, spec.dims, spec.control["method"],
                              dict(spec.control.get("args") or {}), line=spec.line)
         ctx = MethodContext(run, ctrl_spec, chans, None, None)
         out = registry.get(ctrl_spec.method)(ctx, **ctrl_spec.args)
         learned.cuts[spec.population] = _raw_cuts(ctx, out)
+        what = "unstained, autofluorescence of" if kind != "control" else "on"
         learned.source[spec.population] = (f"control {control.id}: {ctrl_spec.method} "
-                                           f"{dict(ctrl_spec.args)} on {n} '{spec.parent}' events")
-        if len(chans) == 1 and chans[0] in out.cuts:     # the control's own background above the cut
-            learned.reference[spec.population] = _control_reference(ctx, out.cuts[chans[0]].value, n)
+                                           f"{dict(ctrl_spec.args)} {what} {n} '{source}' events")
+        if len(chans) == 1 and chans[0] in out.cuts:     # the control's own reference behind the cut
+            raw = _raw_values(run, control, comp, source, chans, None, np.random.default_rng(0))[chans[0]]
+            learned.reference[spec.population] = _control_reference(raw, ctx.to_raw(0, out.cuts[chans[0]].value),
+                                                                    kind, source)
     if too_few and not learned.cuts:
         raise GatingError(f"control {control.id}: too few events to learn any cut (at least {MIN_CONTROL_EVENTS} "
                           f"needed): {'; '.join(too_few)}")
     return learned
 
 
-def _control_reference(ctx: MethodContext, cut: float, n: int) -> dict:
-    """The control's counts behind its cut, and two more cuts (raw units) with their counts, at the
-    percentiles :func:`gating.positivity.cut_dependence` compares."""
-    from .positivity import SENSITIVITY_Q
-    v = ctx.values(0)
-    ref = {"n": int(n), "above": int(np.count_nonzero(v >= cut)), "cut_median": ctx.to_raw(0, float(np.median(v)))}
-    for tag, q in zip(("lo", "hi"), (SENSITIVITY_Q[0], SENSITIVITY_Q[-1])):
-        c = float(np.percentile(v, q))
-        ref[f"cut_{tag}"] = ctx.to_raw(0, c)
-        ref[f"above_{tag}"] = int(np.count_nonzero(v >= c))
-    return ref
+def _control_reference(raw: np.ndarray, cut: float, kind: str, population: str) -> dict:
+    """What the per-sample call needs of a control population (raw units): its size, the events at or
+    above the cut, its highest values, its median, 10th and lower percentiles, its kind and its name."""
+    tail = ReferenceTail.of(population, raw)
+    return {"n": int(raw.size), "above": int(np.count_nonzero(raw >= cut)), "kind": kind, "population": population,
+            "median": float(np.median(raw)), "p10": float(np.percentile(raw, 10)),
+            "lower": [float(v) for v in np.percentile(raw, LOWER_PERCENTILES)], "tail": [float(v) for v in tail.top]}
 
 
 def learn_batch(template: Template, tubes, settings: EngineSettings = EngineSettings(),

@@ -19,6 +19,7 @@ from scipy.stats import chi2
 
 from . import acquisition, finders, positivity
 from .finders import Cut
+from .netcount import LEVELS, ReferenceTail, mirrored, shape_levels
 
 ENTRY_POINT_GROUP = "gating.methods"
 _BUILTIN: dict[str, Callable] = {}
@@ -122,56 +123,74 @@ def percentile(ctx, q: float = 99.5, keep: str = "above", source: str = "auto") 
 def positive(ctx, internal: str | None = None, like: list | None = None, q: float = 99.5, min_events: int = 20,
              min_shape_events: int = 100, tail_sds: float = finders.DEFAULT_TAIL_SDS, min_prominence: float = 0.04,
              negative_span: float = 0.3) -> Outcome:
-    """1-D: marker-positive events against a negative reference, in order of preference: the cut
-    learned from a control tube (the row's ``control`` method), the ``q``-th percentile of the
-    tube's ``internal`` negative population (when its negatives look like this population's),
-    else this population's own shape (a valley; with none, the negatives' tail: uncertain).
-    With a reference, a valley in this population above the reference's cut is used instead
-    (a clear gap between negatives and positives; fewer background events). A density valley
-    needs ``min_shape_events``. ``like``: populations whose cuts this one takes (the highest,
-    with the largest background rate), for a small group such as double-negative T cells.
-    Records a :class:`gating.positivity.PositiveCall` with the background expected above the cut."""
+    """1-D: marker-positive events against a negative reference, in order of preference: a
+    control tube's events (the row's ``control`` method gives the gate's cut; a stained control
+    per subset, an unstained one its autofluorescence), the tube's ``internal`` negative
+    population (when its negatives look like this population's; the gate at its ``q``-th
+    percentile), else this population's own shape (a valley, the negative peak mirrored about
+    its mode; with no valley: uncertain). A density valley above the reference's cut moves the
+    gate there (a clear gap; fewer background events). ``like``: populations whose cuts and
+    reference this one takes (the highest cut), for a small group such as double-negative T
+    cells. Records a :class:`gating.positivity.PositiveCall` with the positives net of background."""
     x = ctx.values(0)
     if like:
         return _positive_like(ctx, x, like, min_events)
     own = finders.positive_cut(x, ctx.zero(0), tail_sds, min_prominence, negative_span)
-    fixed, ref_counts, uncertain = ctx.fixed_cut(0), ctx.fixed_reference(), ""
-    sens = None
+    fixed, ref_counts, uncertain, widen, misfit = ctx.fixed_cut(0), ctx.fixed_reference() or {}, "", None, []
     if fixed is not None:
         cut = _higher_valley(fixed, own)
-        counts = {k: v for k, v in (ref_counts or {}).items() if k in ("n", "above")}
-        ref = positivity.Reference("control", fixed.detail, **counts)
-        if ref_counts and "cut_lo" in ref_counts:
-            sens = ([(float(ctx.to_scale(0, ref_counts[f"cut_{e}"])[0]), ref_counts[f"above_{e}"] / ref_counts["n"])
-                     for e in ("lo", "hi")], float(ctx.to_scale(0, ref_counts["cut_median"])[0]))
+        ref = positivity.Reference(ref_counts.get("kind", "control"), fixed.detail, int(ref_counts.get("n", 0)),
+                                   int(ref_counts.get("above", 0)))
+        tail = _control_tail(ctx, ref_counts)
+        if tail is not None and ref.basis == "unstained control":
+            widen, uncertain = positivity.unstained_reference(x, tail)
+        elif tail is not None and "lower" in ref_counts:
+            uncertain = positivity.control_fit_check(x, ctx.to_scale(0, np.asarray(ref_counts["lower"])), tail.n,
+                                                     int(np.count_nonzero(x >= tail.cut(min(LEVELS)))))
+        if uncertain:                              # the control cannot say: the tube's own references
+            misfit = [f"CONTROL_MISFIT:{ctx.name}"]
+            alt = _internal_or_shape(ctx, x, own, internal, q, min_prominence)
+            cut, ref, tail = (alt[0], alt[1], alt[3]) if not alt[2] else (cut, ref, tail)
+            uncertain = "" if not alt[2] else f"{uncertain}; {alt[2]}"
     else:
-        cut, ref, uncertain, sens = _internal_or_shape(ctx, x, own, internal, q, min_prominence)
+        cut, ref, uncertain, tail = _internal_or_shape(ctx, x, own, internal, q, min_prominence)
         if ref.basis == "shape" and not uncertain and x.size < min_shape_events:
             uncertain = (f"a valley in {x.size} events is not a reliable cut (at least {min_shape_events} are needed "
                          f"without a reference)")
-    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, uncertain, sens)
+    levels = shape_levels(tail, cut.value) if tail is not None and ref.basis == "shape" else LEVELS
+    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, uncertain, tail, widen, levels)
     flags = {"not_detected": [f"NOT_DETECTED:{ctx.name}"], "uncertain": [f"UNCERTAIN:{ctx.name}"]}.get(pc.status, [])
     out = _one_sided(ctx, cut, "above")
-    return Outcome(out.gates, out.cuts, flags, {ctx.name: pc})
+    return Outcome(out.gates, out.cuts, misfit + flags, {ctx.name: pc})
+
+
+def _control_tail(ctx, ref_counts: dict) -> ReferenceTail | None:
+    """The control's highest values (kept raw by :mod:`gating.learn`) on this tube's scale."""
+    if "tail" not in ref_counts:
+        return None
+    name = "control:" + str(ref_counts.get("population", ctx.name))
+    raw = ReferenceTail(name, int(ref_counts["n"]), np.asarray(ref_counts["tail"], dtype=float),
+                        float(ref_counts.get("median", math.nan)), float(ref_counts.get("p10", math.nan)))
+    return raw.on_scale(lambda a: ctx.to_scale(0, a))
 
 
 def _positive_like(ctx, x, like: list, min_events: int) -> Outcome:
-    """The highest cut of the ``like`` populations, and the largest background rate among them."""
+    """The highest cut of the ``like`` populations, and that population's reference."""
     ch = ctx.channels[0]
     found = [(ctx.cuts_of(p)[ch], ctx.call_of(p)) for p in like if ch in ctx.cuts_of(p) and ctx.call_of(p)]
     if not found:
         raise ValueError(f"population '{ctx.name}': none of {', '.join(like)} has a cut on {ch} to take")
-    cut = max((c for c, _ in found), key=lambda c: c.value)
-    rates = [(pc.expected / pc.parent_count if pc.parent_count and math.isfinite(pc.expected) else math.nan, pc)
-             for _, pc in found]
-    known = [(r, pc) for r, pc in rates if math.isfinite(r)]
-    if known:
-        r, pc = max(known, key=lambda t: t[0])
-        ref = positivity.Reference(pc.basis, f"as {pc.population}", pc.parent_count, int(round(r * pc.parent_count)))
-    else:
-        ref = positivity.Reference(found[0][1].basis, f"as {found[0][1].population}")
-    why = "" if known else f"no background estimate in {', '.join(like)}"
-    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, why)
+    cut, pc = max(found, key=lambda t: t[0].value)
+    usable = [c for _, c in sorted(found, key=lambda t: -t[0].value) if c.net is not None]
+    tail = usable[0].net.reference if usable else None
+    ref = positivity.Reference(pc.basis, f"as {pc.population}", pc.parent_count,
+                               int(round(pc.expected)) if math.isfinite(pc.expected) else 0)
+    why = "" if tail is not None else f"no usable reference in {', '.join(like)}"
+    widen = None
+    if tail is not None and pc.basis == "unstained control":
+        widen, why = positivity.unstained_reference(x, tail)
+    levels = usable[0].net.levels if usable else LEVELS
+    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, why, tail, widen, levels, own_reference=False)
     out = _one_sided(ctx, Cut(cut.value, cut.method, f"the highest cut of {', '.join(like)}"), "above")
     return Outcome(out.gates, out.cuts, [], {ctx.name: pc})
 
@@ -184,7 +203,7 @@ def _higher_valley(reference_cut: Cut, own: Cut) -> Cut:
 
 
 def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
-    """(cut, reference, reason for uncertainty) without a control tube."""
+    """(cut, reference, reason for uncertainty, reference tail) without a control tube."""
     why_not = "no internal negatives named"
     if internal:
         negs = ctx.population_values(internal, 0)
@@ -193,9 +212,8 @@ def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
             pct = Cut(finders.percentile_cut(negs, q).value, "internal", f"{q}th percentile of {negs.size} '{internal}' events")
             cut = _higher_valley(pct, own)
             above = int(np.count_nonzero(negs >= cut.value))
-            edges = [float(np.percentile(negs, e)) for e in positivity.SENSITIVITY_Q]
-            sens = ([(c, float(np.count_nonzero(negs >= c)) / negs.size) for c in edges], float(np.median(negs)))
-            return cut, positivity.Reference("internal", f"'{internal}' of this tube", int(negs.size), above), "", sens
+            return cut, positivity.Reference("internal", f"'{internal}' of this tube", int(negs.size), above), "", \
+                ReferenceTail.of(f"internal:{internal}", negs)
     if own.method != "valley" or x.size < 3:
         return own, positivity.Reference("shape", own.detail), (
             f"no valley between negative and positive events ({own.method}: {own.detail}) and no reference "
@@ -203,7 +221,9 @@ def _internal_or_shape(ctx, x, own: Cut, internal, q, min_prominence):
     d = finders.density(x)
     peaks = d.peaks(min_prominence)
     mode = float(d.grid[peaks[0]]) if peaks.size else float(np.median(x))
-    return own, positivity.mirror_reference(x, mode, own.value, own.detail), "", None
+    negs = mirrored(x, mode)
+    ref = positivity.Reference("shape", own.detail, max(int(negs.size), 1), int(np.count_nonzero(negs >= own.value)))
+    return own, ref, "", ReferenceTail.of(f"shape:{ctx.name}", negs)
 
 
 @register("flow_rate")

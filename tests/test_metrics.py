@@ -37,12 +37,32 @@ def test_predominance_threshold_comes_from_the_rules_file():
 
 
 def test_no_predominance_without_a_trustworthy_car_count():
-    from cytomnt.carcall import CarCall
+    from cytomnt.carcall import CarCall, CarEstimate
     c = Counts(events=5000, t_cells=800, t_cd4=500, t_cd8=300, car_t=60, car_cd4=50, car_cd8=10)
-    m, f = phenotype(c, call=CarCall("not_detected", "control", "background", 55.0))
-    assert m["car_predominance"] == "" and "CAR_NOT_DETECTED" in f and "CAR_BELOW_LOD" in f   # 60 - 55 < 13
+    est = CarEstimate(5.0, 4.0, 1.0, (0.0, 14.0), (0.0, 1.75), (0.2, 1.0))
+    m, f = phenotype(c, call=CarCall("not_detected", "control", "background", 55.0, est))
+    assert m["car_predominance"] == "" and "CAR_NOT_DETECTED" in f and "CAR_BELOW_LOD" in f   # 5 net < 13
+    assert m["car_t"] == 5 and m["car_t_gross"] == 60 and m["car_pct_of_t"] == pytest.approx(0.625)
+    assert (m["car_pct_of_t_ci_low"], m["car_pct_of_t_ci_high"]) == (0.0, 1.75)
     m, f = phenotype(c, call=CarCall("uncertain", "shape", "no valley"))
     assert m["car_predominance"] == "indeterminate" and "CAR_UNCERTAIN" in f and m["car_status"] == "uncertain"
+    # no number the tool does not stand behind: the main columns are empty, the gate's count stays
+    assert m["car_t"] is None and math.isnan(m["car_pct_of_t"]) and math.isnan(m["car_cd4_cd8_ratio"])
+    assert m["car_t_gross"] == 60 and m["carneg_cd4"] is None
+
+
+def test_calls_come_from_the_interval():
+    from cytomnt.carcall import CarCall, CarEstimate
+    c = Counts(events=50000, t_cells=5000, t_cd4=2500, t_cd8=2500, car_t=400, car_cd4=100, car_cd8=300)
+    s = MetricSettings()
+    for share_ci, call in (((0.15, 0.45), "CD8"), ((0.55, 0.8), "CD4"), ((0.45, 0.55), "balanced"),
+                           ((0.3, 0.6), "indeterminate")):
+        est = CarEstimate(380.0, 95.0, 285.0, (330.0, 430.0), (6.6, 8.6), share_ci)
+        m, _ = phenotype(c, s, call=CarCall("ok", "control", "", 20.0, est))
+        assert m["car_predominance"] == call, share_ci
+        assert m["car_cd4_cd8_ratio_ci_low"] == pytest.approx(share_ci[0] / (1 - share_ci[0]))
+        assert m["car_t"] == 380 and m["car_cd4"] == 95 and m["car_cd8"] == 285 and m["car_t_gross"] == 400
+        assert m["carneg_cd4"] == 2500 - 95 and m["car_pct_of_t"] == pytest.approx(7.6)
 
 
 def test_lod_loq_and_low_count_flags():

@@ -51,7 +51,8 @@ def test_gatingml_reapplied_reproduces_counts(run):
         mine = pops[pops.sample_id == sid].set_index("population")["count"].to_dict()
         assert again == mine
         row = df.set_index("sample_id").loc[sid]
-        assert again["car_t"] == row.car_t and again["t_cells"] == row.t_cells
+        assert again["car_t"] == row.car_t_gross and again["t_cells"] == row.t_cells
+        assert row.car_status != "ok" or 0 < row.car_t <= row.car_t_gross + row.car_background_expected
 
 
 def test_populations_table(run):

@@ -134,7 +134,9 @@ def test_negative_control_is_a_learned_cut(tmp_path):
     for subset in ("car_cd4", "car_cd8"):           # one cut per T-cell subset, with the control's counts
         assert "99.5" in learned.source[subset] and "negative_control_bd" in learned.source[subset]
         ref = learned.reference[subset]
-        assert ref["n"] >= 100 and 0 < ref["above"] <= 0.01 * ref["n"] and ref["cut_lo"] < ref["cut_hi"]
+        assert ref["n"] >= 100 and 0 < ref["above"] <= 0.01 * ref["n"] and ref["kind"] == "control"
+        assert ref["tail"] == sorted(ref["tail"]) and len(ref["tail"]) >= 0.01 * ref["n"]   # the control's 99th+
+        assert ref["p10"] < ref["median"] <= ref["lower"][-1]
     assert df.strategy[0] == "auto+control" and df.car_basis[0] == "control negative_control_bd.fcs"
 
 

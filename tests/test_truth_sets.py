@@ -37,11 +37,11 @@ def test_blood_tubes_within_bars(blood):
 
 
 def test_csf_interval_coverage(tmp_path):
-    """The 95% Clopper-Pearson interval holds the true CAR fraction of CSF tubes at least 93% of the time.
+    """The 95% interval of the CAR share holds the true CAR fraction of CSF tubes (no control: the
+    tube's own non-T cells or the subset's shape as reference) at least 93% of the time.
 
-    300 small tubes (three blocks of 100, seeds never tuned on); the bar is >= 93 per 100.
-    A single block of 100 is a noisy measure of a rate near 95% (one block gave 91 with every
-    gated count exactly right: sampling chance, not gating), so the rate is tested on all 300.
+    300 small tubes (three blocks of 100, seeds never tuned on). A tube with too few T cells in a
+    subset for any reference is 'uncertain' and shows no number; at most a third may be.
     """
     truths = {}
     for block in (1, 2, 3):
@@ -51,10 +51,13 @@ def test_csf_interval_coverage(tmp_path):
             truths[sid] = write_tube(tmp_path / f"{sid}.fcs", random_spec(rng, "csf"), UNSEEN + 1000 * block + i)
     df = cytomnt.analyze([tmp_path], jobs=2).set_index("sample_id")
     assert (df.status == "ok").all()
-    covered = sum(df.loc[s, "car_pct_of_t_ci_low"] <= 100 * t["car_frac_of_t_true"] <= df.loc[s, "car_pct_of_t_ci_high"]
-                  for s, t in truths.items())
-    assert covered >= 279, covered
-    # gating error (against the tube's realised CAR share) is small next to sampling error
-    err = np.array([abs(df.loc[s, "car_pct_of_t"] - t["car_pct_of_t"]) for s, t in truths.items()])
-    assert np.median(err) < 0.3 and err.max() < 2.0, (np.median(err), err.max())
+    shown = df[df.car_status != "uncertain"]
+    assert df.loc[df.car_status == "uncertain", "car_pct_of_t"].isna().all()
+    assert len(shown) >= 200, df.car_status.value_counts()
+    covered = sum(r.car_pct_of_t_ci_low <= 100 * truths[s]["car_frac_of_t_true"] <= r.car_pct_of_t_ci_high
+                  for s, r in shown.iterrows())
+    assert covered >= 0.93 * len(shown), (covered, len(shown))
+    # gating and background error (against the tube's realised CAR share) are small next to sampling
+    err = np.array([abs(r.car_pct_of_t - truths[s]["car_pct_of_t"]) for s, r in shown.iterrows()])
+    assert np.median(err) < 1.0 and err.max() < 6.0, (np.median(err), err.max())
     assert df.t_cells.min() < 500        # these really are small tubes
