@@ -66,7 +66,7 @@ def car_call(calls: dict, t_cells: int | None, min_t_cells: int, user_gates: boo
             "no T-cell subset has a negative reference"
         return CarCall("uncertain", _basis(subs), why)
     est = _estimate(sure, unsure, t_cells, confidence)
-    expected = float(sum(c.net.background[c.net.centre] for c in sure.values()))
+    expected = float(sum(c.net.point_background for c in sure.values()))
     status = "ok" if est.total_ci[0] > 0 else "not_detected"
     reason = "" if status == "ok" else (
         f"{est.total:.0f} CAR+ T cells above background (95% CI {est.total_ci[0]:.0f} to {est.total_ci[1]:.0f}): "
@@ -98,7 +98,7 @@ def _main_levels(calls: dict) -> int:
 def _estimate(sure: dict, unsure: dict, t_cells: int, confidence: float) -> CarEstimate:
     """Sum the subsets level by level; a small uncertain subset adds 0 to all of its events."""
     rows = _rows(sure, t_cells)
-    point = {p: float(c.net.net[c.net.centre]) for p, c in sure.items()}
+    point = {p: c.net.point for p, c in sure.items()}
     total_rows = sum(rows.values())
     extra_hi = float(sum(c.parent_count for c in unsure.values()))
     extra_pt = float(sum(c.positive for c in unsure.values()))
@@ -111,7 +111,7 @@ def _estimate(sure: dict, unsure: dict, t_cells: int, confidence: float) -> CarE
     # against different kinds of reference (their cut levels are then not alike)
     main = _main_levels(sure)
     kinds = {c.basis for p, c in sure.items() if p in ("car_cd4", "car_cd8")}
-    bounds = range(main, main + 1 + len(LOWER_LEVELS))        # hidden positives, lower levels
+    bounds = range(main + 1, main + 2 + len(LOWER_LEVELS))    # hidden positives, lower levels
     keep = [i for i in range(total_rows.shape[0]) if i not in bounds or len(kinds) > 1]
     zero = np.zeros_like(total_rows[keep])
     c4 = np.clip(rows["car_cd4"][keep] if "car_cd4" in rows else zero, 0, None)

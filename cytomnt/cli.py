@@ -31,7 +31,8 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gate-map", help="which user gate is which: 't_cell=T Cells,car=CAR+,cd4=CD4,cd8=CD8' or a YAML file")
     p.add_argument("--manifest", help="CSV: file, sample_id, patient_id, collection_date, sample_type[, alc_k_per_ul, control]")
     p.add_argument("--sample-type", choices=["pb", "csf", "bm", "product"], help="sample type for files the manifest does not type")
-    p.add_argument("--negative-control", help="FCS of a CAR-negative tube: the CAR cut is a high percentile of its T cells")
+    p.add_argument("--negative-control", help="FCS of a CAR-negative control tube (FMO, a stained CAR-negative sample, "
+                   "or an unstained tube): CAR+ T cells are counted net of what it predicts")
     p.add_argument("--spillover", help="spillover matrix CSV (detectors as header and first column) instead of $SPILLOVER")
     p.add_argument("--jobs", type=int, default=0,
                    help="worker processes (default 0 = every CPU this process may use; 1 = no pool)")

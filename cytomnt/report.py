@@ -126,23 +126,38 @@ def _sample_view(r, plots: dict) -> dict:
             "car_per_ul": _fmt(r.car_t_per_ul, "{:.0f}"), "flags": _flags(r.qc_flags), "plot": _blob(plots.get(r.sample_id)),
             "car_status": _car_status(r), "car_status_cls": {"uncertain": "bad", "not_detected": "warn"}.get(
                 str(getattr(r, "car_status", "") or ""), ""), "car_reason": str(getattr(r, "car_status_reason", "") or ""),
-            "car_advice": car_advice(str(getattr(r, "car_status_reason", "") or ""))}
+            "car_advice": car_advice(str(getattr(r, "car_status_reason", "") or ""),
+                                     str(getattr(r, "car_basis", "") or ""))}
 
 
-#: A plain first line for a lab tech, from the reason of an uncertain call.
-ADVICE = (("T cells; at least", "Too few T cells to call CAR positivity."),
-          ("run continuously", "Dim stain without a clear gap: the count depends on the cut. A control tube "
-                               "stained the same way, or a brighter CAR reagent, would settle it."),
-          ("sit just above the cut", "Dim stain without a clear gap: the true CAR share may be much higher. A "
-                                     "control tube stained the same way, or a brighter CAR reagent, would settle it."),
+#: A plain first line for a lab tech, from the reason of an uncertain call: (key in the reason,
+#: advice without a control tube, advice when a control tube was used).
+ADVICE = (("T cells; at least", "Too few T cells to call CAR positivity.", "Too few T cells to call CAR positivity."),
+          ("sit just above the cut",
+           "Dim stain without a clear gap: the true CAR share may be much higher. A CAR-negative control tube "
+           "(FMO) stained the same way, or a brighter CAR reagent, would settle it.",
+           "Dim stain without a clear gap and too few events to show how many positives hide below the cut: "
+           "a larger tube or a brighter CAR reagent would settle it."),
+          ("wider than the unstained control",
+           "", "An unstained tube cannot set this panel's background (spillover spreading from the other stains): "
+               "run an FMO control (all stains but CAR)."),
+          ("does not stand for this tube",
+           "", "The control tube's negatives differ from this tube's: run a control stained and acquired like it."),
+          ("needed to place its percentiles",
+           "Too few reference events for this subset: a CAR-negative control tube (FMO) would settle it.",
+           "Too few reference events for this subset: a larger control tube would settle it."),
           ("no valley", "No clear CAR+ population and no negative reference: run a CAR-negative control tube "
-                        "(FMO or pre-infusion sample) with this panel."),
-          ("every event lies above", "Every T cell looks CAR+: the negatives cannot be placed without a control tube."))
+                        "(FMO or pre-infusion sample) with this panel.",
+           "No clear CAR+ population and the control tube cannot serve this subset: see the reason."),
+          ("every event lies above", "Every T cell looks CAR+: the negatives cannot be placed without a control tube.",
+           "Every T cell looks CAR+ against the control tube."))
 
 
-def car_advice(reason: str) -> str:
-    """One plain sentence for an uncertain or not-detected call."""
-    return next((text for key, text in ADVICE if key in reason), "")
+def car_advice(reason: str, basis: str = "") -> str:
+    """One plain sentence for an uncertain or not-detected call (``basis``: the call's references,
+    which say whether a control tube was used)."""
+    with_control = "control" in basis
+    return next((with_ if with_control else without for key, without, with_ in ADVICE if key in reason), "")
 
 
 def _car_status(r) -> str:

@@ -158,7 +158,8 @@ def positive(ctx, internal: str | None = None, like: list | None = None, q: floa
             uncertain = (f"a valley in {x.size} events is not a reliable cut (at least {min_shape_events} are needed "
                          f"without a reference)")
     levels = shape_levels(tail, cut.value) if tail is not None and ref.basis == "shape" else LEVELS
-    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, uncertain, tail, widen, levels)
+    valley = cut.value if own.method == "valley" and cut.value == own.value else None
+    pc = positivity.call(ctx.name, x, cut.value, ref, min_events, uncertain, tail, widen, levels, valley=valley)
     flags = {"not_detected": [f"NOT_DETECTED:{ctx.name}"], "uncertain": [f"UNCERTAIN:{ctx.name}"]}.get(pc.status, [])
     out = _one_sided(ctx, cut, "above")
     return Outcome(out.gates, out.cuts, misfit + flags, {ctx.name: pc})

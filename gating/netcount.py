@@ -108,6 +108,30 @@ class NetCount:
     hidden: float = 0.0                  # positives a smear hides below the lowest main cut (extrapolated)
     low_counts_more: bool = False        # the lower levels count clearly more positives (a dim stain)
     extra: np.ndarray | None = None      # replicates against a second reference, which only widen the interval
+    valley: tuple[float, float, np.ndarray] | None = None   # (cut, net, replicates) at the population's own valley
+    background_scale: float = 1.0        # share of the reference's background taken in the point (a bound: 0.5)
+    rising: bool = False                 # the point at the highest level: the count rises clearly with the cut
+    #                                      (the reference is wider than the negatives), or a reference of other cells
+
+    @property
+    def point(self) -> float:
+        """The estimate: the net count at the population's own valley above the reference's cuts
+        (a separate population: what sits between the negatives and the valley is not counted),
+        else at the middle main level."""
+        return self.valley[1] if self.valley is not None else float(self.net[self.point_level])
+
+    @property
+    def point_level(self) -> int:
+        """Index of the level that gives the point: the middle main one, or the highest when the count
+        rises clearly with the cut (the background at the lower cuts is over-stated)."""
+        return len(self.levels) - 1 if self.rising else self.centre
+
+    @property
+    def point_background(self) -> float:
+        """The background the reference predicts above the point estimate's cut."""
+        if self.valley is not None:
+            return self.n * self.reference.share_above(self.valley[0]) * self.background_scale
+        return float(self.background[self.point_level])
 
     @property
     def main(self) -> np.ndarray:
@@ -125,20 +149,25 @@ class NetCount:
 
     def rows(self, widened: bool = False, levels: int | None = None) -> np.ndarray:
         """Every replicate row the interval spans: the main levels (repeated up to ``levels`` rows,
-        to align with populations counted at more levels; the ratio is formed on these), the
-        lowest main level plus the hidden positives, the lower levels where they count clearly more
+        to align with populations counted at more levels) and the own valley (or the middle level
+        again), on which the ratio is formed; the lowest main level plus the hidden positives, the lower levels where they count clearly more
         (else the lowest main level again), and (``widened``) a second reference's rows."""
         def pad(block: np.ndarray, want: int | None) -> np.ndarray:
             return block[np.minimum(np.arange(want or block.shape[0]), block.shape[0] - 1)]
         main = self.main
         low = self.boot[:self.first] if self.low_counts_more and self.first else main[:1]
-        out = [pad(main, levels), main[:1] + self.hidden, pad(low, len(LOWER_LEVELS))]
+        own = self.valley[2][None, :] if self.valley is not None else self.boot[self.point_level][None, :]
+        out = [pad(main, levels), own, main[:1] + self.hidden, pad(low, len(LOWER_LEVELS))]
         if widened:
             out.append(pad(self.extra if self.extra is not None else main, 2 * (levels or main.shape[0])))
         return np.vstack(out)
 
     def all_boot(self) -> np.ndarray:
         return self.rows(self.extra is not None)
+
+    def from_highest_level(self) -> "NetCount":
+        """The same counts with the point at the highest main level (the least background)."""
+        return self._with(rising=True)
 
     def _with(self, **changes) -> "NetCount":
         return NetCount(**{**{k: getattr(self, k) for k in self.__dataclass_fields__}, **changes})
@@ -154,7 +183,12 @@ class NetCount:
         """For a reference that bounds the background rather than estimates it (a mirrored negative
         peak): the point takes half its background, the interval spans none to all of it."""
         gross_rows = self.main + self.background[self.first:, None]
-        half = self._with(background=self.background / 2.0, boot=self.boot + self.background[:, None] / 2.0)
+        valley = self.valley
+        if valley is not None:
+            bg = self.n * self.reference.share_above(valley[0])
+            valley = (valley[0], valley[1] + bg / 2.0, valley[2] + bg / 2.0)
+        half = self._with(background=self.background / 2.0, boot=self.boot + self.background[:, None] / 2.0,
+                          valley=valley, background_scale=0.5)
         return half.widened_rows(np.vstack([self.main, gross_rows]))
 
 
@@ -179,13 +213,17 @@ def _replicate_cuts(ref: ReferenceTail, levels: tuple[float, ...], replicates: i
 
 
 def net_count(population: str, values: np.ndarray, ref: ReferenceTail, levels: tuple[float, ...] = LEVELS,
-              replicates: int = REPLICATES, lower: tuple[float, ...] = LOWER_LEVELS) -> NetCount:
+              replicates: int = REPLICATES, lower: tuple[float, ...] = LOWER_LEVELS,
+              valley: float | None = None, cap: bool = True) -> NetCount:
     """Count ``values`` (a population on the reference's scale) at or above each level's cut,
     net of the background the reference predicts, with ``replicates`` bootstrap replicates;
-    ``lower`` levels only ever raise the interval's upper end (a dim stain's hidden positives)."""
+    ``lower`` levels only ever raise the interval's upper end (a dim stain's hidden positives);
+    ``valley``: the population's own valley above the reference's cuts, counted as well; ``cap``:
+    lower levels a small reference cannot place (:func:`usable_levels`; off for a mirrored peak,
+    whose level is its valley's)."""
     lower = tuple(q for q in lower if q < min(levels))
     first = len(lower)
-    levels = usable_levels(ref.n, lower + tuple(levels))
+    levels = usable_levels(ref.n, lower + tuple(levels)) if cap else lower + tuple(levels)
     v = np.sort(np.asarray(values, dtype=float))
     n = int(v.size)
     cuts = np.array([ref.cut(q) for q in levels])
@@ -217,15 +255,23 @@ def net_count(population: str, values: np.ndarray, ref: ReferenceTail, levels: t
     hidden = min(max(float(gross[first] - background[first] - gross[-1] + background[-1]), 0.0) * factor,
                  float(n - gross[first]))
     more = bool(first) and _counts_more(gross[:first + 1], background[:first + 1])
-    return NetCount(tuple(levels), n, ref, cuts, gross, background, boot, first, hidden, more)
+    rising = _counts_more(gross[m][::-1], background[m][::-1])
+    own = None
+    if valley is not None:
+        share = ref.share_above(valley)
+        g = float(np.count_nonzero(v >= valley))
+        own = (float(valley), g - n * share,
+               rng.binomial(n, g / n, replicates) - n * rng.binomial(ref.n, share, replicates) / ref.n)
+    return NetCount(tuple(levels), n, ref, cuts, gross, background, boot, first, hidden, more, None, own,
+                    rising=rising)
 
 
 def _counts_more(gross: np.ndarray, background: np.ndarray) -> bool:
-    """Whether a lower level counts clearly more positives than the lowest main one (the last):
-    by more than two Poisson errors of the events and background between the two cuts."""
+    """Whether another level counts clearly more positives than the last one: by more than two
+    Poisson errors of the events and background between the two cuts."""
     net = gross - background
     for j in range(len(net) - 1):
-        noise = math.sqrt(max(float(gross[j] - gross[-1] + background[j] - background[-1]), 1.0))
+        noise = math.sqrt(max(abs(float(gross[j] - gross[-1])) + abs(float(background[j] - background[-1])), 1.0))
         if net[j] - net[-1] > 2.0 * noise:
             return True
     return False

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, ks_2samp, poisson
 
-from .netcount import LEVELS, NetCount, ReferenceTail, interval, net_count
+from .netcount import LEVELS, LOWER_LEVELS, NetCount, ReferenceTail, interval, net_count
 
 #: Basis of a cut, in order of preference.
 BASES = ("control", "internal", "shape")
@@ -77,11 +77,12 @@ MIN_GAP = 0.5
 FEW_FOR_SLOPE = 100
 
 
-def separation(values: np.ndarray, cut: float, negative_median: float) -> str:
+def separation(values: np.ndarray, cut: float, negative_median: float, background: float = 0.0) -> str:
     """Why the positive events are not a population of their own ('' when they are): events of
     a dim stain that runs into the negatives pile up just above the cut, whose place then
-    decides how many are counted."""
-    pos = values[values >= cut]
+    decides how many are counted. The ``background`` events expected above the cut, which sit
+    just above it, are left out of the positives' median."""
+    pos = np.sort(values[values >= cut])[int(round(max(background, 0.0))):]
     reach = cut - negative_median
     if pos.size < 5 or not reach > 0:
         return ""
@@ -95,7 +96,7 @@ def separation(values: np.ndarray, cut: float, negative_median: float) -> str:
 
 def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_events: int,
          uncertain: str = "", tail: ReferenceTail | None = None, widen: ReferenceTail | None = None,
-         levels: tuple[float, ...] = LEVELS, own_reference: bool = True) -> PositiveCall:
+         levels: tuple[float, ...] = LEVELS, own_reference: bool = True, valley: float | None = None) -> PositiveCall:
     """The call for ``values`` (the parent's events on the marker's scale) against ``tail`` (the
     reference's highest values, on the same scale): positives net of background at each cut level
     of :mod:`gating.netcount`, detected when the whole 95% interval is above zero. ``cut``: the
@@ -104,7 +105,8 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
     the call uncertain whatever the counts; ``widen``: a second reference whose net counts only
     widen the interval (e.g. an unstained control rescaled for spillover spreading); ``levels``:
     the reference's percentiles to count at; ``own_reference``: False for a population that borrows
-    another's reference and cut (a small mixed group), whose positives are not judged on their own."""
+    another's reference and cut (a small mixed group), whose positives are not judged on their own;
+    ``valley``: the population's own valley above the reference's cuts (the gate's cut then)."""
     n = int(values.size)
     k = int(np.count_nonzero(values >= cut))
     expected, high = background(n, ref)
@@ -123,14 +125,17 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
         reason = "every event lies below the cut found in the data (a cut at the edge of the data)"
     if reason:
         return PositiveCall(population, n, k, expected, high, p, "uncertain", ref.basis, reason)
-    net = net_count(population, values, tail, levels)
+    shape = ref.basis == "shape"            # one level, its valley's; the mirror bounds the background
+    net = net_count(population, values, tail, levels, lower=() if shape else LOWER_LEVELS, valley=valley, cap=not shape)
+    if ref.basis == "internal":             # other cells: their tail is least trusted where it predicts most
+        net = net.from_highest_level()
     few = net.net[net.centre] < FEW_FOR_SLOPE and own_reference
-    hiding = separation(values, cut, tail.median) if net.hidden <= 0 and few else ""
+    hiding = separation(values, cut, tail.median, n * tail.share_above(cut)) if net.hidden <= 0 and few else ""
     if hiding and interval(net.rows())[0] > 0:
         return PositiveCall(population, n, k, expected, high, p, "uncertain", ref.basis, hiding)
     if widen is not None:
         net = net.widened(net_count(population, values, widen, levels))
-    if ref.basis == "shape":           # a mirrored peak bounds the background (logicle squeezes its upper side)
+    if shape:                          # a mirrored peak bounds the background (logicle squeezes its upper side)
         net = net.halved_background()
     lo, _ = interval(net.all_boot())
     status = "detected" if lo > 0 else "not_detected"

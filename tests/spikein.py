@@ -156,6 +156,31 @@ CSF_DESIGNS = [Design(f, r, b, events=3000) for b in ("bright", "medium") for f,
                ((0.3, 3.0), (0.5, 0.33), (0.2, 1.0), (0.6, 2.5), (0.4, 0.4))]
 
 
+def summary(res) -> str:
+    """The issue's bars on a results table of :func:`run`."""
+    lines = []
+    ok = res.status == "ok"
+    bm = res.brightness.isin(["bright", "medium"])
+    for how in ("control", "none"):
+        h = res[(res.how == how) & (res.kind == "pb")]
+        hb = h[h.brightness.isin(["bright", "medium"])]
+        hd = h[h.brightness == "dim"]
+        lines.append(f"blood, {how}: bright+medium right and ok {int((hb.right).sum())}/{len(hb)}; dim truth inside "
+                     f"the interval {int(hd.covered.sum())}/{len(hd)}; uncertain {int((h.status == 'uncertain').sum())}")
+    wrong = res[ok & ~res.consistent]
+    lines.append(f"confident wrong calls (a call the truth contradicts): {len(wrong)} {list(wrong.tube)}")
+    number = res[(res.status == "uncertain") & res.pct.notna()]
+    lines.append(f"uncertain rows with a number: {len(number)}")
+    c = res[(res.how == "control") & (res.kind == "csf") & bm]
+    beyond = c[((c.truth_ratio > 2) | (c.truth_ratio < 0.5)) & (c.car_pos >= 30)]
+    called = beyond[beyond.call.isin(["CD4", "CD8"]) & beyond.consistent]
+    miss = c[(c.status == "ok") & ~c.covered]
+    lines.append(f"CSF-sized, control: truth inside the interval {int(c.covered.sum())}/{len(c)}; call made and right "
+                 f"{len(called)}/{len(beyond)} where the true ratio is beyond 2 with >= 30 CAR+; ok rows missing the "
+                 f"truth {len(miss)} {list(miss.tube)}")
+    return "\n".join(lines)
+
+
 def run(out: Path, designs=None, csf_designs=None, bases=BASES, seed: int = 0):
     """Spike every design into each base tube, analyse with and without the control; one row each."""
     import pandas as pd
@@ -199,7 +224,10 @@ def run(out: Path, designs=None, csf_designs=None, bases=BASES, seed: int = 0):
 
 if __name__ == "__main__":
     import pandas as pd
-    res = run(Path(sys.argv[1] if len(sys.argv) > 1 else "spikein-out"))
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "spikein-out")
+    res = run(out)
+    res.to_csv(out / "spikein_results.csv", index=False)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_rows", 500)
     print(res.to_string())
+    print(summary(res))

@@ -285,3 +285,76 @@ def test_control_problems_are_said(tmp_path, capsys):
     assert "car_cd8" in cfg.learned.unusable and "needed" in cfg.learned.unusable["car_cd8"]
     df = cytomnt.analyze([tmp_path / "s.fcs"], config=cfg)
     assert "control tube: none" not in df.car_status_reason[0]
+
+
+# -- the estimate against known truth: generated designs on seeds never developed on ---------------
+
+def test_five_percent_car_tube_on_many_seeds(tmp_path):
+    """Bright CAR on 5% of T cells, CAR CD4:CD8 0.30, no control, 150k events: on every seed the share
+    within 0.5 points, the ratio within 10%, the call CD8, and the truth inside the interval."""
+    truths = {f"s{i}": write_tube(tmp_path / f"s{i}.fcs", TubeSpec(events=150_000, car_frac_of_t=0.05,
+                                                                  car_cd4_share=0.3 / 1.3), SEED + 300 + i)
+              for i in range(6)}
+    df = cytomnt.analyze([tmp_path], jobs=2).set_index("sample_id")
+    for sid, t in truths.items():
+        r = df.loc[sid]
+        assert r.car_status == "ok" and r.car_predominance == "CD8", (sid, r.car_status_reason)
+        assert abs(r.car_pct_of_t - t["car_pct_of_t"]) <= 0.5, sid
+        assert r.car_cd4_cd8_ratio == pytest.approx(t["car_cd4"] / t["car_cd8"], rel=0.10), sid
+        assert not _missed(r, t), sid
+        assert r.car_cd4_cd8_ratio_ci_low <= r.car_cd4_cd8_ratio <= r.car_cd4_cd8_ratio_ci_high
+
+
+def test_a_subset_without_car_is_estimated_near_zero(tmp_path):
+    """CAR only on CD8 T cells (truth: no CAR CD4 cell): the CD4 estimate is a few events at most, with
+    and without a control, and the call is CD8."""
+    t = write_tube(tmp_path / "only8.fcs", TubeSpec(events=100_000, car_frac_of_t=0.15, car_cd4_share=0.0),
+                   SEED + 400)
+    ctl = tmp_path / "ctl" / "c.fcs"
+    ctl.parent.mkdir()
+    write_tube(ctl, TubeSpec(events=100_000, car_frac_of_t=0.0), SEED + 401)
+    assert t["car_cd4"] == 0
+    for control in (None, ctl):
+        r = cytomnt.analyze([tmp_path / "only8.fcs"], negative_control=control).iloc[0]
+        assert r.car_status == "ok" and r.car_predominance == "CD8"
+        assert r.car_cd4 <= max(5, 0.01 * t["car_cd8"]), (control, r.car_cd4, r.car_cd4_gross)
+        assert r.car_cd4_cd8_ratio_ci_low == 0 or r.car_cd4_cd8_ratio_ci_low < 0.05
+        assert not _missed(r, t)
+
+
+@pytest.mark.slow
+def test_unstained_tube_as_control_is_named_and_never_a_confident_number(activation):
+    """The shared unstained tube as control: the run completes, car_basis names it; its lymphocytes'
+    autofluorescence is far narrower than the stained T cells' negatives (spillover spreading), so no
+    CAR number is given for them (an FMO control is asked for)."""
+    d = activation[0]
+    df = cytomnt.analyze([d / "Activation"], panel=TESTDATA / "activation_panel.yaml",
+                         negative_control=d / "Activation" / "Activation_33.fcs").set_index("sample_id")
+    for sid in ("Activation_1", "Activation_7"):
+        r = df.loc[sid]
+        assert r.status == "ok" and "unstained control Activation_33.fcs" in r.car_basis
+        assert r.car_status != "ok" or not math.isnan(r.car_pct_of_t)
+        if r.car_status == "uncertain":
+            assert math.isnan(r.car_pct_of_t) and "FMO" in r.car_status_reason
+
+
+@pytest.mark.slow
+def test_spiked_car_on_real_files(tmp_path):
+    """A CAR-like signal added to an unused detector of the expert's own T cells of the real activation
+    files (tests/spikein.py), with the experiment's other tube as control: bright and medium designs
+    right and ok, dim designs inside their interval, no confident wrong call, no number on an
+    uncertain row; CSF-sized draws covered by their interval."""
+    from tests.spikein import Design, run
+    designs = [Design(f, r, b) for b in ("bright", "medium", "dim") for f, r in ((0.2, 1.0), (0.4, 0.5), (0.1, 3.0))]
+    csf = [Design(0.4, 0.4, "bright", events=3000), Design(0.3, 3.0, "medium", events=3000)]
+    res = run(tmp_path, designs, csf, seed=SEED)
+    ok = res.status == "ok"
+    assert not (ok & ~res.consistent).any(), res[ok & ~res.consistent]
+    assert res.loc[res.status == "uncertain", "pct"].isna().all()
+    ctl = res[res.how == "control"]
+    bm = ctl[(ctl.kind == "pb") & ctl.brightness.isin(["bright", "medium"])]
+    assert bm.right.sum() >= len(bm) - 1, bm
+    dim = ctl[(ctl.kind == "pb") & (ctl.brightness == "dim")]
+    assert dim.covered.sum() >= len(dim) // 2, dim
+    small = ctl[ctl.kind == "csf"]
+    assert small.covered.all() and (small.status == "ok").all(), small

@@ -72,6 +72,11 @@ def alc_on_day(ctx: FactorContext, day: int = 10, tolerance_days: int = 1):
 
 # -- flow ------------------------------------------------------------------------------------------
 
+#: What settles a factor left unknown by an uncertain CAR call (the call's reason says how to get one:
+#: a control tube, a larger tube, an FMO instead of an unstained tube...).
+CERTAIN_CALL = "a sample with a certain CAR call (its car_status_reason says what would give one)"
+
+
 def car_samples(ctx: FactorContext, sample_type: str, window_days=None) -> tuple[pd.DataFrame, str]:
     """Usable samples (in the window, if given) whose CAR call is trustworthy (``car_status`` ok
     or not_detected), and a note naming those whose call is uncertain (their CAR numbers are
@@ -86,7 +91,8 @@ def car_samples(ctx: FactorContext, sample_type: str, window_days=None) -> tuple
     unsure = f[status == "uncertain"]
     note = ""
     if len(unsure):
-        why = "; ".join(f"{r.sample_id}: {r.car_status_reason}" for r in unsure.itertuples())
+        why = "; ".join(f"{r.sample_id}: {getattr(r, 'car_status_reason', '') or 'no reason given'}"
+                        for r in unsure.itertuples())
         note = f"CAR call uncertain in {len(unsure)} sample(s) ({why})"
     return f[status != "uncertain"], note
 
@@ -101,7 +107,7 @@ def flow_share(ctx: FactorContext, threshold: float, column: str = "car_pct_of_t
     settle_more = f"{sample_type} flow samples until {_when(ctx, window_days[1])}"
     if f.empty or f[column].isna().all():
         return None, unsure or f"no usable {sample_type} flow sample in days {window_days[0]}-{window_days[1]} by " \
-                               f"{ctx.as_of}", (f"a sample with a certain CAR call (a control tube)" if unsure
+                               f"{ctx.as_of}", (CERTAIN_CALL if unsure
                                                 else settle_more)
     f = f.copy()
     for c in (lo_col, hi_col):             # results without intervals: the point estimate stands for both
@@ -137,7 +143,7 @@ def flow_predominance(ctx: FactorContext, sample_type: str = "pb", window_days=(
     only): ``call`` there is present; another firm call is absent once the window has closed."""
     f, unsure = car_samples(ctx, sample_type, window_days)
     if unsure:
-        return None, unsure, "a sample with a certain CAR call (a control tube)"
+        return None, unsure, CERTAIN_CALL
     if "car_status" in f.columns:
         f = f[f.car_status.fillna("ok").astype(str) == "ok"]
     if f.empty or f.car_pct_of_t.isna().all():
@@ -164,7 +170,7 @@ def csf_car_cd4(ctx: FactorContext, confidence: float = 0.95):
     firm CD8 or balanced call, or an odds ratio below 1 with confidence; otherwise unknown."""
     f, unsure = car_samples(ctx, "csf")
     if unsure:
-        return None, unsure, "a CSF sample with a certain CAR call (a control tube)"
+        return None, unsure, "a CSF " + CERTAIN_CALL.removeprefix("a ")
     if "car_status" in f.columns:
         f = f[f.car_status.fillna("ok").astype(str) == "ok"]
     if f.empty:
