@@ -197,18 +197,19 @@ def _seed(name: str) -> int:
 
 
 def _replicate_cuts(ref: ReferenceTail, levels: tuple[float, ...], replicates: int) -> np.ndarray:
-    """Cuts (levels x replicates) of the reference resampled with replacement: the k-th highest
-    of n draws, found from the multinomial counts of draws on the reference's highest values."""
+    """Cuts (levels x replicates) of the reference resampled with replacement: the k-th highest of
+    n draws. A draw is the value at floor(U n) of the sorted reference for a uniform U, so the k-th
+    highest draw is the value at the k-th highest of n uniforms, drawn jointly for all levels from
+    sums of exponentials (Renyi): 1 - U_(k) = G_k / G_(n+1), G the running sum of n + 1 Exp(1)."""
     rng = np.random.default_rng(_seed("reference:" + ref.name))
+    ks = np.array([rank_from_top(ref.n, q) for q in levels])
+    order = np.argsort(ks, kind="stable")
+    steps = np.diff(np.r_[0, ks[order], ref.n + 1]).astype(float)
+    sums = np.cumsum(rng.gamma(steps[:, None], size=(steps.size, replicates)), axis=0)   # shape 0 gives 0
+    from_top = np.floor(sums[:-1] / sums[-1] * ref.n).astype(np.int64)       # 0 = the highest value
     w = ref.top.size
-    counts = rng.multinomial(ref.n, np.r_[np.full(w, 1.0 / ref.n), max(0.0, 1.0 - w / ref.n)], size=replicates)
-    from_top = np.cumsum(counts[:, w - 1::-1], axis=1)           # draws at or above each top value
     out = np.empty((len(levels), replicates))
-    for j, q in enumerate(levels):
-        k = rank_from_top(ref.n, q)
-        pos = np.minimum(np.argmax(from_top >= k, axis=1), w - 1)   # 0 = the highest value
-        pos[from_top[:, -1] < k] = w - 1
-        out[j] = ref.top[w - 1 - pos]
+    out[order] = ref.top[w - 1 - np.minimum(from_top, w - 1)]
     return out
 
 
