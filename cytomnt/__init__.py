@@ -5,7 +5,7 @@ Research use only: not a validated clinical decision tool.
 The public names are imported on first use, so ``import cytomnt`` (and ``cytomnt --help``)
 does not load FlowKit and the plotting stack.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _PUBLIC = {
     "Panel": ("cytomnt.panel", "Panel"),
