@@ -13,7 +13,9 @@ MEANINGS = {
     "NOT_DETECTED": "this T-cell subset has no CAR+ events clearly beyond background",
     "UNCERTAIN": "this T-cell subset has no usable negative reference for the CAR count",
     "CONTROL_MISFIT": "the control tube's negatives do not match this subset's (another background or spreading): "
-                      "the subset was counted against the tube's own references instead",
+                      "the subset was counted against the tube's own references instead, where they serve",
+    "DIM_SMEAR": "this subset's CAR+ count falls as the cut rises (a dim stain): the interval's upper end allows "
+                 "for the positives it may hide among the negatives",
     "PREGATE_BIAS": "a pre-gate removes CAR+ T cells 20 points more often than CAR- ones",
     "GATE_SKIPPED": "an optional channel is absent from the file; its gate was skipped",
     "NO_VALLEY": "no density valley where one was expected; the cut is the negative population's tail",

@@ -17,7 +17,9 @@ def control_cuts_from(control, cfg):
     """Cuts of the template's ``control`` rows, learned on ``control`` (a path or FlowKit Sample)."""
     from pathlib import Path
     if not hasattr(control, "get_events") and not Path(control).is_file():
-        raise ConfigError(f"negative control {control}: not a file (give one FCS file of a CAR-negative tube)")
+        what = "a folder, not a file" if Path(control).is_dir() else "not a file (it does not exist)"
+        raise ConfigError(f"negative control {control}: {what}; give one FCS file of a CAR-negative tube "
+                          f"(FMO, a stained CAR-negative sample, or an unstained tube)")
     try:
         sample = control if hasattr(control, "get_events") else read_fcs(control).sample
         name = str(getattr(control, "id", control))

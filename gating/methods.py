@@ -9,7 +9,7 @@ method without forking.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -148,9 +148,9 @@ def positive(ctx, internal: str | None = None, like: list | None = None, q: floa
             uncertain = positivity.control_fit_check(x, ctx.to_scale(0, np.asarray(ref_counts["lower"])), tail.n,
                                                      int(np.count_nonzero(x >= tail.cut(min(LEVELS)))))
         if uncertain:                              # the control cannot say: the tube's own references
-            misfit = [f"CONTROL_MISFIT:{ctx.name}"]
+            misfit = [f"CONTROL_MISFIT:{ctx.name}", f"{ref.basis} did not fit"]
             alt = _internal_or_shape(ctx, x, own, internal, q, min_prominence)
-            cut, ref, tail = (alt[0], alt[1], alt[3]) if not alt[2] else (cut, ref, tail)
+            cut, ref, tail = alt[0], alt[1], alt[3]
             uncertain = "" if not alt[2] else f"{uncertain}; {alt[2]}"
     else:
         cut, ref, uncertain, tail = _internal_or_shape(ctx, x, own, internal, q, min_prominence)
@@ -161,8 +161,23 @@ def positive(ctx, internal: str | None = None, like: list | None = None, q: floa
     valley = cut.value if own.method == "valley" and cut.value == own.value else None
     pc = positivity.call(ctx.name, x, cut.value, ref, min_events, uncertain, tail, widen, levels, valley=valley)
     flags = {"not_detected": [f"NOT_DETECTED:{ctx.name}"], "uncertain": [f"UNCERTAIN:{ctx.name}"]}.get(pc.status, [])
-    out = _one_sided(ctx, cut, "above")
-    return Outcome(out.gates, out.cuts, misfit + flags, {ctx.name: pc})
+    if misfit:                                     # the basis still names the control it could not use
+        pc = replace(pc, basis=f"{pc.basis} ({misfit.pop()})")
+    out = _one_sided(ctx, _at_estimate(cut, pc), "above")
+    return Outcome(out.gates, out.cuts, misfit + flags + _smear_flag(ctx.name, pc), {ctx.name: pc})
+
+
+def _at_estimate(cut: Cut, pc) -> Cut:
+    """The gate at the cut where the estimate counts (its gross count minus its background is the
+    estimate), else where the reference put it."""
+    if pc.cut is None or pc.cut == cut.value:
+        return cut
+    return Cut(pc.cut, cut.method, f"{cut.detail}; at the estimate's cut level")
+
+
+def _smear_flag(name: str, pc) -> list[str]:
+    """DIM_SMEAR when positives may hide below the cuts (the interval's upper end allows for them)."""
+    return [f"DIM_SMEAR:{name}"] if pc.net is not None and (pc.net.hidden > 0 or pc.net.low_counts_more) else []
 
 
 def _control_tail(ctx, ref_counts: dict) -> ReferenceTail | None:
@@ -192,8 +207,8 @@ def _positive_like(ctx, x, like: list, min_events: int) -> Outcome:
         widen, why = positivity.unstained_reference(x, tail)
     levels = usable[0].net.levels if usable else LEVELS
     pc = positivity.call(ctx.name, x, cut.value, ref, min_events, why, tail, widen, levels, own_reference=False)
-    out = _one_sided(ctx, Cut(cut.value, cut.method, f"the highest cut of {', '.join(like)}"), "above")
-    return Outcome(out.gates, out.cuts, [], {ctx.name: pc})
+    out = _one_sided(ctx, _at_estimate(Cut(cut.value, cut.method, f"the highest cut of {', '.join(like)}"), pc), "above")
+    return Outcome(out.gates, out.cuts, _smear_flag(ctx.name, pc), {ctx.name: pc})
 
 
 def _higher_valley(reference_cut: Cut, own: Cut) -> Cut:

@@ -127,6 +127,11 @@ class NetCount:
         return len(self.levels) - 1 if self.rising else self.centre
 
     @property
+    def point_cut(self) -> float:
+        """Where the point estimate counts: the own valley, or its level's cut."""
+        return self.valley[0] if self.valley is not None else float(self.cuts[self.point_level])
+
+    @property
     def point_background(self) -> float:
         """The background the reference predicts above the point estimate's cut."""
         if self.valley is not None:

@@ -57,6 +57,7 @@ class PositiveCall:
     basis: str
     reason: str = ""
     net: NetCount | None = None          # positives net of background at each cut level, with replicates
+    cut: float | None = None             # where the estimate counts (the gate's cut), when there is one
 
 
 def background(parent_count: int, ref: Reference, confidence: float = 0.95) -> tuple[float, float]:
@@ -139,7 +140,14 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
         net = net.halved_background()
     lo, _ = interval(net.all_boot())
     status = "detected" if lo > 0 else "not_detected"
-    return PositiveCall(population, n, k, expected, high, p, status, ref.basis, "", net)
+    # the gate goes where the point estimate counts, so gate count - background = estimate
+    at = net.point_cut
+    k = int(np.count_nonzero(values >= at))
+    above = tail.top.size - int(np.searchsorted(tail.top, at, "left"))
+    _, high = background(n, Reference(ref.basis, ref.detail, tail.n, above))
+    expected = net.point_background
+    p = float(poisson.sf(k - 1, high)) if k > 0 and math.isfinite(high) else 1.0
+    return PositiveCall(population, n, k, expected, high, p, status, ref.basis, "", net, at)
 
 
 #: Percentiles of a control population kept to check that it fits a tube's subset (its lower part,

@@ -225,6 +225,10 @@ def run(out: Path, designs=None, csf_designs=None, bases=BASES, seed: int = 0):
 if __name__ == "__main__":
     import pandas as pd
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "spikein-out")
+    from tests.conftest import SHARED
+    if not (SHARED / "activation_real").is_dir():
+        sys.exit(f"spikein: {SHARED / 'activation_real'} is absent: the real files must lie in ../shared/data beside "
+                 f"the repository")
     res = run(out)
     res.to_csv(out / "spikein_results.csv", index=False)
     pd.set_option("display.width", 250)

@@ -190,7 +190,7 @@ def test_manifest_controls_per_sample(tmp_path):
     assert df.loc["S1"].car_status == "not_detected" and df.loc["S1"].car_basis == "control c1.fcs"
     # c2's CD4 T cells carry a background s2's lack: its CD4 reference does not fit s2, which is said,
     # and s2's CD4 T cells are counted against the tube's own non-T lymphocytes instead
-    assert df.loc["S2"].car_basis == "CD4: internal; CD8: control c2.fcs; DN/DP: control c2.fcs"
+    assert df.loc["S2"].car_basis == "CD4: internal (control c2.fcs did not fit); CD8: control c2.fcs; DN/DP: control c2.fcs"
     assert "CONTROL_MISFIT:car_cd4" in df.loc["S2"].qc_flags and df.loc["S2"].strategy == "auto+control"
     bad = tmp_path / "bad.csv"
     bad.write_text(m.read_text().replace("c2.fcs", "nowhere.fcs"))
