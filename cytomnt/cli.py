@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, ConfigError
+from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from .hints import program, risk_command  # noqa: F401 - the demo's follow-up command
 from .ruo import RUO
 
@@ -53,7 +53,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_analyze(a) -> int:
-    from .reading import EarlyHashes, collect_inputs
+    from .reading import EarlyHashes, collect_inputs, out_problem
     missing = [p for p in a.paths if not Path(p).exists()]
     if missing:
         print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
@@ -62,7 +62,15 @@ def cmd_analyze(a) -> int:
         print(f"cytomnt: --jobs must be 0 (every CPU this process may use) or a positive number, not {a.jobs}",
               file=sys.stderr)
         return EXIT_USAGE
-    items = collect_inputs(a.paths)
+    bad_out = out_problem(a.out)
+    if bad_out:
+        print(f"cytomnt: --out {a.out}: {bad_out}", file=sys.stderr)
+        return EXIT_USAGE
+    skipped: list = []
+    items = collect_inputs(a.paths, skipped)
+    if skipped:
+        from .reading import skipped_note
+        print(f"cytomnt: {skipped_note(skipped)}", file=sys.stderr)
     early = EarlyHashes(items)             # a hashing process on another core while the rest loads
     try:
         from .batch import run_batch
@@ -89,6 +97,9 @@ def cmd_analyze(a) -> int:
         return EXIT_INTERRUPTED
     for issue in summary.manifest_issues:
         print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
+    from .summary import car_call_notes
+    for note in car_call_notes([r.row for r in results]):
+        print(f"cytomnt: {note}", file=sys.stderr)
     if summary.changes:
         from .changes import summary as changes_line
         print(f"cytomnt: {changes_line(summary.changes, summary.analysed)} (every change: "
@@ -144,8 +155,20 @@ def cmd_inspect(a) -> int:
     """Describe files: 0 when every one reads, 1 otherwise (each says why)."""
     from .inspect import inspect_file, render, to_json
     from .panel import Panel
+    from .reading import collect_inputs, skipped_note
+    missing = [p for p in a.files if not Path(p).exists()]
+    if missing:
+        print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
     panel = Panel.from_yaml(a.panel) if a.panel else None
-    infos = [inspect_file(f, panel) for f in a.files]
+    skipped: list = []
+    files = collect_inputs(a.files, skipped)          # folders searched like `analyze` does
+    if skipped:
+        print(f"cytomnt: {skipped_note(skipped)}", file=sys.stderr)
+    if not files:
+        print(f"cytomnt: no FCS files found in {', '.join(a.files)}", file=sys.stderr)
+        return EXIT_USAGE
+    infos = [inspect_file(f, panel) for f in files]
     print(to_json(infos) if a.json else "\n".join(render(i) for i in infos), end="" if not a.json else "\n")
     return EXIT_SOME_FAILED if any(i.error for i in infos) else EXIT_OK
 
@@ -268,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
     from . import __version__
     ap.add_argument("--version", action="version", version=f"cytomnt {__version__}")
+    ap.add_argument("--debug", action="store_true", help="show an error's Python traceback (or CYTOMNT_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("analyze", help="analyse FCS files or folders into samples.csv and populations.csv")
     p.add_argument("paths", nargs="+", help="FCS files or folders (searched recursively for .fcs/.FCS/.lmd)")
@@ -340,32 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .failures import debugging, explain, silence_stdout
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:         # `cytomnt ... | head`: the reader went away
+        silence_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:       # outside a batch's loop (a batch says itself what it kept)
         print("\ncytomnt: interrupted; nothing is left half-written (every file is written whole or not "
               "at all); run the same command again", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ConfigError as exc:
-        print(f"cytomnt: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:
-        from gating import FcsReadError
-
-        from .clinical import ClinicalDataError
-        from .cohort import CohortError
-        from .manifest import ManifestError
-        from .panel import PanelError
-        from .risk import RulesError
-        # PanelError, ManifestError and FcsReadError are ValueErrors too: a message, not a traceback
-        if isinstance(exc, (ClinicalDataError, CohortError, RulesError, ManifestError, PanelError, FcsReadError)):
-            print(f"cytomnt: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        raise
-    except FileNotFoundError as exc:
-        print(f"cytomnt: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - one line, never a traceback (unless asked)
+        if debugging(args.debug):
+            raise
+        code, line = explain(exc, args.command)
+        print(line, file=sys.stderr)
+        return code
 
 
 def run() -> None:
@@ -373,8 +388,11 @@ def run() -> None:
     closed by then; skipping the interpreter's teardown of FlowKit, bokeh, scipy and pandas
     saves half a second on every command."""
     code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass
     os._exit(code or 0)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import dates
 from .tables import read_table
 
 CLINICAL_COLUMNS = ("patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
@@ -71,17 +72,8 @@ class ClinicalData:
 
 
 def parse_date(value, where: str) -> dt.date | None:
-    """ISO dates (YYYY-MM-DD); also DD.MM.YYYY and YYYY/MM/DD. Ambiguous forms like 03/04/2026 are refused."""
-    s = str(value).strip()
-    if not s or s.lower() in ("nan", "na", "none"):
-        return None
-    for fmt in ("%Y-%m-%d", "%d.%m.%Y", "%Y/%m/%d", "%Y%m%d"):
-        try:
-            return dt.datetime.strptime(s, fmt).date()
-        except ValueError:
-            continue
-    raise ClinicalDataError(f"{where}: date '{s}' is not YYYY-MM-DD (also accepted: DD.MM.YYYY, YYYY/MM/DD); "
-                            f"forms like 03/04/2026 are refused because day and month are ambiguous")
+    """A date of a clinical or lab file (:func:`cytomnt.dates.parse_date`), errors as ClinicalDataError."""
+    return dates.parse_date(value, where, ClinicalDataError)
 
 
 def _num(value, where: str, lo: float | None = None, hi: float | None = None, integer: bool = False):
@@ -174,7 +166,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
     path = Path(path)
     if unit not in ALC_UNITS:
         raise ClinicalDataError(f"ALC unit '{unit}' is not one of {', '.join(ALC_UNITS)}")
-    df = read_table(path, LAB_COLUMNS, "labs file", ClinicalDataError)
+    df = read_table(path, LAB_COLUMNS, "labs file", ClinicalDataError, LAB_COLUMNS)
     rows, too_big, row_numbers = [], [], []
     for i, r in enumerate(df.to_dict("records"), start=2):
         w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731

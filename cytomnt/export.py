@@ -53,6 +53,17 @@ def gated_events(out: str | Path, sample_id: str, fcs: str | Path | None = None)
     return sample, strategy, membership
 
 
+def _run_markers(out: Path, sample_id: str) -> dict[str, str]:
+    """Channel -> marker as the run named them (``$PnS`` or the panel's markers table), from
+    statistics.csv; empty when the run wrote none."""
+    path = out / "statistics.csv"
+    if not path.exists():
+        return {}
+    stats = pd.read_csv(path, usecols=["sample_id", "channel", "marker"], dtype=str, keep_default_na=False)
+    rows = stats[(stats.sample_id == str(sample_id)) & (stats.marker != "")]
+    return dict(zip(rows.channel, rows.marker))
+
+
 def to_anndata(out: str | Path, sample_id: str, fcs: str | Path | None = None, path: str | Path | None = None):
     """An AnnData of the sample's events: X = compensated intensities (float32), ``var`` the
     channels ($PnN, marker), ``obs`` one boolean column per population; written to ``path`` if given."""
@@ -63,7 +74,9 @@ def to_anndata(out: str | Path, sample_id: str, fcs: str | Path | None = None, p
     sample, strategy, membership = gated_events(out, sample_id, fcs)
     comp = compensation_for(sample, None, sample_id)
     events = compensated_events(sample, comp)
-    var = pd.DataFrame({"channel": list(sample.pnn_labels), "marker": [m or "" for m in sample.pns_labels]},
+    named = _run_markers(Path(out), sample_id)
+    var = pd.DataFrame({"channel": list(sample.pnn_labels),
+                        "marker": [named.get(c) or m or "" for c, m in zip(sample.pnn_labels, sample.pns_labels)]},
                        index=[str(x) for x in sample.pnn_labels])
     obs = pd.DataFrame(index=[str(i) for i in range(sample.event_count)])
     names = [n for n, _ in membership]

@@ -18,9 +18,10 @@ GROUP = "cytomnt"
 
 def sample_xml(gated, sample, comp, path, name: str, sample_id: str, deidentify: bool, row: dict) -> bytes | None:
     """The sample's ``<Sample>`` for the workspace, or None (flag FLOWJO_NOT_WRITTEN, reason in
-    the row's error) when FlowJo cannot hold one of its gates. Under ``deidentify`` the sample is
-    named by its id and its file is not located (FlowJo asks for it)."""
-    fcs_name = f"{sample_id}.fcs" if deidentify or path is None else Path(path).name
+    the row's error) when FlowJo cannot hold one of its gates. The sample is named as FlowJo names
+    it ($FIL, else the file name); under ``deidentify`` by its id, and its file is not located
+    (FlowJo asks for it)."""
+    fcs_name = f"{sample_id}.fcs" if deidentify or path is None else flowjo_name(sample, path)
     uri = fcs_name if deidentify or path is None else file_uri(path)
     counts = {(p.name, tuple(p.path)): p.count for p in gated.populations}
     try:
@@ -30,6 +31,12 @@ def sample_xml(gated, sample, comp, path, name: str, sample_id: str, deidentify:
         add_flags(row, "FLOWJO_NOT_WRITTEN")
         row["error"] = "; ".join(e for e in (row.get("error"), f"not in {WORKSPACE_NAME}: {exc}") if e)
         return None
+
+
+def flowjo_name(sample, path) -> str:
+    """The name FlowJo (and FlowKit's Workspace) give a sample: its $FIL keyword, else its file name."""
+    fil = str(sample.get_metadata().get("fil", "") or "").strip()
+    return fil or Path(path).name
 
 
 def workspace(results: Sequence[SampleResult]) -> bytes:

@@ -68,10 +68,11 @@ def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str, on_gate=Non
     """A user's gates, evaluated with FlowKit's semantics; the gate map says which is which."""
     rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=False)
     workspace = isinstance(strategy_src, WorkspaceStrategies)
-    strategy = strategy_src.for_file(name) if workspace else strategy_src
+    fil = str(sample.get_metadata().get("fil", "") or "").strip() if workspace else ""
+    strategy = strategy_src.for_file(name, fil) if workspace else strategy_src
     pops = gate_sample(strategy, sample, on_gate=on_gate)
     if workspace:                  # the helpers cytomnt wrote into a workspace are gated, not reported
-        hidden = strategy_src.hidden_for(name)
+        hidden = strategy_src.hidden_for(name, fil)
         pops = [p for p in pops if (p.name, tuple(p.path)) not in hidden]
     counts, flags = counts_from(pops, cfg.gate_map, int(sample.event_count), name)
     transform = "; ".join(sorted({type(x).__name__ for x in strategy.transformations.values()})) or "none"

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import dates
 from .tables import read_table
 
 SAMPLE_TYPES = ("pb", "csf", "bm", "product")
@@ -22,10 +23,6 @@ _TYPE_PATTERNS = (
     ("product", re.compile(r"(?<![a-z0-9])(product|infusion[ _-]?bag|drug[ _-]?product)(?![a-z0-9])", re.I)),
     ("pb", re.compile(r"(?<![a-z0-9])(pb|blood|peripheral[ _-]?blood|wb)(?![a-z0-9])", re.I)),
 )
-
-
-#: The one accepted collection_date form; fromisoformat alone would also take 20260309 or 2026-W10.
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 
 
 class ManifestError(ValueError):
@@ -53,23 +50,13 @@ def normalise_sample_type(value: str, where: str) -> str:
 
 
 def check_collection_date(value: str, where: str) -> str:
-    """``value`` stripped, when empty or an existing ISO date; else :class:`ManifestError`.
+    """``value`` as an ISO date (any form of :mod:`cytomnt.dates`; empty stays empty), else :class:`ManifestError`.
 
     Checked when the manifest is read, so a bad date stops the run before any file is analysed,
     instead of failing later in the risk or report step. Day/month order is never guessed.
     """
-    v = str(value).strip()
-    if not v:
-        return v
-    if not _ISO_DATE.fullmatch(v):
-        raise ManifestError(f"{where}: collection_date '{v}' is not a date in the form YYYY-MM-DD (e.g. 2026-03-09); "
-                            f"day/month order is ambiguous, so it is never guessed")
-    try:
-        dt.date.fromisoformat(v)
-    except ValueError:
-        raise ManifestError(f"{where}: collection_date '{v}' is not a calendar date (form YYYY-MM-DD, "
-                            f"e.g. 2026-03-09; check the month and the day)") from None
-    return v
+    d = dates.parse_date(value, f"{where}, column collection_date", ManifestError)
+    return d.isoformat() if d else ""
 
 
 def read_manifest(path: str | Path) -> dict[str, ManifestEntry]:

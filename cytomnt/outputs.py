@@ -87,7 +87,18 @@ def _cells(col: pd.Series) -> list[str]:
         values = col.to_numpy().tolist()
         return ["" if m else "%.6g" % v for v, m in zip(values, missing)]
     values = col.astype(object).tolist()
-    return ["" if m else ("%.6g" % v if isinstance(v, float) else str(v)) for v, m in zip(values, missing)]
+    return ["" if m else ("%.6g" % v if isinstance(v, float) else text_cell(v) if isinstance(v, str) else str(v))
+            for v, m in zip(values, missing)]
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str) -> str:
+    """Text from files and users as a spreadsheet will show it, never run it: a cell starting like a
+    formula gets a leading apostrophe (the OWASP rule). Numbers are not text and stay as they are."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
@@ -112,6 +123,10 @@ def write_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
         with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
             for name, table in tables.items():
                 table.to_excel(xw, sheet_name=name, index=False)
+                for row in xw.sheets[name].iter_rows():      # text that looks like a formula stays text
+                    for cell in row:
+                        if cell.data_type == "f":
+                            cell.data_type = "s"
         os.replace(tmp, path)
     except Exception as exc:  # noqa: BLE001 - the optional workbook never costs the other outputs
         tmp.unlink(missing_ok=True)
@@ -123,11 +138,11 @@ def write_quarantine(results: Sequence[SampleResult], out: Path) -> None:
     err = pd.DataFrame([{"sample_id": r.sample_id, "file": r.row["file"], "sha256": r.row["sha256"],
                          "error": r.row["error"]} for r in results if not r.ok],
                        columns=["sample_id", "file", "sha256", "error"]).sort_values(["sample_id", "file"])
-    atomic_write(out / "errors.csv", err.to_csv(index=False, lineterminator="\n").encode())
+    atomic_write(out / "errors.csv", csv_bytes(err))
 
 
 def write_manifest_check(issues: Sequence[str], out: Path) -> None:
     """manifest_check.csv: one row per manifest problem (code, detail)."""
     mc = pd.DataFrame({"issue": [i.split(":", 1)[0] for i in issues],
                        "detail": [i.split(":", 1)[1].strip() for i in issues]}, columns=["issue", "detail"])
-    atomic_write(out / "manifest_check.csv", mc.to_csv(index=False, lineterminator="\n").encode())
+    atomic_write(out / "manifest_check.csv", csv_bytes(mc))

@@ -108,14 +108,39 @@ def item_name(item) -> tuple[Path | None, str]:
     return path, path.name
 
 
-def collect_inputs(inputs) -> list:
-    """FlowKit Samples as given, then files: given paths, and FCS files found under folders."""
+def collect_inputs(inputs, skipped: list | None = None) -> list:
+    """FlowKit Samples as given, then files: given paths, and FCS files found under folders (hidden
+    files such as macOS's ``._name.fcs`` left out and appended to ``skipped``)."""
     from gating.inputs import find_fcs_files
     if isinstance(inputs, (str, Path)) or is_sample(inputs):
         inputs = [inputs]
     samples = [i for i in inputs if is_sample(i)]
-    paths = find_fcs_files([i for i in inputs if not is_sample(i)])
+    paths = find_fcs_files([i for i in inputs if not is_sample(i)], skipped)
     return samples + paths
+
+
+def out_problem(out) -> str:
+    """Why ``out`` cannot hold a run's results ('' when it can): a file in the way, or a folder that
+    cannot be made or written."""
+    import os
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        return "is a file; give a folder for the results (it is made if missing)"
+    parent = p if p.exists() else next((q for q in p.absolute().parents if q.exists()), None)
+    if parent is None or not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent}; give a folder you may write to"
+    if not parent.is_dir():
+        return f"{parent} is a file; give a folder for the results"
+    return ""
+
+
+def skipped_note(skipped: list) -> str:
+    """One line naming the hidden files a folder search left out ('' when none)."""
+    if not skipped:
+        return ""
+    names = ", ".join(str(p) for p in skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    return (f"skipped {len(skipped)} hidden file(s) (macOS '._' copies and other dot-files, not FCS data): {names}; "
+            f"name a file directly to read it anyway")
 
 
 def read_input(item, sample_id: str) -> Input:

@@ -286,7 +286,7 @@ def _risk_view(a) -> dict:
 def _until(rows: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Samples collected on or before ``as_of`` (undated ones are kept: they have no date to cut)."""
     keep = [not (isinstance(d, str) and d and parse_date(d, "collection_date") > as_of) for d in rows.collection_date]
-    return rows[keep]
+    return rows[pd.Series(keep, index=rows.index, dtype=bool)]     # (a patient with no tube yet: no rows, same columns)
 
 
 def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=None, alc_unit: str = "k_per_ul") -> Path:

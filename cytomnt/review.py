@@ -42,10 +42,22 @@ def kept_after_review(items: list, cfg, record: dict, store: ResultStore, hashes
                 continue
             res = store.get(key)
             try:
+                fil = _fil(item)
                 if res is not None and res.ok and res.gatingml and same_gates(
-                        read_gatingml(res.gatingml), src.for_file(name), src.hidden_for(name)):
+                        read_gatingml(res.gatingml), src.for_file(name, fil), src.hidden_for(name, fil)):
                     kept[item_key(item)] = key
             except Exception:  # noqa: BLE001 - anything unclear is analysed again
                 pass
             break                    # the newest result of this configuration decides
     return kept
+
+
+def _fil(item) -> str:
+    """The file's $FIL keyword (the name FlowJo gives its sample), '' when it has none."""
+    from pathlib import Path
+
+    from gating.fcs import check_structure
+    if not isinstance(item, (str, Path)):
+        return str(item.get_metadata().get("fil", "") or "").strip()
+    text, _ = check_structure(Path(item))
+    return next((str(v).strip() for k, v in text.items() if k.upper() in ("$FIL", "FIL")), "")

@@ -30,3 +30,29 @@ def summary_text(df: pd.DataFrame, ruo: str) -> str:
             lines.append(f"{'':<18} CAR {str(r.car_status).replace('_', ' ')}: {r.car_status_reason}")
     lines += ["", ruo]
     return "\n".join(lines) + "\n"
+
+
+def car_call_notes(rows: list[dict]) -> list[str]:
+    """What a run's console should say about its CAR calls: the samples without one, grouped by
+    why, with what would fix it (a strategy that gates no T cells; no usable reference...)."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    unsure = [r for r in ok if r.get("car_status") == "uncertain"]
+    if not unsure:
+        return []
+    by_reason: dict[str, list[str]] = {}
+    for r in unsure:
+        reason = str(r.get("car_status_reason") or "")
+        key = ("the strategy gates no T cells" if reason.startswith("T cells were not gated") else
+               "too few T cells" if "T cells; at least" in reason else "no usable negative reference")
+        by_reason.setdefault(key, []).append(str(r.get("sample_id")))
+    fixes = {"the strategy gates no T cells": "map its gates to roles with --gate-map 't_cell=GATE,cd4=GATE,"
+                                              "cd8=GATE,car=GATE' (the populations are in populations.csv)",
+             "too few T cells": "a tube with more T cells",
+             "no usable negative reference": "a CAR-negative control tube (--negative-control, FMO); each row's "
+                                             "car_status_reason says more"}
+    notes = []
+    for key, ids in by_reason.items():
+        names = ", ".join(ids[:4]) + (f" and {len(ids) - 4} more" if len(ids) > 4 else "")
+        notes.append(f"no CAR call in {len(ids)} of {len(ok)} sample(s) ({names}): {key}; what would give one: "
+                     f"{fixes[key]}")
+    return notes

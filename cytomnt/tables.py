@@ -19,4 +19,23 @@ def read_table(path: str | Path, required, label: str, error: type[Exception], o
         opt = f" (optional: {', '.join(optional)})" if optional else ""
         raise error(f"{label} {path}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}{opt}; "
                     f"empty cells mean unknown")
+    if optional:
+        for col in df.columns:
+            guess = near_miss(col, (*required, *optional))
+            if guess and guess not in df.columns:
+                raise error(f"{label} {path}: column '{col}' is not one cytomnt reads; did you mean {guess}? "
+                            f"(rename it; other columns are ignored)")
     return df
+
+
+def near_miss(name: str, known) -> str:
+    """The known column ``name`` was probably meant to be ('' when it is known or nothing is close):
+    a close spelling ('alc_k_per_ul ' for 'alc_k_per_uL'), or a known name it begins ('alc')."""
+    import difflib
+    if not name or name in known:
+        return ""
+    starts = [k for k in known if k.startswith(name + "_") or k.startswith(name)]
+    if len(name) >= 3 and len(starts) == 1:
+        return starts[0]
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    return close[0] if close else ""

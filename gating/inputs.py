@@ -8,20 +8,34 @@ from pathlib import Path
 FCS_EXTENSIONS = (".fcs", ".lmd")
 
 
-def find_fcs_files(paths) -> list[Path]:
+def find_fcs_files(paths, skipped: list | None = None) -> list[Path]:
     """Files given, plus every file under given folders (recursive, sorted) that starts with an FCS
-    HEADER, whatever its name (FACSCalibur's ``.001``, plate readers' ``.B08``, Beckman ``.LMD``)."""
+    HEADER, whatever its name (FACSCalibur's ``.001``, plate readers' ``.B08``, Beckman ``.LMD``).
+    Under folders, hidden files and folders (``.name``, such as macOS's AppleDouble ``._name.fcs``
+    copies of resource forks) are left out and appended to ``skipped``; a file given by name is kept."""
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
             # .fcs/.lmd files always (a broken one must be reported, not skipped), any other file with
             # an FCS HEADER
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and
-                              (q.suffix.lower() in FCS_EXTENSIONS or has_fcs_header(q))))
+            for q in sorted(p.rglob("*")):
+                if not q.is_file():
+                    continue
+                if is_hidden(q.relative_to(p)):
+                    if skipped is not None and (q.suffix.lower() in FCS_EXTENSIONS or q.name.startswith("._")):
+                        skipped.append(q)
+                    continue
+                if q.suffix.lower() in FCS_EXTENSIONS or has_fcs_header(q):
+                    out.append(q)
         else:
             out.append(p)
     return out
+
+
+def is_hidden(relative: Path) -> bool:
+    """A hidden file or one inside a hidden folder (a name starting with '.': '._x.fcs', '.Trash')."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def has_fcs_header(path: Path) -> bool:

