@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from .manifest import check_manifest
 from .outputs import write_outputs
 from gating.parallel import thread_map
 from .progress import Progress
+from .runlock import holding
 from .reading import collect_inputs, is_sample, item_hash, item_key
 from .results import SampleResult, make_ids_unique, results_frame
 from .review import kept_after_review
@@ -121,6 +123,12 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
         raise ConfigError(f"--executor must be one of {', '.join(EXECUTORS)}, not '{executor}'")
     if jobs < 0:
         raise ConfigError(f"--jobs must be 0 (every CPU this process may use) or a positive number, not {jobs}")
+    say = (lambda line: print(f"cytomnt: {line}", file=sys.stderr)) if progress else None
+    with holding(out, say):                 # a second run into the same OUT waits for the first, and says so
+        return _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes, on_start)
+
+
+def _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes, on_start):
     items = collect_inputs(inputs)
     summary = RunSummary(total=len(items))
     learn_batch_cuts(items, cfg)

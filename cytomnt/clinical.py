@@ -166,7 +166,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
     path = Path(path)
     if unit not in ALC_UNITS:
         raise ClinicalDataError(f"ALC unit '{unit}' is not one of {', '.join(ALC_UNITS)}")
-    df = read_table(path, LAB_COLUMNS, "labs file", ClinicalDataError, LAB_COLUMNS)
+    df = read_table(path, LAB_COLUMNS, "labs file", ClinicalDataError)
     rows, too_big, row_numbers = [], [], []
     for i, r in enumerate(df.to_dict("records"), start=2):
         w = lambda col: f"{path}, row {i}, column {col}"  # noqa: E731

@@ -11,13 +11,18 @@ def read_table(path: str | Path, required, label: str, error: type[Exception], o
     """The CSV at ``path`` with its columns checked; problems raise ``error`` naming the file."""
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except UnicodeDecodeError as exc:
+        raise error(f"{label} {path}: not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at position "
+                    f"{exc.start}); save it as UTF-8 CSV (Excel: 'CSV UTF-8')") from exc
     except Exception as exc:  # noqa: BLE001 - any parser failure is reported with the file name
         raise error(f"{label} {path}: cannot be read as CSV ({exc})") from exc
     df.columns = [c.strip().lower() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
         opt = f" (optional: {', '.join(optional)})" if optional else ""
-        raise error(f"{label} {path}: missing column(s) {', '.join(missing)}; expected {', '.join(required)}{opt}; "
+        found = [f"'{c}' for {near_miss(c, missing)}" for c in df.columns if near_miss(c, missing)]
+        hint = f" (did you mean {', '.join(found)}?)" if found else ""
+        raise error(f"{label} {path}: missing column(s) {', '.join(missing)}{hint}; expected {', '.join(required)}{opt}; "
                     f"empty cells mean unknown")
     if optional:
         for col in df.columns:

@@ -60,39 +60,45 @@ def _normalise_for_gml(strategy: fk.GatingStrategy, sample_id: str | None = None
             except Exception:  # noqa: BLE001 - quadrant members are renamed with their gate
                 pass
     used = set()
+    for gate_name, gate, dim in _dimensions(gs, sample_id):
+        if getattr(dim, "compensation_ref", "") is None:
+            dim.compensation_ref = "uncompensated"
+        if getattr(dim, "ratio_ref", None):              # a ratio dimension is its transformation
+            used.add(dim.ratio_ref)
+        ref = getattr(dim, "transformation_ref", None)
+        if ref is None:
+            continue
+        xf = gs.transformations.get(ref)
+        if xf is None or isinstance(xf, _GML_TRANSFORMS):
+            used.add(ref)
+            continue
+        if isinstance(gate, fk.gates.RectangleGate):
+            if dim.min is not None:
+                dim.min = raw_value(xf, dim.min)
+            if dim.max is not None:
+                dim.max = raw_value(xf, dim.max)
+            dim.transformation_ref = None
+            notes.append(f"GML_UNTRANSFORMED:{gate_name}:{type(xf).__name__}")
+        else:
+            raise StrategyError(
+                f"gate '{gate_name}' uses {type(xf).__name__}, which Gating-ML 2.0 cannot express "
+                f"on a {type(gate).__name__}")
+    for ref in list(gs.transformations):            # only what a gate uses (FlowJo lists every channel's)
+        if ref not in used:
+            del gs.transformations[ref]
+    _valid_ids(gs, sample_id)
+    return gs, notes
+
+
+def _dimensions(gs: fk.GatingStrategy, sample_id: str | None):
+    """(gate name, gate, dimension) of every gate's dimensions (quadrant sub-gates have none of their own)."""
     for gate_name, gate_path in gs.get_gate_ids():
         try:
             gate = gs.get_gate(gate_name, gate_path, sample_id=sample_id)
         except Exception:  # noqa: BLE001 - quadrant sub-gates
             continue
         for dim in list(getattr(gate, "dimensions", None) or []):
-            if getattr(dim, "compensation_ref", "") is None:
-                dim.compensation_ref = "uncompensated"
-            if getattr(dim, "ratio_ref", None):              # a ratio dimension is its transformation
-                used.add(dim.ratio_ref)
-            ref = getattr(dim, "transformation_ref", None)
-            if ref is None:
-                continue
-            xf = gs.transformations.get(ref)
-            if xf is None or isinstance(xf, _GML_TRANSFORMS):
-                used.add(ref)
-                continue
-            if isinstance(gate, fk.gates.RectangleGate):
-                if dim.min is not None:
-                    dim.min = raw_value(xf, dim.min)
-                if dim.max is not None:
-                    dim.max = raw_value(xf, dim.max)
-                dim.transformation_ref = None
-                notes.append(f"GML_UNTRANSFORMED:{gate_name}:{type(xf).__name__}")
-            else:
-                raise StrategyError(
-                    f"gate '{gate_name}' uses {type(xf).__name__}, which Gating-ML 2.0 cannot express "
-                    f"on a {type(gate).__name__}")
-    for ref in list(gs.transformations):            # only what a gate uses (FlowJo lists every channel's)
-        if ref not in used:
-            del gs.transformations[ref]
-    _valid_ids(gs, sample_id)
-    return gs, notes
+            yield gate_name, gate, dim
 
 
 def _valid_ids(gs: fk.GatingStrategy, sample_id: str | None) -> None:
@@ -108,17 +114,12 @@ def _valid_ids(gs: fk.GatingStrategy, sample_id: str | None) -> None:
     for matrix_id, matrix in gs.comp_matrices.items():
         if hasattr(matrix, "id"):
             matrix.id = matrix_id
-    for gate_name, gate_path in gs.get_gate_ids():
-        try:
-            gate = gs.get_gate(gate_name, gate_path, sample_id=sample_id)
-        except Exception:  # noqa: BLE001 - quadrant sub-gates
-            continue
-        for dim in list(getattr(gate, "dimensions", None) or []):
-            for attr in ("transformation_ref", "ratio_ref"):
-                if getattr(dim, attr, None) in xf_ids:
-                    setattr(dim, attr, xf_ids[getattr(dim, attr)])
-            if getattr(dim, "compensation_ref", None) in mx_ids:
-                dim.compensation_ref = mx_ids[dim.compensation_ref]
+    for _, _, dim in _dimensions(gs, sample_id):
+        for attr in ("transformation_ref", "ratio_ref"):
+            if getattr(dim, attr, None) in xf_ids:
+                setattr(dim, attr, xf_ids[getattr(dim, attr)])
+        if getattr(dim, "compensation_ref", None) in mx_ids:
+            dim.compensation_ref = mx_ids[dim.compensation_ref]
 
 
 def gatingml_bytes(strategy: fk.GatingStrategy, sample_id: str | None = None) -> bytes:

@@ -1,0 +1,178 @@
+"""A tired user's day: every command against each class of bad input answers with its exit code and
+one line naming the file, row or option, never a traceback; folders and hidden files handled;
+exports other tools open; runs that say what happened."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cytomnt.cli import main
+
+from .conftest import FIXTURES, TESTDATA, shared
+
+BLOOD = FIXTURES / "blood_bd.fcs"
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "empty.csv").write_text("")
+    (d / "latin1.csv").write_bytes("patient_id,product,infusion_date\nP\xe9,cilta-cel,2026-01-01\n".encode("latin-1"))
+    (d / "folder").mkdir()
+    (d / "not_fcs.fcs").write_text("file,sample_id\n")
+    (d / "typo_manifest.csv").write_text("file,sample_id,patient_id,collection_date,sample_type,alc\n"
+                                         f"{BLOOD.name},a,P1,2026-03-02,pb,3.1\n")
+    (d / "typo_labs.csv").write_text("patient_id,date,alc_k_per_uL_\nP1,2026-03-02,3.1\n")
+    (d / "a_file").write_text("x")
+    (d / "clinical.csv").write_text("patient_id,product,infusion_date,bridging_response,bmpc_pct,m_spike_g_dl,sflc_mg_l,"
+                                    "ferritin_ng_ml,crs_max_grade,icans_max_grade,prior_bcma_bispecific\n"
+                                    "P1,cilta-cel,2026-03-01,PR,,,,,,,no\n")
+    return d
+
+
+def _cases(d: Path):
+    """(command line, exit code, what the one line must contain)."""
+    missing = str(d / "nowhere.fcs")
+    return [
+        (["analyze", missing], 2, "no such file or folder"),
+        (["analyze", str(BLOOD), "--out", str(d / "a_file")], 2, "is a file"),
+        (["analyze", str(BLOOD), "--manifest", str(d / "folder")], 2, str(d / "folder")),
+        (["analyze", str(BLOOD), "--manifest", str(d / "empty.csv")], 2, "empty.csv"),
+        (["analyze", str(BLOOD), "--manifest", str(d / "typo_manifest.csv")], 2, "did you mean alc_k_per_ul"),
+        (["analyze", str(BLOOD), "--negative-control", str(d / "folder")], 2, "a folder, not a file"),
+        (["analyze", str(BLOOD), "--negative-control", missing], 2, "does not exist"),
+        (["analyze", str(BLOOD), "--panel", str(d / "folder")], 2, str(d / "folder")),
+        (["inspect", missing], 2, "no such file or folder"),
+        (["inspect", str(d / "folder")], 2, "no FCS files found"),
+        (["inspect", str(d / "not_fcs.fcs")], 1, "not_fcs.fcs"),
+        (["panel", str(d / "folder")], 2, str(d / "folder")),
+        (["panel", missing], 2, "nowhere.fcs"),
+        (["risk", "--clinical", str(d / "folder")], 2, str(d / "folder")),
+        (["risk", "--clinical", str(d / "empty.csv")], 2, "empty.csv"),
+        (["risk", "--clinical", str(d / "latin1.csv")], 2, "UTF-8"),
+        (["risk", "--clinical", str(d / "clinical.csv"), "--labs", str(d / "typo_labs.csv")], 2,
+         "did you mean 'alc_k_per_ul_' for alc_k_per_ul"),
+        (["report", str(d / "folder")], 2, str(d / "folder")),
+        (["export", str(d / "folder"), "--sample", "x", "--anndata", str(d / "x.h5ad")], 2, "folder"),
+        (["cohort", str(d / "folder"), "--factor", "x", "--threshold", "1"], 2, str(d / "folder")),
+    ]
+
+
+def test_every_command_answers_bad_input_with_one_line(inputs, capsys):
+    for argv, code, text in _cases(inputs):
+        got = main(argv)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err, argv
+        assert got == code, (argv, got, err)
+        if code == 1:                  # inspect: its report says why each file could not be read
+            assert text in out and "cannot be read" in out, (argv, out)
+            continue
+        lines = [line for line in err.splitlines() if line.startswith("cytomnt")]
+        assert len(lines) == 1 and text in lines[0], (argv, err)
+
+
+def test_piped_into_head_ends_quietly(tmp_path):
+    files = [str(p) for p in sorted(FIXTURES.glob("*.fcs"))] * 5
+    p = subprocess.Popen([sys.executable, "-m", "cytomnt.cli", "inspect", "--json", *files],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(20)
+    p.stdout.close()                        # the reader goes away, as `| head -c 20` does
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_inspect_takes_folders_and_hidden_files_are_skipped_with_a_note(tmp_path, capsys):
+    shutil.copy(BLOOD, tmp_path / "tube.fcs")
+    (tmp_path / "._tube.fcs").write_bytes(b"\x00\x05\x16\x07AppleDouble")      # macOS resource fork
+    assert main(["inspect", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "tube.fcs" in out and "._tube.fcs" not in out and "skipped 1 hidden file" in err
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "o"), "--no-report", "--jobs", "1"]) == 0
+    assert "skipped 1 hidden file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_workspace_strategy_outputs_open_elsewhere_and_the_run_says_why_no_car_call(tmp_path, capsys):
+    """The shared Aurora workspace: every gates/*.xml is schema-valid Gating-ML that FlowKit reads,
+    AnnData export works after it, and the console says no CAR call was possible and why."""
+    import flowkit as fk
+
+    from gating.strategy import schema_violation
+    w = shared("flowjo_workspaces/coereba_aurora")
+    out = tmp_path / "out"
+    assert main(["analyze", str(w / "fcs"), "--strategy", str(w / "CytoML.wsp"), "--out", str(out), "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "no CAR call in 30 of 30 sample(s)" in err and "--gate-map" in err
+    docs = sorted((out / "gates").glob("*.xml"))
+    assert len(docs) == 30
+    for doc in docs:
+        assert schema_violation(doc.open("rb")) == "", doc
+        fk.parse_gating_xml(str(doc))
+    sid = docs[0].stem
+    assert main(["export", str(out), "--sample", sid, "--anndata", str(tmp_path / "a.h5ad")]) == 0
+    import anndata
+    a = anndata.read_h5ad(tmp_path / "a.h5ad")
+    assert (a.var.marker != "").sum() >= 20
+
+
+@pytest.mark.slow
+def test_anndata_markers_come_from_the_panel_table(tmp_path, capsys):
+    """Files without $PnS (the activation files): the panel's markers table names the channels."""
+    d = shared("activation_real") / "Activation"
+    out = tmp_path / "out"
+    main(["analyze", str(d / "Activation_7.fcs"), "--panel", str(TESTDATA / "activation_panel.yaml"), "--out", str(out),
+          "--no-report", "--jobs", "1"])
+    assert main(["export", str(out), "--sample", "Activation_7", "--anndata", str(tmp_path / "a.h5ad")]) == 0
+    import anndata
+    var = anndata.read_h5ad(tmp_path / "a.h5ad").var
+    assert var.loc["7-AAD-A", "marker"] == "CD69" and var.loc["Alexa Fluor 700-A", "marker"] == "CD4"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    env = {**os.environ, "CYTOMNT_DEBUG": "1"}
+    p = subprocess.run([sys.executable, "-m", "cytomnt.cli", "report", str(tmp_path / "nothing")],
+                       capture_output=True, text=True, env=env)
+    plain = subprocess.run([sys.executable, "-m", "cytomnt.cli", "report", str(tmp_path / "nothing")],
+                           capture_output=True, text=True)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert p.returncode != 0
+
+
+def test_a_second_run_into_the_same_out_waits_and_says_so(tmp_path):
+    """Another run holds OUT (here: this test): a run into it says so and waits, then completes."""
+    import threading
+    import time
+
+    from cytomnt.runlock import holding
+    out = tmp_path / "out"
+    release = threading.Event()
+    held = threading.Event()
+
+    def hold():
+        with holding(out):
+            held.set()
+            release.wait(120)
+    t = threading.Thread(target=hold)
+    t.start()
+    held.wait(10)
+    p = subprocess.Popen([sys.executable, "-m", "cytomnt.cli", "analyze", str(BLOOD), "--out", str(out),
+                          "--no-report", "--jobs", "1"], stderr=subprocess.PIPE, text=True)
+    waited = ""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if "is writing to" in line:
+            waited = line
+            break
+        if not line and p.poll() is not None:
+            break
+    assert not (out / "samples.csv").exists()           # nothing written while the other run holds OUT
+    release.set()
+    t.join()
+    rest = p.stderr.read()
+    assert p.wait(timeout=120) == 0, rest
+    assert "another cytomnt run (pid" in waited and "waiting for it to finish" in waited
+    assert (out / "samples.csv").exists() and "Traceback" not in rest
