@@ -170,3 +170,25 @@ def _files_holding(folder, needles) -> list[str]:
         if any(n.encode() in b.lower() for b in blobs for n in needles):
             found.append(str(f))
     return found
+
+
+def test_report_and_risk_with_a_patient_without_tubes_and_an_older_flow_table(demo_out, tmp_path, capsys):
+    """A clinical file naming a patient who has no tube yet: the report is written (the patient with
+    their risk and no samples). A flow table from another tool without car_status_reason: one line
+    per uncertain sample still, no traceback."""
+    clinical = tmp_path / "clinical.csv"
+    src = (demo_out / "data" / "clinical.csv").read_text().splitlines()
+    clinical.write_text("\n".join(src + [src[-1].replace("PT-B", "PT-NEW", 1)]) + "\n")
+    labs = demo_out / "data" / "labs.csv"
+    out = tmp_path / "copy"
+    shutil.copytree(demo_out, out)
+    assert main(["report", str(out), "--clinical", str(clinical), "--labs", str(labs)]) == 0
+    assert "PT-NEW" in (out / "report.html").read_text()
+    flow = pd.read_csv(demo_out / "samples.csv").drop(columns=["car_status_reason"])
+    flow.loc[flow.sample_type == "csf", "car_status"] = "uncertain"
+    flow.to_csv(tmp_path / "flow.csv", index=False)
+    capsys.readouterr()
+    assert main(["risk", "--clinical", str(clinical), "--labs", str(labs), "--flow", str(tmp_path / "flow.csv"),
+                 "--as-of", "2026-06-01"]) == 0
+    out_text, err = capsys.readouterr()
+    assert "Traceback" not in out_text + err and "no reason given" in out_text
