@@ -53,11 +53,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_analyze(a) -> int:
-    from .reading import EarlyHashes, collect_inputs, out_problem
-    missing = [p for p in a.paths if not Path(p).exists()]
-    if missing:
-        print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_USAGE
+    from .reading import EarlyHashes, gather_inputs, out_problem
     if a.jobs < 0:                         # before anything heavy loads
         print(f"cytomnt: --jobs must be 0 (every CPU this process may use) or a positive number, not {a.jobs}",
               file=sys.stderr)
@@ -66,11 +62,9 @@ def cmd_analyze(a) -> int:
     if bad_out:
         print(f"cytomnt: --out {a.out}: {bad_out}", file=sys.stderr)
         return EXIT_USAGE
-    skipped: list = []
-    items = collect_inputs(a.paths, skipped)
-    if skipped:
-        from .reading import skipped_note
-        print(f"cytomnt: {skipped_note(skipped)}", file=sys.stderr)
+    items, note = gather_inputs(a.paths)
+    if note:
+        print(f"cytomnt: {note}", file=sys.stderr)
     early = EarlyHashes(items)             # a hashing process on another core while the rest loads
     try:
         from .batch import run_batch
@@ -82,9 +76,6 @@ def cmd_analyze(a) -> int:
                           xlsx=a.xlsx, wsp_group=a.wsp_group, wsp_sample=a.wsp_sample, keywords=a.keywords)
     finally:
         hashes = early.stop()              # done or not: the workers hash what it did not
-    if not items:
-        print(f"cytomnt: no FCS files (.fcs, .FCS, .lmd) found in {', '.join(a.paths)}", file=sys.stderr)
-        return EXIT_USAGE
     from gating.parallel import preload
 
     from .batch import RunInterrupted
@@ -97,8 +88,9 @@ def cmd_analyze(a) -> int:
         return EXIT_INTERRUPTED
     for issue in summary.manifest_issues:
         print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
-    from .summary import car_call_notes
-    for note in car_call_notes([r.row for r in results]):
+    from .summary import car_call_notes, keyword_notes
+    rows = [r.row for r in results]
+    for note in car_call_notes(rows) + keyword_notes(rows, cfg.keywords):
         print(f"cytomnt: {note}", file=sys.stderr)
     if summary.changes:
         from .changes import summary as changes_line
@@ -155,19 +147,11 @@ def cmd_inspect(a) -> int:
     """Describe files: 0 when every one reads, 1 otherwise (each says why)."""
     from .inspect import inspect_file, render, to_json
     from .panel import Panel
-    from .reading import collect_inputs, skipped_note
-    missing = [p for p in a.files if not Path(p).exists()]
-    if missing:
-        print(f"cytomnt: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return EXIT_USAGE
+    from .reading import gather_inputs
+    files, note = gather_inputs(a.files)          # folders searched like `analyze` does
+    if note:
+        print(f"cytomnt: {note}", file=sys.stderr)
     panel = Panel.from_yaml(a.panel) if a.panel else None
-    skipped: list = []
-    files = collect_inputs(a.files, skipped)          # folders searched like `analyze` does
-    if skipped:
-        print(f"cytomnt: {skipped_note(skipped)}", file=sys.stderr)
-    if not files:
-        print(f"cytomnt: no FCS files found in {', '.join(a.files)}", file=sys.stderr)
-        return EXIT_USAGE
     infos = [inspect_file(f, panel) for f in files]
     print(to_json(infos) if a.json else "\n".join(render(i) for i in infos), end="" if not a.json else "\n")
     return EXIT_SOME_FAILED if any(i.error for i in infos) else EXIT_OK
@@ -268,6 +252,10 @@ def cmd_export(a) -> int:
         print("cytomnt: export needs one --sample ID with --anndata FILE.h5ad or --population POP, "
               "or --flowjo FILE.wsp", file=sys.stderr)
         return EXIT_USAGE
+    for option, value in (("--anndata", a.anndata), ("--fcs", a.fcs), ("--flowjo", a.flowjo)):
+        if value and Path(value).is_dir():
+            print(f"cytomnt: {option} {value} is a folder; give a file name to write", file=sys.stderr)
+            return EXIT_USAGE
     try:
         if a.flowjo:
             from .flowjo import export_workspace
@@ -288,7 +276,8 @@ def cmd_export(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
+    from .failures import OneLineParser
+    ap = OneLineParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
     from . import __version__
     ap.add_argument("--version", action="version", version=f"cytomnt {__version__}")
     ap.add_argument("--debug", action="store_true", help="show an error's Python traceback (or CYTOMNT_DEBUG=1)")
@@ -364,8 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .failures import debugging, explain, silence_stdout
+    from .failures import debugging, explain, guard_streams, silence_stdout
     args = build_parser().parse_args(argv)
+    if argv is None:                # the command line (not a test's captured streams)
+        guard_streams()
     try:
         return args.func(args)
     except BrokenPipeError:         # `cytomnt ... | head`: the reader went away

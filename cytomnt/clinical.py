@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import dates
-from .tables import read_table
+from .tables import read_own_csv, read_table
 
 CLINICAL_COLUMNS = ("patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
                     "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific")
@@ -213,7 +213,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
 
 def read_flow(path: str | Path) -> pd.DataFrame:
     """A ``samples.csv`` from ``cytomnt analyze`` (needs patient_id and collection_date from the manifest)."""
-    return prepare_flow(pd.read_csv(Path(path), keep_default_na=True), str(path))
+    return prepare_flow(read_own_csv(Path(path), keep_default_na=True), str(path))
 
 
 def prepare_flow(df: pd.DataFrame, path: str = "flow results") -> pd.DataFrame:

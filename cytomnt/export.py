@@ -16,6 +16,7 @@ from gating.files import write_fcs
 from gating.preprocess import compensated_events, compensation_for
 from gating.strategy import read_gatingml
 
+from .tables import read_own_csv
 from .reading import sha256_file
 from .privacy import IDENTIFYING_KEYWORDS, normalise
 
@@ -26,7 +27,7 @@ class ExportError(ValueError):
 
 def _locate(out: Path, sample_id: str, fcs: str | Path | None):
     """The sample's row, its FCS file (checked against the stored hash) and its gates."""
-    samples = pd.read_csv(out / "samples.csv", dtype=str, keep_default_na=False)
+    samples = read_own_csv(out / "samples.csv", dtype=str, keep_default_na=False)
     rows = samples[samples.sample_id == sample_id]
     if rows.empty:
         raise ExportError(f"{out}/samples.csv has no sample '{sample_id}'; samples: {', '.join(samples.sample_id)}")
@@ -59,7 +60,7 @@ def _run_markers(out: Path, sample_id: str) -> dict[str, str]:
     path = out / "statistics.csv"
     if not path.exists():
         return {}
-    stats = pd.read_csv(path, usecols=["sample_id", "channel", "marker"], dtype=str, keep_default_na=False)
+    stats = read_own_csv(path, usecols=["sample_id", "channel", "marker"], dtype=str, keep_default_na=False)
     rows = stats[(stats.sample_id == str(sample_id)) & (stats.marker != "")]
     return dict(zip(rows.channel, rows.marker))
 

@@ -3,6 +3,7 @@ to do, and an exit code (2: the input or option; the README's table), never a tr
 asked for (``--debug`` or ``CYTOMNT_DEBUG=1``)."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -53,3 +54,46 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+class QuietWhenClosed:
+    """A text stream that goes quiet when its reader goes away (`cytomnt analyze ... 2>&1 | head`):
+    the run carries on and writes its files; only the messages stop."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.closed_by_reader = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_by_reader:
+            try:
+                return self._stream.write(text)
+            except (BrokenPipeError, ValueError):
+                self.closed_by_reader = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_by_reader:
+            try:
+                self._stream.flush()
+            except (BrokenPipeError, ValueError):
+                self.closed_by_reader = True
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def guard_streams() -> None:
+    """Wrap stdout and stderr (once) so a closed pipe never stops a command midway."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, QuietWhenClosed):
+            setattr(sys, name, QuietWhenClosed(stream))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistyped option is one line naming it and where help is, not the usage block."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("cytomnt").strip()
+        self.exit(EXIT_USAGE, f"cytomnt: {command + ': ' if command else ''}{message} (see {self.prog} --help)\n")

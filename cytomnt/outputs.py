@@ -25,6 +25,7 @@ from .changes import CHANGES_NAME, changes_frame
 from .config import AnalysisConfig, run_record
 from .flowjo import WORKSPACE_NAME, workspace
 from .results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
+from .tables import text_cell
 
 
 def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig,
@@ -89,16 +90,6 @@ def _cells(col: pd.Series) -> list[str]:
     values = col.astype(object).tolist()
     return ["" if m else ("%.6g" % v if isinstance(v, float) else text_cell(v) if isinstance(v, str) else str(v))
             for v, m in zip(values, missing)]
-
-
-#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def text_cell(value: str) -> str:
-    """Text from files and users as a spreadsheet will show it, never run it: a cell starting like a
-    formula gets a leading apostrophe (the OWASP rule). Numbers are not text and stay as they are."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:

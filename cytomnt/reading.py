@@ -119,18 +119,44 @@ def collect_inputs(inputs, skipped: list | None = None) -> list:
     return samples + paths
 
 
+def gather_inputs(paths) -> tuple[list, str]:
+    """The FCS files under ``paths`` (as :func:`collect_inputs`) and a note on hidden files skipped
+    ('' when none); a path that does not exist, or nothing found, is a ConfigError naming them."""
+    from .errors import ConfigError
+    missing = [str(p) for p in paths if not is_sample(p) and not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    skipped: list = []
+    items = collect_inputs(paths, skipped)
+    if not items:
+        raise ConfigError(f"no FCS files found in {', '.join(map(str, paths))} (.fcs, .lmd, or any file that "
+                          f"starts with an FCS HEADER)")
+    return items, skipped_note(skipped)
+
+
 def out_problem(out) -> str:
     """Why ``out`` cannot hold a run's results ('' when it can): a file in the way, or a folder that
-    cannot be made or written."""
+    cannot be made or written (tried and taken back)."""
     import os
     p = Path(out)
     if p.exists() and not p.is_dir():
         return "is a file; give a folder for the results (it is made if missing)"
     parent = p if p.exists() else next((q for q in p.absolute().parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"{parent} is a file; give a folder for the results"
     if parent is None or not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent}; give a folder you may write to"
-    if not parent.is_dir():
-        return f"{parent} is a file; give a folder for the results"
+    made = []                              # tried, then taken back: a run that cannot start writes nothing
+    try:
+        for q in reversed([p, *p.parents]):
+            if not q.exists():
+                q.mkdir()
+                made.append(q)
+    except OSError as exc:
+        return f"cannot make the folder ({exc.strerror or exc}); give a folder you may write to"
+    finally:
+        for q in reversed(made):
+            q.rmdir()
     return ""
 
 

@@ -27,6 +27,7 @@ from jinja2 import Environment, select_autoescape  # noqa: E402
 
 from gating.files import atomic_write  # noqa: E402
 
+from .errors import ConfigError
 from . import __version__  # noqa: E402
 from .clinical import load, parse_date  # noqa: E402
 from .flags import meaning  # noqa: E402
@@ -294,8 +295,12 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
     from .risk import Rules, assess
     out = Path(out)
     store_path = out / "results.sqlite"
+    if out.is_file():
+        raise ConfigError(f"{out} is a file: give the folder of a run (the --out of `cytomnt analyze`, which holds "
+                          f"results.sqlite)")
     if not store_path.exists():
-        raise FileNotFoundError(f"{store_path} not found: run `cytomnt analyze ... --out {out}` first")
+        raise ConfigError(f"{out}: no results store (results.sqlite) there: give the --out folder of a "
+                          f"`cytomnt analyze` run, or run one into it first")
     st = ResultStore(store_path)
     try:
         df = st.latest_rows()

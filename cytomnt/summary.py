@@ -56,3 +56,14 @@ def car_call_notes(rows: list[dict]) -> list[str]:
         notes.append(f"no CAR call in {len(ids)} of {len(ok)} sample(s) ({names}): {key}; what would give one: "
                      f"{fixes[key]}")
     return notes
+
+
+def keyword_notes(rows: list[dict], asked) -> list[str]:
+    """Keywords asked for (--keywords) that no analysed file has: a misspelling ('$SCR' for
+    '$SRC'), or a list separated by ';' instead of ','."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok or not asked:
+        return []
+    empty = [k for k in asked if not any((r.get("keywords") or {}).get(k) for r in ok)]
+    return [f"--keywords {k}: no analysed file has it (its column is empty); check the spelling and separate "
+            f"keywords with ','" for k in empty]

@@ -1,5 +1,6 @@
 """Reading the user's CSV tables (manifest, clinical, labs, cohort) the same way everywhere:
-all cells as text (empty = unknown), lower-case header names, required columns checked."""
+all cells as text (empty = unknown), lower-case header names, required columns checked; and the
+spreadsheet-safe form of text cells in the tables cytomnt writes, both ways."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,3 +45,29 @@ def near_miss(name: str, known) -> str:
         return starts[0]
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
     return close[0] if close else ""
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(value: str) -> str:
+    """Text from files and users as a spreadsheet will show it, never run it: a cell starting like a
+    formula gets a leading apostrophe (the OWASP rule). Numbers are not text and stay as they are."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def cell_text(value):
+    """A text cell of a table cytomnt wrote, as it was before :func:`text_cell` (the apostrophe off)."""
+    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
+def read_own_csv(path, **kwargs) -> pd.DataFrame:
+    """A table cytomnt wrote (samples.csv ...), its text cells as they were."""
+    df = pd.read_csv(path, **kwargs)
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].map(cell_text)
+    return df

@@ -179,3 +179,35 @@ def test_a_second_run_into_the_same_out_waits_and_says_so(tmp_path):
     assert p.wait(timeout=120) == 0, rest
     assert "another cytomnt run (pid" in waited and "waiting for it to finish" in waited
     assert (out / "samples.csv").exists() and "Traceback" not in rest
+
+
+def test_a_closed_pipe_never_stops_a_run(tmp_path):
+    """`cytomnt analyze ... 2>&1 | head -n 1`: the messages stop, the run does not."""
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "cytomnt.cli", "analyze", str(FIXTURES), "--out", str(out), "--jobs", "1",
+                          "--no-report"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    p.stdout.readline()
+    p.stdout.close()
+    assert p.wait(timeout=300) == 0
+    import pandas as pd
+    assert len(pd.read_csv(out / "samples.csv")) == len(list(FIXTURES.glob("*.fcs")))
+
+
+def test_mistyped_options_and_wrong_paths_are_one_line(tmp_path, inputs):
+    for argv, text in ((["analyze", str(BLOOD), "--ouput", "x"], "unrecognized arguments: --ouput"),
+                       (["analyze", str(BLOOD), "--sample-type", "blood"], "invalid choice: 'blood'"),
+                       (["report", str(BLOOD)], "is a file: give the folder of a run")):
+        p = subprocess.run([sys.executable, "-m", "cytomnt.cli", *argv], capture_output=True, text=True)
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and text in p.stderr, (argv, p.stderr)
+
+
+def test_hostile_sample_ids_export_and_misspelled_keywords_are_said(tmp_path, capsys):
+    shutil.copy(BLOOD, tmp_path / "=cmd.fcs")
+    out = tmp_path / "out"
+    assert main(["analyze", str(tmp_path / "=cmd.fcs"), "--out", str(out), "--no-report", "--jobs", "1",
+                 "--keywords", "$SCR,$CYT"]) == 0
+    err = capsys.readouterr().err
+    assert "--keywords $SCR: no analysed file has it" in err and "--keywords $CYT" not in err
+    assert main(["export", str(out), "--sample", "=cmd", "--anndata", str(tmp_path / "a.h5ad")]) == 0
+    assert main(["export", str(out), "--sample", "=cmd", "--anndata", str(tmp_path)]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
