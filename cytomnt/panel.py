@@ -220,8 +220,9 @@ def _roles_hint(keys: Sequence[str], known: Sequence[str]) -> str:
 
 def _did_you_mean(key: str, choices: Sequence[str]) -> str:
     """' (did you mean 'x'?)' for the closest of ``choices``, or '' when none is close."""
-    close = difflib.get_close_matches(key, choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    from .tables import near_miss          # (pandas loads with it: only on this error's path)
+    close = near_miss(key, choices, cutoff=0.6)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 def _role_like(key: str, known: Sequence[str]) -> str | None:

@@ -34,16 +34,16 @@ def read_table(path: str | Path, required, label: str, error: type[Exception], o
     return df
 
 
-def near_miss(name: str, known) -> str:
-    """The known column ``name`` was probably meant to be ('' when it is known or nothing is close):
-    a close spelling ('alc_k_per_ul ' for 'alc_k_per_uL'), or a known name it begins ('alc')."""
+def near_miss(name: str, known, cutoff: float = 0.8) -> str:
+    """The known name ``name`` was probably meant to be ('' when it is known or nothing is close):
+    a close spelling ('alc_k_per_ul_' for 'alc_k_per_ul'), or the one known name it begins ('alc')."""
     import difflib
     if not name or name in known:
         return ""
-    starts = [k for k in known if k.startswith(name + "_") or k.startswith(name)]
+    starts = [k for k in known if k.startswith(name)]
     if len(name) >= 3 and len(starts) == 1:
         return starts[0]
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=cutoff)
     return close[0] if close else ""
 
 

@@ -68,9 +68,9 @@ class ReferenceTail:
 
     def on_scale(self, to_scale) -> "ReferenceTail":
         """The same reference with its values mapped by a monotone ``to_scale``."""
-        med, p10 = (float(np.asarray(to_scale(np.array([v]))).ravel()[0]) if math.isfinite(v) else math.nan
-                    for v in (self.median, self.p10))
-        return ReferenceTail(self.name, self.n, np.asarray(to_scale(self.top), dtype=float), med, p10)
+        mapped = np.asarray(to_scale(np.r_[self.top, self.median, self.p10]), dtype=float).ravel()
+        med, p10 = (m if math.isfinite(v) else math.nan for m, v in zip(mapped[-2:], (self.median, self.p10)))
+        return ReferenceTail(self.name, self.n, mapped[:-2], float(med), float(p10))
 
     def cut(self, q: float) -> float:
         """The value at the reference's ``q``-th percentile (its k-th highest, k from :func:`rank_from_top`)."""
@@ -272,28 +272,27 @@ def net_count(population: str, values: np.ndarray, ref: ReferenceTail, levels: t
                     rising=rising)
 
 
+def _band_noise(gross: np.ndarray, background: np.ndarray, i: int, j: int) -> float:
+    """Two Poisson errors of the events and background between cuts i and j: the least change in
+    the net count between them that is not sampling."""
+    return 2.0 * math.sqrt(max(abs(float(gross[i] - gross[j])) + abs(float(background[i] - background[j])), 1.0))
+
+
 def _counts_more(gross: np.ndarray, background: np.ndarray) -> bool:
-    """Whether another level counts clearly more positives than the last one: by more than two
-    Poisson errors of the events and background between the two cuts."""
+    """Whether another level counts clearly more positives than the last one (:func:`_band_noise`)."""
     net = gross - background
-    for j in range(len(net) - 1):
-        noise = math.sqrt(max(abs(float(gross[j] - gross[-1])) + abs(float(background[j] - background[-1])), 1.0))
-        if net[j] - net[-1] > 2.0 * noise:
-            return True
-    return False
+    return any(net[j] - net[-1] > _band_noise(gross, background, j, -1) for j in range(len(net) - 1))
 
 
 def smear_factor(cuts: np.ndarray, gross: np.ndarray, background: np.ndarray, reach: float) -> float:
     """Hidden positives per positive lost between the lowest and the highest cut, when the net
-    count falls as the cut rises (a dim stain running into the negatives): the fall per unit of
-    scale carried on down to ``reach`` (the reference's 10th percentile: a dim stain's positives
-    reach deep into the negatives' range), i.e. (lowest cut - reach) / (cut range). Zero unless
-    the fall exceeds two Poisson errors of the events between the two cuts."""
+    count falls clearly (:func:`_band_noise`) as the cut rises (a dim stain running into the
+    negatives): the fall per unit of scale carried on down to ``reach`` (the reference's 10th
+    percentile: a dim stain's positives reach deep into the negatives' range), i.e.
+    (lowest cut - reach) / (cut range)."""
     net = gross - background
-    lo, hi = float(net[0]), float(net[-1])
     width = float(cuts[-1] - cuts[0])
-    noise = math.sqrt(max(float(gross[0] - gross[-1] + background[0] - background[-1]), 1.0))
-    if lo <= 0 or width <= 0 or not math.isfinite(reach) or lo - hi <= 2.0 * noise:
+    if net[0] <= 0 or width <= 0 or not math.isfinite(reach) or net[0] - net[-1] <= _band_noise(gross, background, 0, -1):
         return 0.0
     return max(float(cuts[0]) - reach, 0.0) / width
 

@@ -110,8 +110,6 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
     ``valley``: the population's own valley above the reference's cuts (the gate's cut then)."""
     n = int(values.size)
     k = int(np.count_nonzero(values >= cut))
-    expected, high = background(n, ref)
-    p = float(poisson.sf(k - 1, high)) if k > 0 and math.isfinite(high) else 1.0
     reason = uncertain
     if not reason and tail is None:
         reason = "no negative reference to count against"
@@ -125,7 +123,7 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
     if not reason and ref.basis == "shape" and k == 0 and n:
         reason = "every event lies below the cut found in the data (a cut at the edge of the data)"
     if reason:
-        return PositiveCall(population, n, k, expected, high, p, "uncertain", ref.basis, reason)
+        return _uncertain(population, values, cut, ref, reason)
     shape = ref.basis == "shape"            # one level, its valley's; the mirror bounds the background
     net = net_count(population, values, tail, levels, lower=() if shape else LOWER_LEVELS, valley=valley, cap=not shape)
     if ref.basis == "internal":             # other cells: their tail is least trusted where it predicts most
@@ -133,7 +131,7 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
     few = net.net[net.centre] < FEW_FOR_SLOPE and own_reference
     hiding = separation(values, cut, tail.median, n * tail.share_above(cut)) if net.hidden <= 0 and few else ""
     if hiding and interval(net.rows())[0] > 0:
-        return PositiveCall(population, n, k, expected, high, p, "uncertain", ref.basis, hiding)
+        return _uncertain(population, values, cut, ref, hiding)
     if widen is not None:
         net = net.widened(net_count(population, values, widen, levels))
     if shape:                          # a mirrored peak bounds the background (logicle squeezes its upper side)
@@ -142,12 +140,22 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
     status = "detected" if lo > 0 else "not_detected"
     # the gate goes where the point estimate counts, so gate count - background = estimate
     at = net.point_cut
-    k = int(np.count_nonzero(values >= at))
     above = tail.top.size - int(np.searchsorted(tail.top, at, "left"))
-    _, high = background(n, Reference(ref.basis, ref.detail, tail.n, above))
-    expected = net.point_background
-    p = float(poisson.sf(k - 1, high)) if k > 0 and math.isfinite(high) else 1.0
-    return PositiveCall(population, n, k, expected, high, p, status, ref.basis, "", net, at)
+    k, _, high, p = _gate_counts(values, at, Reference(ref.basis, ref.detail, tail.n, above))
+    return PositiveCall(population, n, k, net.point_background, high, p, status, ref.basis, "", net, at)
+
+
+def _gate_counts(values: np.ndarray, cut: float, ref: Reference) -> tuple[int, float, float, float]:
+    """(events at or above ``cut``, background expected there and its upper bound, the chance of
+    that many from background alone)."""
+    k = int(np.count_nonzero(values >= cut))
+    expected, high = background(int(values.size), ref)
+    return k, expected, high, float(poisson.sf(k - 1, high)) if k > 0 and math.isfinite(high) else 1.0
+
+
+def _uncertain(population: str, values: np.ndarray, cut: float, ref: Reference, reason: str) -> PositiveCall:
+    k, expected, high, p = _gate_counts(values, cut, ref)
+    return PositiveCall(population, int(values.size), k, expected, high, p, "uncertain", ref.basis, reason)
 
 
 #: Percentiles of a control population kept to check that it fits a tube's subset (its lower part,
