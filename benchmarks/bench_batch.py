@@ -92,12 +92,12 @@ def main() -> None:
                          "(shared machines vary by several percent between identical runs)")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
-    from cytomnt.autogate import auto_gate
-    from cytomnt.panel import Panel, channels_of
+    from cytomnt.sample.autogate import auto_gate
+    from cytomnt.inputs.panel import Panel, channels_of
     from cytomnt.synth import TubeSpec, write_tube
     from gating import read_fcs
     from gating.preprocess import compensation_for
-    from gating.strategy import write_gatingml
+    from gating.formats.strategy import write_gatingml
 
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench_batch_"))
     data = base / "fcs"

@@ -65,17 +65,17 @@ def main() -> None:
     import numpy as np
 
     import cytomnt
-    from cytomnt.config import make_config
-    from cytomnt.gate import gate
-    from cytomnt.outputs import write_outputs
-    from cytomnt.pipeline import analyze_sample
-    from cytomnt.statistics import RCV_HIGH, RCV_LOW, population_statistics
-    from cytomnt.strategies import load_strategy
+    from cytomnt.run.config import make_config
+    from cytomnt.sample.gate import gate
+    from cytomnt.run.outputs import write_outputs
+    from cytomnt.sample.pipeline import analyze_sample
+    from cytomnt.sample.statistics import RCV_HIGH, RCV_LOW, population_statistics
+    from cytomnt.inputs.strategies import load_strategy
     from cytomnt.synth import TubeSpec, write_tube
     from gating import read_fcs
     from gating.preprocess import compensated_channels, compensation_for
     from gating.stable import inverse
-    from gating.strategy import gate_sample, read_gatingml, write_gatingml
+    from gating.formats.strategy import gate_sample, read_gatingml, write_gatingml
 
     d = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="bench_sample_"))
     d.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ def main() -> None:
     }
 
     def result_panel(sample):
-        return gcfg.panel.resolve(cytomnt.panel.channels_of(sample, gcfg.panel), tube.name, strict=False)
+        return gcfg.panel.resolve(cytomnt.inputs.panel.channels_of(sample, gcfg.panel), tube.name, strict=False)
 
     def fk_read(_):
         return fk.Sample(str(tube))

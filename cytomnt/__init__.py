@@ -8,11 +8,11 @@ does not load FlowKit and the plotting stack.
 __version__ = "0.2.0"
 
 _PUBLIC = {
-    "Panel": ("cytomnt.panel", "Panel"),
-    "analyze": ("cytomnt.batch", "analyze"),
-    "analyze_sample": ("cytomnt.pipeline", "analyze_sample"),
-    "make_config": ("cytomnt.config", "make_config"),
-    "evaluate_risk": ("cytomnt.risk", "evaluate"),
+    "Panel": ("cytomnt.inputs.panel", "Panel"),
+    "analyze": ("cytomnt.run.batch", "analyze"),
+    "analyze_sample": ("cytomnt.sample.pipeline", "analyze_sample"),
+    "make_config": ("cytomnt.run.config", "make_config"),
+    "evaluate_risk": ("cytomnt.patients.risk", "evaluate"),
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
-from .hints import program, risk_command  # noqa: F401 - the demo's follow-up command
-from .ruo import RUO
+from cytomnt.errors import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
+from cytomnt.hints import program, risk_command  # noqa: F401 - the demo's follow-up command
+from cytomnt.ruo import RUO
 
 #: Exit code after Ctrl-C (128 + SIGINT, as shells report it); finished results are kept.
 EXIT_INTERRUPTED = 130
@@ -53,7 +53,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_analyze(a) -> int:
-    from .reading import EarlyHashes, gather_inputs, out_problem
+    from cytomnt.inputs.files import EarlyHashes, gather_inputs, out_problem
     if a.jobs < 0:                         # before anything heavy loads
         print(f"cytomnt: --jobs must be 0 (every CPU this process may use) or a positive number, not {a.jobs}",
               file=sys.stderr)
@@ -67,9 +67,9 @@ def cmd_analyze(a) -> int:
         print(f"cytomnt: {note}", file=sys.stderr)
     early = EarlyHashes(items)             # a hashing process on another core while the rest loads
     try:
-        from .batch import run_batch
-        from .config import make_config
-        from .executors import default_jobs
+        from cytomnt.run.batch import run_batch
+        from cytomnt.run.config import make_config
+        from cytomnt.run.executors import default_jobs
         cfg = make_config(a.panel, a.strategy, a.gate_map, a.manifest, a.sample_type, a.negative_control,
                           a.spillover, learned_cuts=a.learned_cuts, plots=a.plots, deidentify=a.deidentify,
                           identifying_keywords=a.identifying_keywords, acquisition_qc=not a.no_acquisition_qc,
@@ -78,27 +78,27 @@ def cmd_analyze(a) -> int:
         hashes = early.stop()              # done or not: the workers hash what it did not
     from gating.parallel import preload
 
-    from .batch import RunInterrupted
+    from cytomnt.run.batch import RunInterrupted
     try:
         results, summary = run_batch(items, cfg, a.out, a.jobs or default_jobs(), a.executor, a.scheduler,
                                      progress=True, hashes=hashes,
-                                     on_start=None if a.no_report else lambda: preload("cytomnt.report"))
+                                     on_start=None if a.no_report else lambda: preload("cytomnt.exports.report"))
     except RunInterrupted as exc:
         print(f"\ncytomnt: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     for issue in summary.manifest_issues:
         print(f"cytomnt: manifest check: {issue}", file=sys.stderr)
-    from .summary import car_call_notes, keyword_notes
+    from cytomnt.run.summary import car_call_notes, keyword_notes
     rows = [r.row for r in results]
     for note in car_call_notes(rows) + keyword_notes(rows, cfg.keywords):
         print(f"cytomnt: {note}", file=sys.stderr)
     if summary.changes:
-        from .changes import summary as changes_line
+        from cytomnt.run.changes import summary as changes_line
         print(f"cytomnt: {changes_line(summary.changes, summary.analysed)} (every change: "
               f"{Path(a.out) / 'changes.csv'})", file=sys.stderr)
     report = ""
     if not a.no_report:
-        from .report import build_report
+        from cytomnt.exports.report import build_report
         try:
             report = f", report {build_report(a.out, a.clinical, a.labs)}"
         except Exception as exc:  # noqa: BLE001 - the tables are written; the report must not fail the run
@@ -116,7 +116,7 @@ def cmd_panel(a) -> int:
     """
     from gating import FcsReadError, read_fcs
 
-    from .panel import REQUIRED_ROLES, Panel, PanelError, channels_of, describe_channels
+    from cytomnt.inputs.panel import REQUIRED_ROLES, Panel, PanelError, channels_of, describe_channels
     try:
         panel = Panel.from_yaml(a.panel) if a.panel else Panel.default()
         sample = read_fcs(a.file).sample
@@ -145,9 +145,9 @@ def cmd_panel(a) -> int:
 
 def cmd_inspect(a) -> int:
     """Describe files: 0 when every one reads, 1 otherwise (each says why)."""
-    from .inspect import inspect_file, render, to_json
-    from .panel import Panel
-    from .reading import gather_inputs
+    from cytomnt.inputs.inspect import inspect_file, render, to_json
+    from cytomnt.inputs.panel import Panel
+    from cytomnt.inputs.files import gather_inputs
     files, note = gather_inputs(a.files)          # folders searched like `analyze` does
     if note:
         print(f"cytomnt: {note}", file=sys.stderr)
@@ -158,13 +158,13 @@ def cmd_inspect(a) -> int:
 
 
 def cmd_demo(a) -> int:
-    from .demo import run_demo
+    from cytomnt.demo import run_demo
     ok = run_demo(Path(a.out), a.jobs)
     return EXIT_OK if ok else EXIT_SOME_FAILED
 
 
 def cmd_generate(a) -> int:
-    from .demo import make_demo_set, write_fixtures
+    from cytomnt.demo import make_demo_set, write_fixtures
     if a.fixtures:
         for p in write_fixtures(a.out):
             print(p)
@@ -176,8 +176,8 @@ def cmd_generate(a) -> int:
 def cmd_risk(a) -> int:
     import json
 
-    from .clinical import load, parse_date
-    from .risk import Rules, assess, render_text, render_timeline, timeline
+    from cytomnt.patients.clinical import load, parse_date
+    from cytomnt.patients.risk import Rules, assess, render_text, render_timeline, timeline
     rules = Rules.from_yaml(a.rules) if a.rules else Rules.default()
     data = load(a.clinical, a.labs, a.store or a.flow, a.alc_unit)
     for w in data.warnings:
@@ -208,7 +208,7 @@ def cmd_risk(a) -> int:
 def cmd_cohort(a) -> int:
     import json
 
-    from .cohort import lead_times, read_cohort, render, render_lead, validate
+    from cytomnt.patients.cohort import lead_times, read_cohort, render, render_lead, validate
     df = read_cohort(a.cohort)
     thresholds = list(a.threshold or [])
     if thresholds and len(thresholds) != len(a.factor):
@@ -223,8 +223,8 @@ def cmd_cohort(a) -> int:
             print("cytomnt: --lead-time replays each patient's timeline: give --clinical and --labs (and --flow)",
                   file=sys.stderr)
             return EXIT_USAGE
-        from .clinical import load
-        from .risk import Rules
+        from cytomnt.patients.clinical import load
+        from cytomnt.patients.risk import Rules
         data = load(a.clinical, a.labs, a.flow)
         leads = lead_times(df, data, a.lead_time, Rules.from_yaml(a.rules) if a.rules else None)
     if a.json:
@@ -240,14 +240,14 @@ def cmd_cohort(a) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import build_report
+    from cytomnt.exports.report import build_report
     path = build_report(a.out, a.clinical, a.labs, a.as_of, a.rules, a.alc_unit)
     print(f"report: {path}", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_export(a) -> int:
-    from .export import ExportError, to_anndata, to_fcs
+    from cytomnt.exports.cells import ExportError, to_anndata, to_fcs
     if not a.flowjo and (not a.sample or len(a.sample) != 1 or not (a.anndata or a.population)):
         print("cytomnt: export needs one --sample ID with --anndata FILE.h5ad or --population POP, "
               "or --flowjo FILE.wsp", file=sys.stderr)
@@ -258,7 +258,7 @@ def cmd_export(a) -> int:
             return EXIT_USAGE
     try:
         if a.flowjo:
-            from .flowjo import export_workspace
+            from cytomnt.exports.flowjo import export_workspace
             path, n = export_workspace(a.out, a.flowjo, a.sample)
             print(f"{path}: FlowJo workspace of {n} sample(s)")
         if a.anndata:
@@ -276,9 +276,9 @@ def cmd_export(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .failures import OneLineParser
+    from cytomnt.failures import OneLineParser
     ap = OneLineParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
-    from . import __version__
+    from cytomnt import __version__
     ap.add_argument("--version", action="version", version=f"cytomnt {__version__}")
     ap.add_argument("--debug", action="store_true", help="show an error's Python traceback (or CYTOMNT_DEBUG=1)")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .failures import debugging, explain, guard_streams, silence_stdout
+    from cytomnt.failures import debugging, explain, guard_streams, silence_stdout
     args = build_parser().parse_args(argv)
     if argv is None:                # the command line (not a test's captured streams)
         guard_streams()

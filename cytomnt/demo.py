@@ -7,7 +7,7 @@ import csv
 import datetime as dt
 from pathlib import Path
 
-from .synth import TubeSpec, write_tube
+from cytomnt.synth import TubeSpec, write_tube
 
 #: Clinical facts and ALC series (day: x10^3/uL) of the demo patients.
 DEMO_CLINICAL = {
@@ -103,7 +103,7 @@ def write_fixtures(folder: str | Path, seed: int = 7) -> list[Path]:
     for i, (name, spec) in enumerate(specs.items()):
         write_tube(folder / name, spec, seed + i)
         out.append(folder / name)
-    from .cohort import literature_cohort
+    from cytomnt.patients.cohort import literature_cohort
     literature_cohort().to_csv(folder / "literature_alc_cohort.csv", index=False, lineterminator="\n")
     out.append(folder / "literature_alc_cohort.csv")
     return out
@@ -116,14 +116,14 @@ def run_demo(out: Path, jobs: int = 1) -> bool:
     import sys
     import time
 
-    from .batch import analyze
-    from .clinical import load
-    from .config import make_config
-    from .hints import risk_command
-    from .report import build_report
-    from .risk import assess, render_text
-    from .ruo import RUO
-    from .summary import summary_text
+    from cytomnt.run.batch import analyze
+    from cytomnt.patients.clinical import load
+    from cytomnt.run.config import make_config
+    from cytomnt.hints import risk_command
+    from cytomnt.exports.report import build_report
+    from cytomnt.patients.risk import assess, render_text
+    from cytomnt.ruo import RUO
+    from cytomnt.run.summary import summary_text
     t0 = time.monotonic()
     manifest = make_demo_set(out / "data")
     print(f"generated demo tubes for 2 patients in {out / 'data'}", file=sys.stderr)

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from .errors import EXIT_USAGE, ConfigError
+from cytomnt.errors import EXIT_USAGE, ConfigError
 
 #: What an operating-system error means to someone who typed a path.
 _OS_MEANING = {FileNotFoundError: "no such file or folder", IsADirectoryError: "a folder where a file was expected",
@@ -19,11 +19,11 @@ def _input_errors() -> tuple[type[Exception], ...]:
     """The errors that name a bad input themselves (all ValueErrors), loaded only when one happens."""
     from gating import FcsReadError
 
-    from .clinical import ClinicalDataError
-    from .cohort import CohortError
-    from .manifest import ManifestError
-    from .panel import PanelError
-    from .risk import RulesError
+    from cytomnt.patients.clinical import ClinicalDataError
+    from cytomnt.patients.cohort import CohortError
+    from cytomnt.inputs.manifest import ManifestError
+    from cytomnt.inputs.panel import PanelError
+    from cytomnt.patients.risk import RulesError
     return ClinicalDataError, CohortError, RulesError, ManifestError, PanelError, FcsReadError
 
 

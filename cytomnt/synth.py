@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from gating import stable
-from gating.files import write_fcs
+from gating.io.files import write_fcs
 
 #: Markers in fluorochrome order; each instrument style maps them to channels.
 MARKERS = ("CD45", "VIA", "CD3", "CD4", "CD8", "CAR", "CD38", "CD19", "CD56")

@@ -2,14 +2,14 @@
 loading (Gating-ML 2.0, FlowJo workspaces), application and Gating-ML export.
 
 Knows nothing about CAR T cells or MNT; ``cytomnt`` builds on it. Names below are loaded on
-first use (importing ``gating.inputs`` or ``gating.parallel`` does not load FlowKit).
+first use (importing ``gating.io.inputs`` or ``gating.parallel`` does not load FlowKit).
 """
 from __future__ import annotations
 
 import importlib
 
 __all__ = ["FcsReadError", "LoadedSample", "find_fcs_files", "read_fcs"]
-_HOME = {"FcsReadError": "fcs", "LoadedSample": "fcs", "read_fcs": "fcs", "find_fcs_files": "inputs"}
+_HOME = {"FcsReadError": "io.fcs", "LoadedSample": "io.fcs", "read_fcs": "io.fcs", "find_fcs_files": "io.inputs"}
 
 
 def __getattr__(name: str):

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Ellipse, Polygon, Rectangle  # noqa: E402
 
-from .evaluate import Evaluator  # noqa: E402
+from gating.evaluator.evaluate import Evaluator  # noqa: E402
 
 MAX_POINTS = 20_000
 COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e")

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import stable
-from .parallel import row_shares, sample_threads, thread_map
+from gating import stable
+from gating.parallel import row_shares, sample_threads, thread_map
 
 if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
     import flowkit as fk

@@ -50,8 +50,8 @@ def expert_members(fcs: Path, template: Path) -> dict[str, np.ndarray]:
     """The expert's T, CD4 T and CD8 T cells of one file (the expert's own gates, FlowKit's semantics)."""
     import flowkit as fk
 
-    from gating.opencyto import ChannelScale, read_opencyto_template
-    from gating.strategy import gate_sample
+    from gating.formats.opencyto import ChannelScale, read_opencyto_template
+    from gating.formats.strategy import gate_sample
     from tests.test_real_data import ACT_W
     scales = {ch: ChannelScale(fk.transforms.LogicleTransform(262143, w, 4.5, 0), 4.5) for ch, w in ACT_W.items()}
     strategy = read_opencyto_template(template, scales)

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 import cytomnt
-from cytomnt.batch import run_batch
+from cytomnt.run.batch import run_batch
 from cytomnt.cli import main
-from cytomnt.config import make_config
-from cytomnt.store import ResultStore
+from cytomnt.run.config import make_config
+from cytomnt.run.store import ResultStore
 from cytomnt.synth import TubeSpec, write_tube
 
 from .conftest import assert_same_table
@@ -241,7 +241,7 @@ def test_store_keeps_every_bit_and_reads_stores_of_earlier_versions(tmp_path):
 
     import numpy as np
 
-    from cytomnt.results import SampleResult
+    from cytomnt.sample.results import SampleResult
     stats = pd.DataFrame({"population": ["a", "b", "c", "d"], "count": [0, 1, 2**40, 7],
                           "median": [np.nan, -0.0, 5e-324, 1.7976931348623157e308],
                           "mean": [0.1 + 0.2, 1 / 3, -1e-300, np.inf]})
@@ -263,7 +263,7 @@ def test_hashes_known_early_or_found_by_the_workers_give_the_same_run(tubes, tmp
     file hashed by its worker: the same rows, the same keys, and a re-run reuses everything."""
     import hashlib
 
-    from cytomnt.reading import EarlyHashes, collect_inputs, item_key
+    from cytomnt.inputs.files import EarlyHashes, collect_inputs, item_key
     items = collect_inputs([tubes])
     known = EarlyHashes(items).wait(timeout=60)
     assert known == {item_key(i): hashlib.sha256(i.read_bytes()).hexdigest() for i in items}
@@ -282,8 +282,8 @@ def test_hashes_known_early_or_found_by_the_workers_give_the_same_run(tubes, tmp
 
 def test_progress_line_of_a_stored_failure_says_error(capsys):
     """A re-run's log names a stored failure as an error, not as a plain 'reused'."""
-    from cytomnt.progress import Progress
-    from cytomnt.results import SampleResult
+    from cytomnt.run.progress import Progress
+    from cytomnt.sample.results import SampleResult
     bar = Progress(2, enabled=True)
     bar.bar = None                                          # the log-line form (pipelines, CI logs)
     bar.update(SampleResult({"sample_id": "bad", "status": "error", "error": "bad.fcs: truncated"},

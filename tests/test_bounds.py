@@ -3,7 +3,7 @@ float64 value would be; only events near a bound are left undecided."""
 import numpy as np
 import pytest
 
-from gating.bounds import sure_and_near
+from gating.evaluator.bounds import sure_and_near
 
 
 @pytest.mark.parametrize("seed", [101, 202, 303])

@@ -58,7 +58,7 @@ def test_commands_that_do_not_gate_do_not_load_flowkit(argv):
     import sys
     args = [a.format(fcs=FIXTURES / "blood_bd.fcs") for a in argv]
     code = ("import sys\nfrom cytomnt.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in ('flowkit', 'bokeh', 'matplotlib', 'gating.evaluate', 'gating.engine') "
+            "print('LOADED', sorted(m for m in ('flowkit', 'bokeh', 'matplotlib', 'gating.evaluator.evaluate', 'gating.auto.engine') "
             "if m in sys.modules))" % args)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "LOADED []" in out, out[-500:]

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import binomtest, fisher_exact
 
 from cytomnt.cli import main
-from cytomnt.cohort import CohortError, literature_cohort, read_cohort, validate
+from cytomnt.patients.cohort import CohortError, literature_cohort, read_cohort, validate
 
 
 @pytest.fixture

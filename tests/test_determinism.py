@@ -6,15 +6,15 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import cytomnt
-from cytomnt.statistics import population_statistics
-from cytomnt.panel import Panel, channels_of
-from cytomnt.gate import gate
-from cytomnt.config import make_config
-from cytomnt.strategies import load_strategy
+from cytomnt.sample.statistics import population_statistics
+from cytomnt.inputs.panel import Panel, channels_of
+from cytomnt.sample.gate import gate
+from cytomnt.run.config import make_config
+from cytomnt.inputs.strategies import load_strategy
 from gating import read_fcs, stable
 from gating.preprocess import compensated_events, compensation_for
-from gating.sample import flowkit_sample
-from gating.strategy import gate_sample
+from gating.io.events import flowkit_sample
+from gating.formats.strategy import gate_sample
 
 from .conftest import FIXTURES
 
@@ -157,7 +157,7 @@ def test_demo_tables_identical_across_jobs_and_the_python_api(tmp_path):
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1000, 12_345])
 def test_row_statistics_equal_numpy(n):
     """Median, mean and robust CV by selection equal numpy's (median; inverted-CDF percentiles)."""
-    from cytomnt.statistics import RCV_HIGH, RCV_LOW, selection_statistics
+    from cytomnt.sample.statistics import RCV_HIGH, RCV_LOW, selection_statistics
     full = (RNG.lognormal(4, 1.5, (5, 3 * n)) - 20).astype(np.float32)
     rows = np.sort(RNG.choice(3 * n, n, replace=False))        # a population: some of the events
     x = full[:, rows]
@@ -178,11 +178,11 @@ def test_statistics_the_same_with_any_thread_count_and_started_while_gating(thre
     """Statistics computed on 1, 2 or 3 threads, started population by population while the
     gates are evaluated or all at the end (one thread: queued, then channel by channel), are
     the same tables bit for bit."""
-    from cytomnt.gate import gate
-    from cytomnt.statistics import StatisticsJob
-    from cytomnt.strategies import load_strategy
+    from cytomnt.sample.gate import gate
+    from cytomnt.sample.statistics import StatisticsJob
+    from cytomnt.inputs.strategies import load_strategy
     from gating.parallel import sample_threads, set_sample_threads
-    from gating.strategy import write_gatingml
+    from gating.formats.strategy import write_gatingml
     s = read_fcs(FIXTURES / "blood_bd.fcs").sample
     comp = compensation_for(s)
     cfg = make_config()

@@ -3,14 +3,14 @@ import flowkit as fk
 import numpy as np
 import pytest
 
-from cytomnt.autogate import auto_gate
-from cytomnt.panel import Panel, channels_of
+from cytomnt.sample.autogate import auto_gate
+from cytomnt.inputs.panel import Panel, channels_of
 from gating import read_fcs
-from gating.build import xform_id
-from gating.evaluate import Evaluator
+from gating.auto.build import xform_id
+from gating.evaluator.evaluate import Evaluator
 from gating.preprocess import compensation_for
-from gating.sample import flowkit_sample
-from gating.strategy import gate_sample, read_gatingml
+from gating.io.events import flowkit_sample
+from gating.formats.strategy import gate_sample, read_gatingml
 
 from .conftest import FIXTURES, shared
 

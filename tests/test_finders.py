@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gating import finders
+from gating.auto import finders
 
 
 def rng():

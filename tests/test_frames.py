@@ -1,4 +1,4 @@
-"""A sample's tables as Arrow bytes (cytomnt.frames, cytomnt.sample_tables): built without pandas
+"""A sample's tables as Arrow bytes (cytomnt.sample.frames, cytomnt.sample.populations): built without pandas
 they are the tables the pandas way built, bit for bit; a result pickled to the parent keeps them
 packed until used; stacking packed, decoded and old-JSON tables gives pandas' concat."""
 import json
@@ -8,13 +8,13 @@ import pickle
 import numpy as np
 import pandas as pd
 
-from cytomnt.config import make_config
-from cytomnt.frames import columns_doc, frame_doc, frame_from_doc, stacked
-from cytomnt.gate import gate
-from cytomnt.results import SampleResult, concat_tables, make_ids_unique
-from cytomnt.sample_tables import PREGATE_COLUMNS, sample_table_docs
-from cytomnt.statistics import StatisticsJob, population_statistics
-from cytomnt.strategies import load_strategy
+from cytomnt.run.config import make_config
+from cytomnt.sample.frames import columns_doc, frame_doc, frame_from_doc, stacked
+from cytomnt.sample.gate import gate
+from cytomnt.sample.results import SampleResult, concat_tables, make_ids_unique
+from cytomnt.sample.populations import PREGATE_COLUMNS, sample_table_docs
+from cytomnt.sample.statistics import StatisticsJob, population_statistics
+from cytomnt.inputs.strategies import load_strategy
 from gating import read_fcs
 from gating.preprocess import compensation_for
 

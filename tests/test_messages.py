@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from cytomnt.cli import main, risk_command
-from cytomnt.manifest import ManifestError, read_manifest
-from cytomnt.panel import Panel, PanelError
+from cytomnt.inputs.manifest import ManifestError, read_manifest
+from cytomnt.inputs.panel import Panel, PanelError
 
 from .conftest import FIXTURES, TESTDATA, shared
 
@@ -134,7 +134,7 @@ def test_manifest_refuses_dates_that_are_not_dates_or_ambiguous(tmp_path, value)
 @pytest.mark.parametrize("value", ["2026-03-16", "16.03.2026", "2026/03/16", "20260316"])
 def test_one_date_reading_for_manifest_clinical_and_labs(tmp_path, value):
     """The forms the clinical and labs files take, the manifest takes too (stored as ISO)."""
-    from cytomnt.clinical import parse_date
+    from cytomnt.patients.clinical import parse_date
     m = _write(tmp_path / "m.csv", HEADER + f"a.fcs,a,P1,{value},pb\n")
     assert read_manifest(m)["a.fcs"].collection_date == "2026-03-16"
     assert parse_date(value, "labs").isoformat() == "2026-03-16"

@@ -3,7 +3,7 @@ import math
 import pytest
 from scipy.stats import binomtest
 
-from cytomnt.metrics import Counts, MetricSettings, exact_ci, phenotype, predominance
+from cytomnt.sample.metrics import Counts, MetricSettings, exact_ci, phenotype, predominance
 
 
 def test_ci_is_scipys_clopper_pearson():
@@ -26,7 +26,7 @@ def test_predominance_calls_need_confidence():
 
 
 def test_predominance_threshold_comes_from_the_rules_file():
-    from cytomnt.risk import Rules
+    from cytomnt.patients.risk import Rules
     rules = Rules.default()
     s = MetricSettings.from_rules(rules.flow_calls)
     assert s.predominance_ratio == rules.flow_calls["predominance_ratio"]
@@ -37,7 +37,7 @@ def test_predominance_threshold_comes_from_the_rules_file():
 
 
 def test_no_predominance_without_a_trustworthy_car_count():
-    from cytomnt.carcall import CarCall, CarEstimate
+    from cytomnt.sample.carcall import CarCall, CarEstimate
     c = Counts(events=5000, t_cells=800, t_cd4=500, t_cd8=300, car_t=60, car_cd4=50, car_cd8=10)
     est = CarEstimate(5.0, 4.0, 1.0, (0.0, 14.0), (0.0, 1.75), (0.2, 1.0))
     m, f = phenotype(c, call=CarCall("not_detected", "control", "background", 55.0, est))
@@ -52,7 +52,7 @@ def test_no_predominance_without_a_trustworthy_car_count():
 
 
 def test_calls_come_from_the_interval():
-    from cytomnt.carcall import CarCall, CarEstimate
+    from cytomnt.sample.carcall import CarCall, CarEstimate
     c = Counts(events=50000, t_cells=5000, t_cd4=2500, t_cd8=2500, car_t=400, car_cd4=100, car_cd8=300)
     s = MetricSettings()
     for share_ci, call in (((0.15, 0.45), "CD8"), ((0.55, 0.8), "CD4"), ((0.45, 0.55), "balanced"),

@@ -1,9 +1,9 @@
 """Positives net of background at several cut levels of a reference, with a bootstrap over the
-population and the reference (gating.netcount), on distributions with known truth."""
+population and the reference (gating.auto.netcount), on distributions with known truth."""
 import numpy as np
 import pytest
 
-from gating.netcount import (LEVELS, ReferenceTail, interval, net_count, rank_from_top, usable_levels)
+from gating.auto.netcount import (LEVELS, ReferenceTail, interval, net_count, rank_from_top, usable_levels)
 
 SEED = 61_803            # never used while developing
 

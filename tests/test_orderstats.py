@@ -4,7 +4,7 @@ on a gated tube's populations."""
 import numpy as np
 import pytest
 
-from cytomnt.orderstats import (RCV_HIGH, RCV_LOW, kth_after_removal, selection_statistics, sorted_reference,
+from cytomnt.sample.orderstats import (RCV_HIGH, RCV_LOW, kth_after_removal, selection_statistics, sorted_reference,
                                 statistics_after_removal, statistics_of_sorted)
 
 from .conftest import FIXTURES
@@ -44,10 +44,10 @@ def test_every_route_equals_numpy_with_and_without_ties(seed):
 def test_a_gated_tubes_statistics_equal_numpy_per_population():
     """Every population of an auto-gated tube (several derive from an ancestor's sorted values):
     median and rCV equal numpy's on the same compensated values, the mean to 1e-12."""
-    from cytomnt.config import make_config
-    from cytomnt.gate import gate
-    from cytomnt.statistics import DERIVE_MAX_REMOVED, fluorescence_by_channel, population_statistics
-    from cytomnt.strategies import load_strategy
+    from cytomnt.run.config import make_config
+    from cytomnt.sample.gate import gate
+    from cytomnt.sample.statistics import DERIVE_MAX_REMOVED, fluorescence_by_channel, population_statistics
+    from cytomnt.inputs.strategies import load_strategy
     from gating import read_fcs
     from gating.preprocess import compensation_for
     s = read_fcs(FIXTURES / "blood_bd.fcs").sample

@@ -8,7 +8,7 @@ import pandas as pd
 
 import cytomnt
 from cytomnt.cli import main
-from cytomnt.strategies import load_strategy
+from cytomnt.inputs.strategies import load_strategy
 
 from .conftest import FIXTURES
 
@@ -68,7 +68,7 @@ def test_edited_template_is_read_again_in_the_same_process(tmp_path):
                  if "method: valley, args: {keep: above}" in text else text + "\n# edited\n")
     b = cytomnt.analyze([FIXTURES / "csf_bd.fcs"], strategy=str(p), out=tmp_path / "o")
     assert a.status[0] == b.status[0] == "ok"
-    from cytomnt.store import ResultStore
+    from cytomnt.run.store import ResultStore
     st = ResultStore(tmp_path / "o" / "results.sqlite")
     assert len(st.keys()) == 2                                 # the edited template is a new configuration
     st.close()

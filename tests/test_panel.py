@@ -1,6 +1,6 @@
 import pytest
 
-from cytomnt.panel import Channel, Panel, PanelError, match_role
+from cytomnt.inputs.panel import Channel, Panel, PanelError, match_role
 
 CH = [Channel(0, "FSC-A"), Channel(1, "SSC-A"), Channel(2, "B1-A", "CD3 BV421"), Channel(3, "R1-A", "CD38 APC"),
       Channel(4, "FITC-A", "CD45"), Channel(5, "PE-A", "BCMA-Fc PE"), Channel(6, "V1-A", "CD4"), Channel(7, "V2-A", "CD8a")]

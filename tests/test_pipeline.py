@@ -7,9 +7,9 @@ import pytest
 
 import cytomnt
 from cytomnt.errors import ConfigError
-from cytomnt.results import SAMPLE_COLUMNS
+from cytomnt.sample.results import SAMPLE_COLUMNS
 from gating import read_fcs
-from gating.strategy import gate_sample, read_gatingml
+from gating.formats.strategy import gate_sample, read_gatingml
 
 from .conftest import FIXTURES, truth_of
 

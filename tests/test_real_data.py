@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 import cytomnt
-from cytomnt.strategies import load_strategy
+from cytomnt.inputs.strategies import load_strategy
 from gating import read_fcs
-from gating.opencyto import ChannelScale, read_opencyto_template
-from gating.strategy import StrategyError, gate_sample, gatingml_bytes, read_gatingml, write_gatingml
+from gating.formats.opencyto import ChannelScale, read_opencyto_template
+from gating.formats.strategy import StrategyError, gate_sample, gatingml_bytes, read_gatingml, write_gatingml
 
 from .conftest import TESTDATA, shared
 

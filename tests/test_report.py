@@ -10,8 +10,8 @@ import pytest
 import cytomnt
 from cytomnt.cli import main
 from cytomnt.demo import make_demo_set, write_demo_clinical
-from cytomnt.export import to_anndata, to_fcs
-from cytomnt.report import build_report
+from cytomnt.exports.cells import to_anndata, to_fcs
+from cytomnt.exports.report import build_report
 from cytomnt.synth import TubeSpec, write_tube
 
 from .conftest import FIXTURES, ROOT

@@ -5,8 +5,8 @@ import re
 
 import pandas as pd
 
-from cytomnt import report
-from cytomnt.flags import MEANINGS, meaning
+from cytomnt.exports import report
+from cytomnt.sample.flags import MEANINGS, meaning
 
 from .conftest import ROOT
 

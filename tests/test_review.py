@@ -16,7 +16,7 @@ from pandas.testing import assert_frame_equal
 import cytomnt
 from cytomnt.demo import make_demo_set
 from cytomnt.errors import ConfigError
-from gating.strategy import read_gatingml
+from gating.formats.strategy import read_gatingml
 
 from .conftest import TESTDATA, shared
 
@@ -127,7 +127,7 @@ def test_a_moved_gate_comes_back_as_a_change(demo, tmp_path):
     rows_before = pd.read_csv(out / "samples.csv", dtype=str).set_index("sample_id").drop(index=sid)
     rows_now = pd.read_csv(review / "samples.csv", dtype=str).set_index("sample_id").drop(index=sid)
     assert_frame_equal(rows_now, rows_before)
-    from cytomnt.report import build_report
+    from cytomnt.exports.report import build_report
     html = build_report(review).read_text()
     assert "Changed since the previous results" in html and f"{int(row.old_count)}</td>" in html
     assert '<td class="num">internal</td><td class="num">user gates</td>' in html     # values, not counts

@@ -6,11 +6,11 @@ import textwrap
 import pandas as pd
 import pytest
 
-from cytomnt import kinetics
+from cytomnt.patients import kinetics
 from cytomnt.cli import main
-from cytomnt.clinical import ClinicalDataError, load, read_clinical, read_labs
-from cytomnt.risk import Rules, RulesError, assess, logic, timeline
-from cytomnt.risk import factors as risk_factors
+from cytomnt.patients.clinical import ClinicalDataError, load, read_clinical, read_labs
+from cytomnt.patients.risk import Rules, RulesError, assess, logic, timeline
+from cytomnt.patients.risk import factors as risk_factors
 
 D0 = dt.date(2026, 1, 1)
 HEAD = ("patient_id,product,infusion_date,bridging_response,bmpc_pct,m_spike_g_dl,sflc_mg_l,ferritin_ng_ml,"

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from cytomnt.cli import main
-from cytomnt.clinical import load
+from cytomnt.patients.clinical import load
 from cytomnt.demo import DEMO_PATIENTS, write_demo_clinical
-from cytomnt.risk import assess, timeline
+from cytomnt.patients.risk import assess, timeline
 
 HEAD = ("patient_id,product,infusion_date,bridging_response,bmpc_pct,m_spike_g_dl,sflc_mg_l,ferritin_ng_ml,"
         "crs_max_grade,icans_max_grade,prior_bcma_bispecific")
@@ -116,7 +116,7 @@ def test_ferritin_is_a_dated_baseline_and_imwg_responses_are_read(tmp_path):
 def test_risk_and_report_give_the_same_tier(tmp_path, capsys):
     import shutil
 
-    from cytomnt.report import build_report
+    from cytomnt.exports.report import build_report
     from .conftest import FIXTURES
     out = tmp_path / "out"
     m = tmp_path / "manifest.csv"

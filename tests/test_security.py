@@ -9,10 +9,10 @@ from lxml import etree
 
 import cytomnt
 from cytomnt.cli import main
-from cytomnt.clinical import ClinicalDataError, load, read_labs
+from cytomnt.patients.clinical import ClinicalDataError, load, read_labs
 from cytomnt.errors import ConfigError
-from gating import xmlsafe
-from gating.strategy import StrategyError, WorkspaceStrategies, read_gatingml
+from gating.formats import xmlsafe
+from gating.formats.strategy import StrategyError, WorkspaceStrategies, read_gatingml
 
 from .conftest import FIXTURES, shared
 

@@ -9,12 +9,13 @@ import pytest
 
 import cytomnt
 from cytomnt.errors import ConfigError
-from cytomnt.autogate import auto_gate, default_template
-from cytomnt.panel import ROLES, Panel, channels_of
-from gating import methods, read_fcs
-from gating.engine import LearnedCuts
+from cytomnt.sample.autogate import auto_gate, default_template
+from cytomnt.inputs.panel import ROLES, Panel, channels_of
+from gating.auto import methods
+from gating import read_fcs
+from gating.auto.engine import LearnedCuts
 from gating.preprocess import compensation_for
-from gating.template import TemplateError, load_template
+from gating.auto.template import TemplateError, load_template
 
 from .conftest import FIXTURES, truth_of
 
@@ -87,8 +88,8 @@ def test_plugin_method_through_entry_point(tmp_path, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: labgates\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[gating.methods]\nfixed_half = labgates_mod:fixed_half\n")
     (tmp_path / "labgates_mod.py").write_text(textwrap.dedent('''
-        from gating.methods import Outcome
-        from gating.finders import Cut
+        from gating.auto.methods import Outcome
+        from gating.auto.finders import Cut
         def fixed_half(ctx, keep="above"):
             """Cut every tube at the middle of the scale."""
             return Outcome([ctx.rect([(0.5, None)])], {ctx.channels[0]: Cut(0.5, "fixed")})

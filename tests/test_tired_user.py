@@ -103,7 +103,7 @@ def test_workspace_strategy_outputs_open_elsewhere_and_the_run_says_why_no_car_c
     AnnData export works after it, and the console says no CAR call was possible and why."""
     import flowkit as fk
 
-    from gating.strategy import schema_violation
+    from gating.formats.strategy import schema_violation
     w = shared("flowjo_workspaces/coereba_aurora")
     out = tmp_path / "out"
     assert main(["analyze", str(w / "fcs"), "--strategy", str(w / "CytoML.wsp"), "--out", str(out), "--no-report"]) == 0
@@ -149,7 +149,7 @@ def test_a_second_run_into_the_same_out_waits_and_says_so(tmp_path):
     import threading
     import time
 
-    from cytomnt.runlock import holding
+    from cytomnt.run.lock import holding
     out = tmp_path / "out"
     release = threading.Event()
     held = threading.Event()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import cytomnt
-from cytomnt.metrics import MetricSettings, predominance
+from cytomnt.sample.metrics import MetricSettings, predominance
 from cytomnt.synth import random_spec, write_tube
 
 UNSEEN = 90_210  # seeds from here were never looked at while tuning

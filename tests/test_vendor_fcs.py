@@ -107,8 +107,8 @@ def test_clog_and_saturation_are_removed_and_counted(tmp_path):
 
 
 def test_scatter_by_role_stays_linear_and_log_channels_use_their_decoded_top(tmp_path):
-    from cytomnt.autogate import auto_gate
-    from cytomnt.panel import Panel, channels_of
+    from cytomnt.sample.autogate import auto_gate
+    from cytomnt.inputs.panel import Panel, channels_of
     from gating.preprocess import channel_top
     s = read_fcs(FIXTURES / "csf_bd.fcs").sample
     panel = Panel.default()
@@ -194,7 +194,7 @@ def test_files_read_without_flowkit_are_flowkits_samples_value_for_value():
     real file of the shared data, each attribute gating uses and every raw event value equal
     FlowKit's own ``Sample`` of the same bytes (the file; the chosen data set of a multi-data-set
     file; the repaired bytes of a rebuilt one)."""
-    from gating.sample import EventSample
+    from gating.io.events import EventSample
     files = [p for p in sorted(shared("").rglob("*")) if p.is_file() and p.read_bytes()[:3] == b"FCS"]
     read = 0
     for f in files:
@@ -289,11 +289,11 @@ def test_a_sample_is_freed_as_soon_as_it_is_dropped(monkeypatch, tmp_path):
     import gc
     import weakref
 
-    import gating.fcs
-    from cytomnt.config import make_config
-    from cytomnt.pipeline import analyze_sample
+    import gating.io.fcs
+    from cytomnt.run.config import make_config
+    from cytomnt.sample.pipeline import analyze_sample
     seen = []
-    real = gating.fcs.read_fcs
+    real = gating.io.fcs.read_fcs
 
     def spy(*a, **k):
         loaded = real(*a, **k)
@@ -301,7 +301,7 @@ def test_a_sample_is_freed_as_soon_as_it_is_dropped(monkeypatch, tmp_path):
         return loaded
     cfg = make_config(plots=True)
     analyze_sample(FIXTURES / "blood_bd.fcs", cfg)   # first use: libraries' one-time imports and caches
-    monkeypatch.setattr(gating.fcs, "read_fcs", spy)
+    monkeypatch.setattr(gating.io.fcs, "read_fcs", spy)
     gc.collect()
     gc.disable()
     try:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import cytomnt
-from cytomnt.metrics import MetricSettings, predominance
+from cytomnt.sample.metrics import MetricSettings, predominance
 from cytomnt.synth import random_spec, write_tube
 
 

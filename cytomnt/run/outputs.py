@@ -1,0 +1,139 @@
+"""The run's files under OUT: samples, populations and statistics (CSV, Parquet, optional xlsx),
+gates/<sample_id>.xml, cytomnt.wsp (the run for FlowJo), plots/<sample_id>.png, run.json, errors.csv,
+manifest_check.csv, changes.csv (counts that differ from each sample's previous result).
+
+Every file is written atomically (temporary file, then rename) from the results the store holds
+for this run, and a sample's gate plot or Gating-ML that its current result does not have is
+removed: no file under OUT shows numbers other than the tables'.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from gating.io.files import atomic_write
+from gating.parallel import in_background
+
+from cytomnt.run.changes import CHANGES_NAME, changes_frame
+from cytomnt.run.config import AnalysisConfig, run_record
+from cytomnt.exports.flowjo import WORKSPACE_NAME, workspace
+from cytomnt.sample.results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
+from cytomnt.inputs.tables import text_cell
+
+
+def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig,
+                  manifest_issues: Sequence[str] = (), xlsx: bool = False, changes: Sequence = ()) -> pd.DataFrame:
+    """Write every table and per-sample file of a run; return the samples table."""
+    out = Path(out)
+    df = results_frame(results)
+    tables = {"samples": df,
+              "populations": concat_tables(results, "populations", POPULATION_COLUMNS),
+              "statistics": concat_tables(results, "statistics", STATISTICS_COLUMNS)}
+    # Parquet (pyarrow, outside the GIL) is written on another thread while the CSVs are formatted
+    parquet = [in_background(lambda n=name, t=table: atomic_write(out / f"{n}.parquet", parquet_bytes(t)))
+               for name, table in tables.items()]
+    for name, table in tables.items():
+        atomic_write(out / f"{name}.csv", csv_bytes(table))
+    for done in parquet:
+        done.result()
+    if xlsx:
+        write_xlsx(out / "statistics.xlsx", tables)
+    else:
+        (out / "statistics.xlsx").unlink(missing_ok=True)      # an earlier run's workbook is not this run's
+    atomic_write(out / WORKSPACE_NAME, workspace(results))
+    for r in results:
+        _sync(out / "gates" / f"{r.sample_id}.xml", r.gatingml)
+        _sync(out / "plots" / f"{r.sample_id}.png", r.plot_png)
+    if cfg.learned.cuts:
+        cfg.learned.to_yaml(out / "learned_cuts.yaml")
+    else:
+        (out / "learned_cuts.yaml").unlink(missing_ok=True)     # an earlier run's cuts are not this run's
+    atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
+    write_quarantine(results, out)
+    write_manifest_check(manifest_issues, out)
+    atomic_write(out / CHANGES_NAME, csv_bytes(changes_frame(list(changes))))
+    return df
+
+
+def _sync(path: Path, content: bytes | None) -> None:
+    """Write ``content`` to ``path``, or remove a stale file when the current result has none."""
+    if content is not None:
+        atomic_write(path, content)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def csv_bytes(table: pd.DataFrame) -> bytes:
+    """A table as CSV: 6 significant digits, '\\n' line ends, no index, empty cells for missing
+    values (the same bytes everywhere, and the same as pandas' ``to_csv(float_format="%.6g")``,
+    formatted column by column and joined by the csv module: ~2x faster on a large batch)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([str(c) for c in table.columns])
+    writer.writerows(zip(*(_cells(table[c]) for c in table.columns)) if len(table.columns) else [])
+    return out.getvalue().encode()
+
+
+def _cells(col: pd.Series) -> list[str]:
+    """One column's CSV cells as pandas writes them with ``float_format="%.6g"`` and ``na_rep=""``."""
+    missing = col.isna().to_numpy()
+    if col.dtype.kind == "f":
+        values = col.to_numpy().tolist()
+        return ["" if m else "%.6g" % v for v, m in zip(values, missing)]
+    values = col.astype(object).tolist()
+    return ["" if m else ("%.6g" % v if isinstance(v, float) else text_cell(v) if isinstance(v, str) else str(v))
+            for v, m in zip(values, missing)]
+
+
+def parquet_bytes(df: pd.DataFrame) -> bytes:
+    """A table as Parquet; text columns as strings (None for empty), so the schema is stable."""
+    buf = io.BytesIO()
+    clean = df.copy()
+    for c in clean.columns:
+        if clean[c].dtype == object:
+            clean[c] = clean[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    clean.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_xlsx(path: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """One workbook, a sheet per table, when openpyxl is installed (``pip install 'cytomnt[xlsx]'``)."""
+    import importlib.util
+    import warnings
+    if importlib.util.find_spec("openpyxl") is None:
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with pd.ExcelWriter(tmp, engine="openpyxl") as xw:
+            for name, table in tables.items():
+                table.to_excel(xw, sheet_name=name, index=False)
+                for row in xw.sheets[name].iter_rows():      # text that looks like a formula stays text
+                    for cell in row:
+                        if cell.data_type == "f":
+                            cell.data_type = "s"
+        os.replace(tmp, path)
+    except Exception as exc:  # noqa: BLE001 - the optional workbook never costs the other outputs
+        tmp.unlink(missing_ok=True)
+        warnings.warn(f"{path} not written: {exc}")
+
+
+def write_quarantine(results: Sequence[SampleResult], out: Path) -> None:
+    """errors.csv: every file that could not be read or gated, with the reason."""
+    err = pd.DataFrame([{"sample_id": r.sample_id, "file": r.row["file"], "sha256": r.row["sha256"],
+                         "error": r.row["error"]} for r in results if not r.ok],
+                       columns=["sample_id", "file", "sha256", "error"]).sort_values(["sample_id", "file"])
+    atomic_write(out / "errors.csv", csv_bytes(err))
+
+
+def write_manifest_check(issues: Sequence[str], out: Path) -> None:
+    """manifest_check.csv: one row per manifest problem (code, detail)."""
+    mc = pd.DataFrame({"issue": [i.split(":", 1)[0] for i in issues],
+                       "detail": [i.split(":", 1)[1].strip() for i in issues]}, columns=["issue", "detail"])
+    atomic_write(out / "manifest_check.csv", csv_bytes(mc))

@@ -1,0 +1,60 @@
+"""A gate's compensation reference resolved for one sample, and the compensated values it gives:
+fast (float32 over all events, shared with the sample's statistics) to tell events far from a
+bound, and exact (FlowKit's own arithmetic) for the events near one."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import flowkit as fk
+import numpy as np
+
+from gating import stable
+from gating.preprocess import compensated_channels
+
+
+@dataclass
+class CompRef:
+    """Detector columns of the sample, the spillover matrix and its inverse."""
+
+    indices: list[int]
+    matrix: np.ndarray
+    inverse: np.ndarray
+    col_of: dict[int, int]          # sample channel index -> position among detectors
+    flowkit_values: np.ndarray | None = None   # all events compensated by FlowKit's own call, when needed
+
+    def exact(self, raw: np.ndarray, rows: np.ndarray, ch: int) -> np.ndarray:
+        """FlowKit's compensated value of channel ``ch`` for ``rows``.
+
+        FlowKit solves for *all* events in one LAPACK call, and the last bit of an event's value
+        depends on that call's shape (one event solved alone can differ from the same event
+        solved among 1,200). So the exact values come from the very same call, made once per
+        sample and matrix (cached), never from a solve over a subset of rows.
+        """
+        if self.flowkit_values is None:
+            self.flowkit_values = np.linalg.solve(self.matrix.T, raw[:, self.indices].T).T
+        return self.flowkit_values[rows, self.col_of[ch]]
+
+    def fast(self, raw: np.ndarray, ch: int) -> np.ndarray:
+        """Channel ``ch`` compensated for all events, float32 (relative error ~6e-8, well inside
+        the 1e-6 band around a bound where the exact values decide)."""
+        return compensated_channels(raw, self.indices, self.inverse)[self.col_of[ch]]
+
+
+def resolve_comp(strategy: fk.GatingStrategy, sample, ref: str | None) -> CompRef | None:
+    """The matrix a gate dimension refers to (``'FCS'``: the file's own spillover), for
+    ``sample``; None when uncompensated."""
+    if ref is None:
+        return None
+    if ref == "FCS":
+        meta = sample.get_metadata()
+        spill = meta.get("spillover", meta.get("spill"))
+        if spill is None:
+            return None          # Gating-ML: 'FCS' without a spillover means uncompensated
+        detectors = [sample.pnn_labels[i] for i in sample.fluoro_indices]
+        fluoros = [sample.pns_labels[i] for i in sample.fluoro_indices]
+        matrix = fk.Matrix(spill, detectors, fluoros, null_channels=sample.null_channels)
+    else:
+        matrix = strategy.comp_matrices[ref]
+    idx = [sample.get_channel_index(d) for d in matrix.detectors]
+    m = np.asarray(matrix.matrix, dtype=float)
+    return CompRef(idx, m, stable.inverse(m), {ch: j for j, ch in enumerate(idx)})

@@ -1,0 +1,138 @@
+"""An FCS file's keywords, channels and raw events, read at disk speed.
+
+FlowKit's ``Sample`` reads the DATA segment through Python's ``array`` module, converts it, and
+shuffles a million indices for a plot subsample on every read; for a 1M-event tube that is most
+of the reading time. :class:`EventSample` has the attributes and methods of ``flowkit.Sample``
+that gating needs, with the same values: the TEXT is parsed by FlowIO (FlowKit's own parser),
+the events are FlowIO's ``as_array`` pre-processing (gain, log and time scaling) applied to
+the DATA segment read by numpy in one call. Only ordinary float files take this path (see
+:func:`gating.io.fcs.read_fcs`); :meth:`EventSample.flowkit` gives FlowKit's own ``Sample`` of
+the same events where a FlowKit call needs one.
+"""
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+#: $BYTEORD values read here, with the byte order FlowIO gives them (others go to FlowIO itself).
+NUMPY_BYTEORDER = {"1,2,3,4": "<", "4,3,2,1": ">", "1,2": "<", "2,1": ">"}
+
+
+class EventSample:
+    """``flowkit.Sample``'s reading attributes (``pnn_labels``, ``pns_labels``,
+    ``fluoro_indices``, ``scatter_indices``, ``time_index``, ``null_channels``, ``event_count``,
+    ``metadata``, ``version``, ``id``) and methods (``get_events(source="raw")``,
+    ``get_metadata``, ``get_channel_index``), from a FlowIO TEXT-only parse and numpy events."""
+
+    def __init__(self, flow_data, events: np.ndarray, sample_id: str, path: Path, flowkit_sample=None):
+        self._flow_data = flow_data
+        self._path = Path(path)
+        # no reference back to self (a cycle would keep the events alive until the cyclic GC ran)
+        self._make_flowkit = flowkit_sample or functools.partial(flowkit_read, self._path, sample_id)
+        self._raw = events
+        self.id = sample_id
+        self.version = flow_data.version
+        self.event_count = int(events.shape[0])
+        self.null_channels = flow_data.null_channels
+        self.pnn_labels = flow_data.pnn_labels
+        self.pns_labels = flow_data.pns_labels
+        self.fluoro_indices = flow_data.fluoro_indices
+        self.scatter_indices = flow_data.scatter_indices
+        self.time_index = flow_data.time_index
+        self.metadata = flow_data.text
+        self.current_filename = self._path.name
+        self.original_filename = self.metadata.get("fil", self._path.name)
+        self.acquisition_date = self.metadata.get("date")
+        self._flowkit = None
+
+    def __repr__(self) -> str:
+        return f"EventSample(v{self.version}, {self.id}, {len(self.pnn_labels)} channels, {self.event_count} events)"
+
+    @property
+    def channels(self):
+        """The channel table as FlowKit builds it (channel_number, pnn, pns, png, pne, pnr)."""
+        import pandas as pd
+        ch = pd.DataFrame.from_dict(self._flow_data.channels, orient="index").sort_index()
+        ch.insert(0, "channel_number", ch.index)
+        return ch.reset_index(drop=True)
+
+    def get_metadata(self) -> dict:
+        return self.metadata
+
+    def get_events(self, source: str = "raw") -> np.ndarray:
+        """The raw (uncompensated, untransformed) events, events x channels, float64; the array
+        itself, not a copy, as FlowKit returns it."""
+        if source != "raw":
+            return self.flowkit().get_events(source=source)
+        return self._raw
+
+    def get_channel_index(self, channel_label_or_number) -> int:
+        if isinstance(channel_label_or_number, str):
+            return self.pnn_labels.index(channel_label_or_number)
+        if isinstance(channel_label_or_number, int):
+            if channel_label_or_number < 1:
+                raise ValueError(f"Channel numbers are indexed at 1, got {channel_label_or_number}")
+            return channel_label_or_number - 1
+        raise ValueError("x_label_or_number must be a label string or channel number")
+
+    def flowkit(self):
+        """FlowKit's own ``Sample`` of the same data (built by FlowKit once, on first use)."""
+        if self._flowkit is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._flowkit = self._make_flowkit()
+        return self._flowkit
+
+    @classmethod
+    def from_flow_data(cls, fd, sample_id: str, path: Path, flowkit_sample, keep_events: bool = False) -> "EventSample":
+        """A sample of a data set FlowIO has read, with FlowIO's pre-processing (what FlowKit's
+        ``Sample`` does with it); ``flowkit_sample()`` builds FlowKit's own from the same bytes.
+        FlowIO's copy of the events is dropped unless ``flowkit_sample`` needs ``fd`` whole."""
+        events = fd.as_array(preprocess=True)
+        if not keep_events:
+            fd.events = None
+        return cls(fd, events, sample_id, path, flowkit_sample)
+
+
+def flowkit_read(path: Path, sample_id: str, **kwargs):
+    """FlowKit's own ``Sample`` of a file (``kwargs``: its reader options)."""
+    import flowkit as fk
+    return fk.Sample(str(path), sample_id=sample_id, **kwargs)
+
+
+def flowkit_sample(sample):
+    """FlowKit's ``Sample`` for ``sample`` (itself when it is one already)."""
+    return sample.flowkit() if isinstance(sample, EventSample) else sample
+
+
+def read_float_events(path: Path, sample_id: str, data_start: int, tot: int) -> EventSample | None:
+    """An ordinary float/double FCS file as an :class:`EventSample`; None when it is not one
+    (integer data, an unusual byte order, a DATA segment that is not exactly $TOT events):
+    those are read by FlowIO as before."""
+    import flowio
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _read(flowio.FlowData(str(path), only_text=True), path, sample_id, data_start, tot)
+    except Exception:  # noqa: BLE001 - a keyword FlowIO cannot take: the FlowIO path names the problem
+        return None
+
+
+def _read(fd, path: Path, sample_id: str, data_start: int, tot: int) -> EventSample | None:
+    text = fd.text
+    dtype_code = str(text.get("datatype", "")).strip().upper()
+    order = NUMPY_BYTEORDER.get(str(text.get("byteord", "")))
+    if dtype_code not in ("F", "D") or order is None or fd.event_count != tot or fd.null_channels:
+        return None
+    dtype = np.dtype(order + ("f4" if dtype_code == "F" else "f8"))
+    par = fd.channel_count
+    data = np.fromfile(path, dtype=dtype, count=tot * par, offset=data_start)
+    if data.size != tot * par:
+        return None
+    fd.events = data            # FlowIO's own pre-processing (gain, log decades, $TIMESTEP) below
+    events = fd.as_array(preprocess=True)
+    fd.events = None            # the float64 events are kept once, in EventSample
+    return EventSample(fd, events, sample_id, path)
