@@ -65,10 +65,10 @@ def main() -> None:
     import numpy as np
 
     import cytomnt
-    from cytomnt.run.config import make_config
+    from cytomnt.run.config import make_config, run_record
     from cytomnt.sample.gate import gate
     from cytomnt.run.outputs import write_outputs
-    from cytomnt.sample.pipeline import analyze_sample
+    from cytomnt.run.batch import analyze_sample
     from cytomnt.sample.statistics import RCV_HIGH, RCV_LOW, population_statistics
     from cytomnt.inputs.strategies import load_strategy
     from cytomnt.synth import TubeSpec, write_tube
@@ -86,7 +86,7 @@ def main() -> None:
         print(f"generated {tube} in {time.perf_counter() - t:.0f} s")
     cfg = make_config()
     s0 = read_fcs(tube).sample
-    auto = gate(s0, compensation_for(s0), load_strategy("auto"), cfg, tube.name, "tube")
+    auto = gate(s0, compensation_for(s0), load_strategy("auto"), cfg.gating, tube.name, "tube")
     gml = write_gatingml(auto.strategy, d / f"gates_{a.events}.xml")
     strategy = read_gatingml(gml)
     gcfg = make_config(strategy=str(gml))
@@ -121,7 +121,7 @@ def main() -> None:
         "gate": (lambda sc: gate_sample(strategy, sc[0]), lambda: gated(fresh())),
         "statistics": (lambda sp: population_statistics(sp[0][0], sp[0][1], sp[1], result_panel(sp[0][0])),
                        lambda: with_pops(fresh())),
-        "write": (lambda out: write_outputs([result], out, gcfg), new_out),
+        "write": (lambda out: write_outputs([result], out, run_record(gcfg), gcfg.learned), new_out),
     }
 
     def result_panel(sample):

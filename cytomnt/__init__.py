@@ -10,7 +10,7 @@ __version__ = "0.2.0"
 _PUBLIC = {
     "Panel": ("cytomnt.inputs.panel", "Panel"),
     "analyze": ("cytomnt.run.batch", "analyze"),
-    "analyze_sample": ("cytomnt.sample.pipeline", "analyze_sample"),
+    "analyze_sample": ("cytomnt.run.batch", "analyze_sample"),
     "make_config": ("cytomnt.run.config", "make_config"),
     "evaluate_risk": ("cytomnt.patients.risk", "evaluate"),
 }

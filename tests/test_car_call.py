@@ -164,7 +164,7 @@ def test_small_csf_tube_needs_a_reference(stress):
 def test_pregates_remove_blasts_no_more_than_resting_cells(tmp_path):
     write_tube(tmp_path / "b.fcs", TubeSpec(events=EVENTS, car_frac_of_t=0.4, car_blasts=True), SEED + 7)
     s = read_fcs(tmp_path / "b.fcs").sample
-    g = gate(s, compensation_for(s), load_strategy("auto"), make_config(), "b.fcs", "b")
+    g = gate(s, compensation_for(s), load_strategy("auto"), make_config().gating, "b.fcs", "b")
     effects = {e.gate: e for e in g.pregates}
     for name in ("leukocytes", "live", "lymphocytes"):
         e = effects[name]

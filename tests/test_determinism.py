@@ -65,7 +65,7 @@ def test_statistics_do_not_depend_on_threads_or_blocks(monkeypatch):
     s = read_fcs(FIXTURES / "blood_numbered.fcs").sample
     cfg = make_config()
     comp = compensation_for(s)
-    gated = gate(s, comp, load_strategy("auto"), cfg, "blood_numbered.fcs", "x")
+    gated = gate(s, comp, load_strategy("auto"), cfg.gating, "blood_numbered.fcs", "x")
     with threadpool_limits(1):
         wide1, long1 = population_statistics(s, comp, gated.populations, gated.panel)
     monkeypatch.setattr(stable, "BLOCK_ROWS", 777)
@@ -186,7 +186,7 @@ def test_statistics_the_same_with_any_thread_count_and_started_while_gating(thre
     s = read_fcs(FIXTURES / "blood_bd.fcs").sample
     comp = compensation_for(s)
     cfg = make_config()
-    auto = gate(s, comp, load_strategy("auto"), cfg, "blood_bd.fcs", "b")
+    auto = gate(s, comp, load_strategy("auto"), cfg.gating, "blood_bd.fcs", "b")
     ucfg = make_config(strategy=str(write_gatingml(auto.strategy, tmp_path / "g.xml")))
     before = sample_threads()
     try:
@@ -195,7 +195,7 @@ def test_statistics_the_same_with_any_thread_count_and_started_while_gating(thre
         set_sample_threads(threads)
         s2 = read_fcs(FIXTURES / "blood_bd.fcs").sample
         job = StatisticsJob(s2, comp)
-        user = gate(s2, comp, load_strategy(ucfg.strategy), ucfg, "blood_bd.fcs", "b", on_gate=job.start)
+        user = gate(s2, comp, load_strategy(ucfg.strategy), ucfg.gating, "blood_bd.fcs", "b", on_gate=job.start)
         got = population_statistics(s2, comp, user.populations, auto.panel, job)
     finally:
         set_sample_threads(before)

@@ -39,7 +39,7 @@ def test_sample_tables_without_pandas_are_the_pandas_tables():
     for name in ("blood_bd.fcs", "csf_bd.fcs"):
         s = read_fcs(FIXTURES / name).sample
         comp = compensation_for(s)
-        gated = gate(s, comp, load_strategy("auto"), make_config(), name, "x")
+        gated = gate(s, comp, load_strategy("auto"), make_config().gating, name, "x")
         assert gated.pregates and any(not math.isnan(e.removed_positive_pct) for e in gated.pregates)
         pops_doc, stats_doc = sample_table_docs(s, comp, gated, "x", StatisticsJob(s, comp))
         want_pops, want_stats = _pandas_tables(s, comp, gated, "x")

@@ -52,7 +52,7 @@ def test_a_gated_tubes_statistics_equal_numpy_per_population():
     from gating.preprocess import compensation_for
     s = read_fcs(FIXTURES / "blood_bd.fcs").sample
     comp = compensation_for(s)
-    g = gate(s, comp, load_strategy("auto"), make_config(), "blood_bd.fcs", "b")
+    g = gate(s, comp, load_strategy("auto"), make_config().gating, "blood_bd.fcs", "b")
     _, long = population_statistics(s, comp, g.populations, g.panel)
     x = fluorescence_by_channel(s, comp)
     counts = {p.name: p.count for p in g.populations}

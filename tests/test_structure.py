@@ -101,3 +101,65 @@ def test_no_private_names_of_other_modules():
                     continue
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} from {node.module}")
     assert not offenders, offenders
+
+
+#: The layers, lowest first: a package may import the packages listed for it (and ``gating``,
+#: and the top-level base modules ``cytomnt.errors``/``cytomnt.ruo``), never one above it.
+#: The command line, the demo and synthetic data (the other top-level modules) may import any.
+LAYERS = {
+    "cytomnt.inputs": set(),
+    "cytomnt.sample": {"cytomnt.inputs"},
+    "cytomnt.run": {"cytomnt.inputs", "cytomnt.sample"},
+    "cytomnt.patients": {"cytomnt.inputs", "cytomnt.sample", "cytomnt.run"},
+    "cytomnt.exports": {"cytomnt.inputs", "cytomnt.sample", "cytomnt.run", "cytomnt.patients"},
+    "gating.io": set(),
+    "gating.evaluator": {"gating.preprocess"},
+    "gating.auto": {"gating.io", "gating.preprocess"},
+    "gating.formats": {"gating.io", "gating.evaluator", "gating.auto", "gating.preprocess"},
+}
+BASE = {"cytomnt", "cytomnt.errors", "cytomnt.ruo", "gating", "gating.stable", "gating.parallel"}
+
+
+def _layer(module: str) -> str | None:
+    return next((p for p in LAYERS if module == p or module.startswith(p + ".")), None)
+
+
+def test_every_package_imports_only_the_layers_below_it():
+    g = _graph()
+    bad = []
+    for a, b in g.edges:
+        la, lb = _layer(a), _layer(b)
+        if la is None or la == lb or b in BASE:
+            continue
+        allowed = LAYERS[la] | ({"gating"} if la.startswith("cytomnt") else set())
+        if not any(b == p or b.startswith(p + ".") for p in allowed) and not (
+                la.startswith("cytomnt") and b.startswith("gating")):
+            bad.append(f"{a} -> {b}")
+    assert not bad, "imports against the layers: " + "; ".join(sorted(bad))
+
+
+def test_layers_cover_every_package_and_each_says_what_it_may_import():
+    """Every subpackage is a known layer and its docstring names what it is for and may import."""
+    packages = {n for n, p in _modules().items() if p.name == "__init__.py" and "." in n}
+    top = {n for n in packages if n.count(".") == 1}
+    assert top == set(LAYERS), f"packages without a layer (or layers without a package): {top ^ set(LAYERS)}"
+    for name in sorted(packages):
+        doc = ast.get_docstring(ast.parse(_modules()[name].read_text())) or ""
+        assert len(doc) > 80, f"{name}/__init__.py: say what the package is for"
+        if name in LAYERS:
+            assert "may import" in doc.lower(), f"{name}/__init__.py: say what it may import"
+
+
+@pytest.mark.parametrize("pkg,limit", [("cytomnt", 12), ("gating", 10)])
+def test_few_modules_at_the_top(pkg, limit):
+    top = sorted(p.name for p in (ROOT / pkg).glob("*.py"))
+    assert len(top) <= limit, f"{pkg}/ has {len(top)} top-level modules (at most {limit}): {top}"
+
+
+def test_readme_layout_names_every_package():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    folders = sorted(str(p.parent.relative_to(ROOT)) + "/" for p in ROOT.glob("*/**/__init__.py")
+                     if p.parent.relative_to(ROOT).parts[0] in PACKAGES)
+    missing = [f for f in folders if f"`{f}`" not in layout]
+    assert not missing, f"README's layout does not name {missing}"

@@ -9,7 +9,8 @@ import pytest
 
 import cytomnt
 from cytomnt.errors import ConfigError
-from cytomnt.sample.autogate import auto_gate, default_template
+from cytomnt.inputs.strategies import default_template
+from cytomnt.sample.autogate import auto_gate
 from cytomnt.inputs.panel import ROLES, Panel, channels_of
 from gating.auto import methods
 from gating import read_fcs

@@ -291,7 +291,7 @@ def test_a_sample_is_freed_as_soon_as_it_is_dropped(monkeypatch, tmp_path):
 
     import gating.io.fcs
     from cytomnt.run.config import make_config
-    from cytomnt.sample.pipeline import analyze_sample
+    from cytomnt.run.batch import analyze_sample
     seen = []
     real = gating.io.fcs.read_fcs
 

@@ -1,4 +1,5 @@
-"""Step 1 of a sample: which inputs a run has, their content hashes, and reading one of them."""
+"""Which inputs a run has (files, folders searched, FlowKit Samples given in Python), the names
+they go by, and their content hashes."""
 from __future__ import annotations
 
 import hashlib
@@ -6,23 +7,11 @@ import json
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cytomnt.inputs.hashing import sha256_file
-
-
-@dataclass
-class Input:
-    """One input read: the sample, its file (None for a Sample given in Python), the name it
-    goes by (file name or sample id), and the reader's QC notes."""
-
-    sample: object
-    path: Path | None
-    name: str
-    flags: list[str] = field(default_factory=list)
 
 
 def is_sample(item) -> bool:
@@ -168,12 +157,3 @@ def skipped_note(skipped: list) -> str:
     return (f"skipped {len(skipped)} hidden file(s) (macOS '._' copies and other dot-files, not FCS data): {names}; "
             f"name a file directly to read it anyway")
 
-
-def read_input(item, sample_id: str) -> Input:
-    """Read a path (raises ``gating.FcsReadError`` naming the file) or take a FlowKit Sample."""
-    from gating import read_fcs
-    path, name = item_name(item)
-    if path is None:
-        return Input(item, None, name)
-    loaded = read_fcs(path, sample_id)
-    return Input(loaded.sample, path, name, list(loaded.notes))

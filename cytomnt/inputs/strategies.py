@@ -7,12 +7,17 @@ two runs in one process is read again (and never stored under the new configurat
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from cytomnt.errors import ConfigError
+from cytomnt.inputs.panel import ROLES
 
 STRATEGY_KINDS = ("auto", "template .yaml", "openCyto template .csv", "Gating-ML 2.0 .xml", "FlowJo 10 .wsp")
 _CACHE: dict[tuple[str, str], object] = {}
+BUILT_IN_TEMPLATE = "data/car_t_template.yaml"     # the CAR-T hierarchy (``--strategy auto``)
 
 
 def strategy_kind(spec: str) -> str:
@@ -31,8 +36,7 @@ def strategy_bytes(spec: str) -> bytes:
     """The content behind a strategy: the built-in template's text for 'auto', else the file
     (plus an openCyto template's scales file), so a changed file gives a new configuration hash."""
     if spec == "auto":
-        from importlib import resources
-        return resources.files("cytomnt").joinpath("data/car_t_template.yaml").read_bytes()
+        return resources.files("cytomnt").joinpath(BUILT_IN_TEMPLATE).read_bytes()
     p = Path(spec)
     try:
         data = p.read_bytes()
@@ -54,12 +58,45 @@ def scales_path(csv_path: Path) -> Path:
 ACQUISITION_QC_ROWS = ("flow_stable", "acquired")
 
 
-def strategy_for(cfg):
-    """The loaded strategy as this run applies it (a template without its QC rows when switched off)."""
-    src = load_strategy(cfg.strategy, wsp_group=cfg.wsp_group, wsp_sample=cfg.wsp_sample)
-    if not cfg.acquisition_qc and hasattr(src, "without"):
-        return src.without(ACQUISITION_QC_ROWS)
-    return src
+@dataclass(frozen=True)
+class StrategyChoice:
+    """The strategy a run applies: ``--strategy``, for a FlowJo workspace the group or sample whose
+    gates every file gets, and whether a template keeps its acquisition-QC rows."""
+
+    spec: str = "auto"
+    wsp_group: str | None = None
+    wsp_sample: str | None = None
+    acquisition_qc: bool = True
+
+    @property
+    def kind(self) -> str:
+        return strategy_kind(self.spec)
+
+    @property
+    def uses_template(self) -> bool:
+        """True when gates are found from the data (auto or a template), not given by the user."""
+        return self.kind in ("auto", "template")
+
+    def load(self):
+        """The loaded strategy as the run applies it (a template without its QC rows when switched off)."""
+        src = load_strategy(self.spec, wsp_group=self.wsp_group, wsp_sample=self.wsp_sample)
+        if not self.acquisition_qc and hasattr(src, "without"):
+            return src.without(ACQUISITION_QC_ROWS)
+        return src
+
+
+@lru_cache(maxsize=1)
+def default_template() -> "Template":
+    """The built-in CAR-T template (parsed once per process)."""
+    from gating.auto.template import load_template
+    res = resources.files("cytomnt").joinpath(BUILT_IN_TEMPLATE)
+    return load_template("car_t_template.yaml (built-in)", roles=ROLES, text=res.read_text())
+
+
+def read_template(path: str | Path) -> "Template":
+    """A user's template; plain dims must be panel roles."""
+    from gating.auto.template import load_template
+    return load_template(path, roles=ROLES)
 
 
 def load_strategy(spec: str, wsp_group: str | None = None, wsp_sample: str | None = None):
@@ -71,7 +108,6 @@ def load_strategy(spec: str, wsp_group: str | None = None, wsp_sample: str | Non
     if (wsp_group or wsp_sample) and kind != "workspace":
         raise ConfigError(f"--wsp-group and --wsp-sample choose gates in a FlowJo workspace; strategy {spec} is not a .wsp")
     if kind == "auto":
-        from cytomnt.sample.autogate import default_template
         return default_template()
     key = (str(Path(spec).resolve()), hashlib.sha256(strategy_bytes(spec)).hexdigest(), wsp_group, wsp_sample)
     if key not in _CACHE:
@@ -84,7 +120,6 @@ def _read(p: Path, kind: str, wsp_group: str | None = None, wsp_sample: str | No
     from gating.auto.template import TemplateError
     try:
         if kind == "template":
-            from cytomnt.sample.autogate import read_template
             return read_template(p)
         if kind == "workspace":
             return WorkspaceStrategies(p, group=wsp_group, sample=wsp_sample)

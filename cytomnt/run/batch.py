@@ -26,6 +26,7 @@ from gating.parallel import thread_map
 from cytomnt.run.progress import Progress
 from cytomnt.run.lock import holding
 from cytomnt.inputs.files import collect_inputs, is_sample, item_hash, item_key
+from cytomnt.sample.pipeline import analyze_tube
 from cytomnt.sample.results import SampleResult, make_ids_unique, results_frame
 from cytomnt.run.review import kept_after_review
 from cytomnt.run.store import STORE_NAME, ResultStore, config_hash, result_key  # noqa: F401 - STORE_NAME: API
@@ -131,7 +132,8 @@ def run_batch(inputs, cfg: AnalysisConfig, out: str | Path | None = None, jobs: 
 def _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes, on_start):
     items = collect_inputs(inputs)
     summary = RunSummary(total=len(items))
-    learn_batch_cuts(items, cfg)
+    cfg.learned = learn_batch_cuts(items, cfg.gating, cfg.spillover, cfg.strategy_choice, cfg.learned)
+    setup = cfg.sample_setup()
     cfg_hash, record = run_config_hash(cfg)
     store = ResultStore(Path(out) / STORE_NAME) if out is not None else None
     callback = progress if callable(progress) else None
@@ -155,7 +157,7 @@ def _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes
         run_id = store.begin_run(cfg_hash, record) if store else 0
         todo = [i for i in items if not upfront or key_of(i) not in stored]
         # a reviewed workspace: samples whose gates nobody moved keep their result
-        kept = kept_after_review(todo, cfg, record, store, hashes, lambda i: _entry_of(i, cfg)) \
+        kept = kept_after_review(todo, cfg.strategy_choice, record, store, hashes, lambda i: _entry_of(i, cfg)) \
             if store and upfront else {}
         summary.unchanged_by_review = len(kept)
         todo = [i for i in todo if item_key(i) not in kept]
@@ -166,8 +168,8 @@ def _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes
                 res = store.get(used[item_key(i)])
                 summary.reused += res.ok
                 bar.update(res, reused=True)
-        source = run_dask(todo, cfg, scheduler, jobs, on_start) if executor == "dask" else \
-            run_local(todo, cfg, jobs, hashes, item_key, on_start)
+        source = run_dask(todo, setup, scheduler, jobs, on_start) if executor == "dask" else \
+            run_local(todo, setup, jobs, hashes, item_key, on_start)
         stack.callback(source.close)         # on Ctrl-C too: the executor's own clean-up runs now
         for item, res in source:
             if item_key(item) not in hashes:
@@ -197,9 +199,17 @@ def _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes
     make_ids_unique(results)
     summary.failed = sum(not r.ok for r in results)
     if out is not None:
-        write_outputs(results, out, cfg, summary.manifest_issues, xlsx=cfg.xlsx, changes=summary.changes)
+        write_outputs(results, out, run_record(cfg), cfg.learned, summary.manifest_issues, xlsx=cfg.xlsx,
+                      changes=summary.changes)
     summary.seconds = time.monotonic() - t0
     return results, summary
+
+
+def analyze_sample(item, cfg: AnalysisConfig | None = None, sha256: str | None = None) -> SampleResult:
+    """Analyse one file (a path) or one FlowKit ``Sample`` with a run's configuration (default:
+    the built-in panel and strategy); never raises for a bad file (its row says why).
+    ``sha256``: the file's hash when the caller has it already."""
+    return analyze_tube(item, (cfg or make_config()).sample_setup(), sha256)
 
 
 def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,

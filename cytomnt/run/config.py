@@ -12,9 +12,12 @@ from cytomnt.errors import ConfigError
 from cytomnt.inputs.manifest import normalise_sample_type, read_manifest
 from cytomnt.sample.metrics import MetricSettings
 from cytomnt.inputs.panel import Panel, PanelError
+from cytomnt.inputs.rulesfile import built_in_rules
 from cytomnt.sample.privacy import IDENTIFYING_KEYWORDS, read_keyword_list
 from cytomnt.ruo import RUO
-from cytomnt.inputs.strategies import load_strategy, strategy_kind
+from cytomnt.inputs.strategies import StrategyChoice, load_strategy, strategy_kind
+from cytomnt.sample.gate import GateSettings
+from cytomnt.sample.setup import Identification, SampleSetup
 
 
 
@@ -43,14 +46,25 @@ class AnalysisConfig:
     keywords: tuple = ()                # FCS keywords copied into samples.csv, one column each ('$DATE', '$CYT')
 
     @property
+    def strategy_choice(self) -> StrategyChoice:
+        return StrategyChoice(self.strategy, self.wsp_group, self.wsp_sample, self.acquisition_qc)
+
+    @property
     def uses_template(self) -> bool:
         """True when gates are found from the data (auto or a template), not given by the user."""
-        return strategy_kind(self.strategy) in ("auto", "template")
+        return self.strategy_choice.uses_template
 
-    def learned_for(self, entry) -> LearnedCuts:
-        """The cuts a sample uses: the run's, with its own manifest control tube's over them."""
-        own = self.controls.get(entry.control) if entry is not None and entry.control else None
-        return self.learned.merge(own) if own is not None else self.learned
+    @property
+    def gating(self) -> GateSettings:
+        return GateSettings(self.panel, self.strategy == "auto", self.auto, self.gate_map)
+
+    def sample_setup(self) -> SampleSetup:
+        """The configuration unpacked for the per-tube steps (once per run, sent to every worker)."""
+        return SampleSetup(self.strategy_choice, self.gating, self.metrics,
+                           Identification(self.manifest, self.sample_type, self.deidentify,
+                                          tuple(self.identifying_keywords), tuple(self.keywords)),
+                           self.learned, self.controls, self.control_file, self.spillover, self.plots,
+                           self.strategy_label)
 
     @property
     def strategy_label(self) -> str:
@@ -89,8 +103,7 @@ def run_record(cfg: AnalysisConfig) -> dict:
 
 
 def _rules_version() -> str:
-    from cytomnt.patients.risk.rules import Rules
-    return Rules.default().version
+    return str(built_in_rules()["version"])
 
 
 def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sample_type=None,
@@ -140,21 +153,21 @@ def make_config(panel=None, strategy="auto", gate_map=None, manifest=None, sampl
         if not cfg.uses_template:
             raise ConfigError("the manifest's control column sets cuts of the auto strategy or a template; it cannot "
                               f"be used with --strategy {cfg.strategy}")
-        cfg.controls = {c: control_cuts_from(c, cfg) for c in manifest_controls}
+        cfg.controls = {c: control_cuts_from(c, cfg.gating, cfg.spillover, cfg.strategy_choice) for c in manifest_controls}
     if negative_control is not None:
         from cytomnt.run.learning import control_cuts_from
         if not cfg.uses_template:
             raise ConfigError("--negative-control sets cuts of the auto strategy or a template; it cannot be used "
                               f"with --strategy {cfg.strategy}")
-        cfg.learned = cfg.learned.merge(control_cuts_from(negative_control, cfg))
+        cfg.learned = cfg.learned.merge(control_cuts_from(negative_control, cfg.gating, cfg.spillover,
+                                                            cfg.strategy_choice))
         cfg.control_file = _control_label(negative_control, deidentify)
     return cfg
 
 
 def default_metric_settings() -> MetricSettings:
     """Metric settings with the built-in rules file's flow-call thresholds (one source of truth)."""
-    from cytomnt.patients.risk.rules import Rules
-    return MetricSettings.from_rules(Rules.default().flow_calls)
+    return MetricSettings.from_rules(dict(built_in_rules().get("flow_calls") or {}))
 
 
 def _control_label(control, deidentify: bool) -> str:

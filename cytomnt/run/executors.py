@@ -6,13 +6,13 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from cytomnt.run.config import AnalysisConfig
 from cytomnt.errors import ConfigError
 from gating.parallel import available_cores, set_sample_threads
-from cytomnt.sample.pipeline import analyze_sample
+from cytomnt.sample.pipeline import analyze_tube
+from cytomnt.sample.setup import SampleSetup
 
 EXECUTORS = ("local", "dask")
-_CFG: AnalysisConfig | None = None
+_SETUP: SampleSetup | None = None
 
 
 def default_jobs() -> int:
@@ -27,31 +27,31 @@ def single_threaded_blas() -> None:
     threadpool_limits(1)
 
 
-def _init_worker(cfg: AnalysisConfig, jobs: int) -> None:
-    """Per worker: the run's configuration, one BLAS thread, its share of the cores for a
+def _init_worker(setup: SampleSetup, jobs: int) -> None:
+    """Per worker: the run's settings for its tubes, one BLAS thread, its share of the cores for a
     sample's threads, and Ctrl-C left to the parent (which stops the run cleanly) instead of a
     traceback from every worker."""
-    global _CFG
-    _CFG = cfg
+    global _SETUP
+    _SETUP = setup
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     single_threaded_blas()
     set_sample_threads(max(1, available_cores() // jobs))
 
 
 def _work(item, sha256=None):
-    return analyze_sample(item, _CFG, sha256)
+    return analyze_tube(item, _SETUP, sha256)
 
 
-def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key, on_start=None):
+def run_local(todo: list, setup: SampleSetup, jobs: int, hashes: dict, key, on_start=None):
     """Yield (item, result) as they finish; at most 2 x jobs files in flight. ``on_start()`` is
     called once the workers run (after the pool forked them: a thread it starts is not copied)."""
     on_start = on_start or (lambda: None)
     if jobs <= 1 or len(todo) <= 1:
         on_start()
         for item in todo:
-            yield item, analyze_sample(item, cfg, hashes.get(key(item)))
+            yield item, analyze_tube(item, setup, hashes.get(key(item)))
         return
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(cfg, jobs))
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, jobs))
     try:
         pending = {}
         it = iter(todo)
@@ -72,7 +72,7 @@ def run_local(todo: list, cfg: AnalysisConfig, jobs: int, hashes: dict, key, on_
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def run_dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int, on_start=None):
+def run_dask(todo: list, setup: SampleSetup, scheduler: str | None, jobs: int, on_start=None):
     """The same per-sample function on a Dask distributed cluster (``pip install 'cytomnt[dask]'``)."""
     try:
         from distributed import Client, LocalCluster, as_completed
@@ -87,8 +87,8 @@ def run_dask(todo: list, cfg: AnalysisConfig, scheduler: str | None, jobs: int, 
     try:
         client.run(single_threaded_blas)
         client.run(set_sample_threads, 1)            # Dask runs one task per worker thread already
-        cfg_f = client.scatter(cfg, broadcast=True)
-        futures = {client.submit(analyze_sample, str(i) if isinstance(i, Path) else i, cfg_f, pure=False): i
+        setup_f = client.scatter(setup, broadcast=True)
+        futures = {client.submit(analyze_tube, str(i) if isinstance(i, Path) else i, setup_f, pure=False): i
                    for i in todo}
         if on_start:
             on_start()

@@ -22,15 +22,16 @@ from gating.io.files import atomic_write
 from gating.parallel import in_background
 
 from cytomnt.run.changes import CHANGES_NAME, changes_frame
-from cytomnt.run.config import AnalysisConfig, run_record
-from cytomnt.exports.flowjo import WORKSPACE_NAME, workspace
+from gating.auto.engine import LearnedCuts
+from cytomnt.sample.documents import WORKSPACE_NAME, workspace
 from cytomnt.sample.results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
 from cytomnt.inputs.tables import text_cell
 
 
-def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: AnalysisConfig,
+def write_outputs(results: Sequence[SampleResult], out: str | Path, record: dict, learned: LearnedCuts,
                   manifest_issues: Sequence[str] = (), xlsx: bool = False, changes: Sequence = ()) -> pd.DataFrame:
-    """Write every table and per-sample file of a run; return the samples table."""
+    """Write every table and per-sample file of a run; return the samples table. ``record``: the
+    run's configuration as run.json keeps it (``config.run_record``); ``learned``: the cuts it used."""
     out = Path(out)
     df = results_frame(results)
     tables = {"samples": df,
@@ -47,15 +48,15 @@ def write_outputs(results: Sequence[SampleResult], out: str | Path, cfg: Analysi
         write_xlsx(out / "statistics.xlsx", tables)
     else:
         (out / "statistics.xlsx").unlink(missing_ok=True)      # an earlier run's workbook is not this run's
-    atomic_write(out / WORKSPACE_NAME, workspace(results))
+    atomic_write(out / WORKSPACE_NAME, workspace([r.flowjo for r in results]))
     for r in results:
         _sync(out / "gates" / f"{r.sample_id}.xml", r.gatingml)
         _sync(out / "plots" / f"{r.sample_id}.png", r.plot_png)
-    if cfg.learned.cuts:
-        cfg.learned.to_yaml(out / "learned_cuts.yaml")
+    if learned.cuts:
+        learned.to_yaml(out / "learned_cuts.yaml")
     else:
         (out / "learned_cuts.yaml").unlink(missing_ok=True)     # an earlier run's cuts are not this run's
-    atomic_write(out / "run.json", json.dumps(run_record(cfg), indent=2, sort_keys=True, default=str).encode())
+    atomic_write(out / "run.json", json.dumps(record, indent=2, sort_keys=True, default=str).encode())
     write_quarantine(results, out)
     write_manifest_check(manifest_issues, out)
     atomic_write(out / CHANGES_NAME, csv_bytes(changes_frame(list(changes))))

@@ -10,7 +10,7 @@ import json
 from cytomnt.run.changes import same_gates
 from cytomnt.inputs.files import item_key, item_name
 from cytomnt.run.store import ResultStore, dumps, result_key
-from cytomnt.inputs.strategies import strategy_for, strategy_kind
+from cytomnt.inputs.strategies import StrategyChoice, strategy_kind
 
 #: Run-record keys that may differ between the run that wrote a workspace and the one that
 #: brings it back (everything else deciding the numbers must be the same; a gate plot is kept
@@ -18,14 +18,14 @@ from cytomnt.inputs.strategies import strategy_for, strategy_kind
 _STRATEGY_KEYS = ("strategy", "strategy_sha256", "wsp_group", "wsp_sample", "plots")
 
 
-def kept_after_review(items: list, cfg, record: dict, store: ResultStore, hashes: dict, entry_of) -> dict[str, str]:
+def kept_after_review(items: list, strategy: StrategyChoice, record: dict, store: ResultStore, hashes: dict, entry_of) -> dict[str, str]:
     """Input key -> the stored result key each unmoved sample keeps (empty unless the strategy is a
     workspace). A result is kept only when it is of the same file and manifest entry, under the
     same configuration but for the strategy, and its gates equal the workspace's for the file."""
-    if strategy_kind(cfg.strategy) != "workspace":
+    if strategy.kind != "workspace":
         return {}
     from gating.formats.strategy import read_gatingml
-    src = strategy_for(cfg)
+    src = strategy.load()
     record = json.loads(dumps(record))          # as stored (lists, not tuples)
     same_settings = {k: v for k, v in record.items() if k not in _STRATEGY_KEYS}
     kept = {}

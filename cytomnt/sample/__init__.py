@@ -1,6 +1,6 @@
 """One tube from file to table row: read -> classify -> compensate -> gate -> CAR call ->
 metrics -> populations and statistics -> its documents (Gating-ML, FlowJo ``<Sample>``, plot).
-:func:`cytomnt.sample.pipeline.analyze_sample` runs the steps in order; each step takes what it
+:func:`cytomnt.sample.pipeline.analyze_tube` runs the steps in order; each step takes what it
 uses (a resolved panel, :class:`~cytomnt.sample.metrics.MetricSettings`, a loaded strategy), never
 the run's configuration.
 

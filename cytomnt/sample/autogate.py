@@ -8,34 +8,19 @@ marked ``learn: batch``, once from the whole batch. The result is a FlowKit ``Ga
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
-from pathlib import Path
-
 import flowkit as fk
 
 from gating.auto.engine import EngineSettings, LearnedCuts, TemplateRun, run_template
 from gating.auto.learn import learn_batch, learn_from_control
 from gating.preprocess import Compensation
-from gating.auto.template import Dim, Template, load_template
+from gating.auto.template import Dim, Template
 
-from cytomnt.inputs.panel import ROLES, ResolvedPanel, channels_of, match_role
+from cytomnt.inputs.panel import ResolvedPanel, channels_of, match_role
+from cytomnt.inputs.strategies import default_template
 
 #: Population names the metrics read from any CAR-T template.
 POPULATIONS = ("beads", "singlets", "leukocytes", "live", "cd45", "lymphocytes", "t_cells", "car_t",
                "t_cd4", "t_cd8", "car_cd4", "car_cd8")
-
-
-@lru_cache(maxsize=1)
-def default_template() -> Template:
-    """The built-in CAR-T template (parsed once per process)."""
-    res = resources.files("cytomnt").joinpath("data/car_t_template.yaml")
-    return load_template("car_t_template.yaml (built-in)", roles=ROLES, text=res.read_text())
-
-
-def read_template(path: str | Path) -> Template:
-    """A user's template; plain dims must be panel roles."""
-    return load_template(path, roles=ROLES)
 
 
 def resolver(sample: fk.Sample, panel: ResolvedPanel):

@@ -8,16 +8,28 @@ from dataclasses import dataclass, field
 
 from gating.auto.bias import pregate_effects
 from gating.formats.strategy import Population, WorkspaceStrategies, gate_sample
+from gating.auto.engine import EngineSettings, LearnedCuts
 from gating.auto.template import Template
 
 from cytomnt.sample.autogate import POPULATIONS, auto_gate
 from cytomnt.sample.carcall import SUBSETS as CAR_SUBSETS
 from cytomnt.inputs.gatemap import counts_from
-from cytomnt.inputs.panel import ResolvedPanel, channels_of
+from cytomnt.inputs.panel import Panel, ResolvedPanel, channels_of
 
 #: samples.csv count columns filled from the gating.
 GATED_COUNTS = ("events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4",
                 "car_cd8", "beads")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """What gating a tube takes besides the strategy: the panel, whether every role it names must
+    be found (the built-in strategy), the engine's settings, and the user's gate map."""
+
+    panel: Panel
+    strict_panel: bool = False
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    gate_map: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -35,19 +47,20 @@ class Gated:
     pregates: list = field(default_factory=list)  # gating.auto.bias.PregateEffect of each gate above the T cells
 
 
-def gate(sample, comp, strategy_src, cfg, name: str, sample_id: str, learned=None, on_gate=None) -> Gated:
-    """Gate ``sample`` with a loaded strategy (``strategies.load_strategy``); ``learned``: the cuts
-    learned for it (control tube, batch), by default the run's. ``on_gate(key, mask)`` hears of
-    each of a user strategy's gates as it is done (statistics start while gating goes on)."""
-    if isinstance(strategy_src, Template):
-        return _gate_template(sample, comp, strategy_src, cfg, name, learned if learned is not None else cfg.learned)
-    return _gate_user(sample, strategy_src, cfg, name, sample_id, on_gate)
+def gate(sample, comp, strategy, settings: GateSettings, name: str, sample_id: str,
+         learned: LearnedCuts | None = None, on_gate=None) -> Gated:
+    """Gate ``sample`` with a loaded strategy (``StrategyChoice.load``); ``learned``: the cuts
+    learned for it (control tube, batch). ``on_gate(key, mask)`` hears of each of a user
+    strategy's gates as it is done (statistics start while gating goes on)."""
+    if isinstance(strategy, Template):
+        return _gate_template(sample, comp, strategy, settings, name, learned if learned is not None else LearnedCuts())
+    return _gate_user(sample, strategy, settings, name, sample_id, on_gate)
 
 
-def _gate_template(sample, comp, template: Template, cfg, name: str, learned) -> Gated:
+def _gate_template(sample, comp, template: Template, settings: GateSettings, name: str, learned) -> Gated:
     """Cuts found in this tube's data (or learned from a control or the batch)."""
-    rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=cfg.strategy == "auto")
-    run = auto_gate(sample, rp, comp, cfg.auto, learned, template)
+    rp = settings.panel.resolve(channels_of(sample, settings.panel), name, strict=settings.strict_panel)
+    run = auto_gate(sample, rp, comp, settings.engine, learned, template)
     b = run.builder
     pops = []
     for gate_name, gate_path in run.strategy.get_gate_ids():
@@ -64,9 +77,9 @@ def _gate_template(sample, comp, template: Template, cfg, name: str, learned) ->
     return Gated(pops, counts, run.strategy, run.transform_text, rp, flags, calls=dict(run.calls), pregates=effects)
 
 
-def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str, on_gate=None) -> Gated:
+def _gate_user(sample, strategy_src, settings: GateSettings, name: str, sample_id: str, on_gate=None) -> Gated:
     """A user's gates, evaluated with FlowKit's semantics; the gate map says which is which."""
-    rp = cfg.panel.resolve(channels_of(sample, cfg.panel), name, strict=False)
+    rp = settings.panel.resolve(channels_of(sample, settings.panel), name, strict=False)
     workspace = isinstance(strategy_src, WorkspaceStrategies)
     fil = str(sample.get_metadata().get("fil", "") or "").strip() if workspace else ""
     strategy = strategy_src.for_file(name, fil) if workspace else strategy_src
@@ -74,6 +87,6 @@ def _gate_user(sample, strategy_src, cfg, name: str, sample_id: str, on_gate=Non
     if workspace:                  # the helpers cytomnt wrote into a workspace are gated, not reported
         hidden = strategy_src.hidden_for(name, fil)
         pops = [p for p in pops if (p.name, tuple(p.path)) not in hidden]
-    counts, flags = counts_from(pops, cfg.gate_map, int(sample.event_count), name)
+    counts, flags = counts_from(pops, settings.gate_map, int(sample.event_count), name)
     transform = "; ".join(sorted({type(x).__name__ for x in strategy.transformations.values()})) or "none"
     return Gated(pops, counts, strategy, transform, rp, flags, sample_id if workspace else None)

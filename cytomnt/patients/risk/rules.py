@@ -3,19 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from cytomnt.inputs.rulesfile import BUILT_IN_SOURCE, RulesError, built_in_text, rules_mapping
 from cytomnt.patients.risk import logic
 from cytomnt.patients.risk.factors import OPS, known_kinds
 
 TIERS = ("low", "elevated", "high")
-
-
-class RulesError(ValueError):
-    """A rules file is malformed; the message names the file and the entry."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +59,7 @@ class Rules:
 
     @classmethod
     def from_text(cls, text: str, source: str) -> "Rules":
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RulesError(f"rules file {source}: not valid YAML ({exc})") from exc
-        if not isinstance(data, dict) or "factors" not in data or "tiers" not in data:
-            raise RulesError(f"rules file {source}: needs 'version', 'factors' and 'tiers'")
-        if not data.get("version"):
-            raise RulesError(f"rules file {source}: needs a 'version' (every assessment names it)")
+        data = rules_mapping(text, source)
         kinds = set(known_kinds())
 
         def factor(entry, i, section):
@@ -108,8 +95,6 @@ class Rules:
                 raise RulesError(f"{where}: unknown factor(s) {', '.join(sorted(unknown))} in '{expr}'")
             tiers.append(TierRule(t["tier"], expr, str(t.get("reason", ""))))
         flow = data.get("flow_calls") or {}
-        if not isinstance(flow, dict):
-            raise RulesError(f"rules file {source}: 'flow_calls' must map setting names to values")
         return cls(str(data["version"]), factors, warns, tiers,
                    " ".join(str(data.get("research_use", "")).split()), dict(data.get("literature") or {}), source,
                    dict(flow))
@@ -117,5 +102,4 @@ class Rules:
 
 @lru_cache(maxsize=1)
 def _default_rules() -> Rules:
-    text = resources.files("cytomnt").joinpath("data/mnt_rules.yaml").read_text()
-    return Rules.from_text(text, "mnt_rules.yaml (built-in)")
+    return Rules.from_text(built_in_text(), BUILT_IN_SOURCE)
