@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cytomnt.sample.autogate import auto_gate
-from cytomnt.inputs.panel import Panel, channels_of
-from cytomnt.synth import TubeSpec, write_tube
 from gating import read_fcs
 from gating.evaluator.evaluate import Evaluator
 from gating.preprocess import compensation_for
+
+from cytomnt.inputs.panel import Panel, channels_of
+from cytomnt.sample.autogate import auto_gate
+from cytomnt.synth import TubeSpec, write_tube
 
 
 def measure(fn, runs: int):

@@ -13,6 +13,10 @@ _PUBLIC = {
     "analyze_sample": ("cytomnt.run.batch", "analyze_sample"),
     "make_config": ("cytomnt.run.config", "make_config"),
     "evaluate_risk": ("cytomnt.patients.risk", "evaluate"),
+    "build_report": ("cytomnt.exports.report", "build_report"),
+    "export_workspace": ("cytomnt.exports.flowjo", "export_workspace"),
+    "to_anndata": ("cytomnt.exports.cells", "to_anndata"),
+    "to_fcs": ("cytomnt.exports.cells", "to_fcs"),
 }
 __all__ = [*_PUBLIC, "__version__"]
 

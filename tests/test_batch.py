@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 import cytomnt
-from cytomnt.run.batch import run_batch
 from cytomnt.cli import main
+from cytomnt.run.batch import run_batch
 from cytomnt.run.config import make_config
 from cytomnt.run.store import ResultStore
 from cytomnt.synth import TubeSpec, write_tube

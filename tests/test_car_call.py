@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 
 import cytomnt
-from cytomnt.patients.clinical import load
-from cytomnt.run.config import make_config
-from cytomnt.sample.gate import gate
-from cytomnt.patients.risk import assess
-from cytomnt.inputs.strategies import load_strategy
-from cytomnt.synth import TubeSpec, write_tube
 from gating import read_fcs
 from gating.preprocess import compensation_for
+
+from cytomnt.inputs.strategies import load_strategy
+from cytomnt.patients.clinical import load
+from cytomnt.patients.risk import assess
+from cytomnt.run.config import make_config
+from cytomnt.sample.gate import gate
+from cytomnt.synth import TubeSpec, write_tube
 
 from .conftest import TESTDATA, shared
 

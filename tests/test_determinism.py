@@ -6,15 +6,16 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import cytomnt
-from cytomnt.sample.statistics import population_statistics
-from cytomnt.inputs.panel import Panel, channels_of
-from cytomnt.sample.gate import gate
-from cytomnt.run.config import make_config
-from cytomnt.inputs.strategies import load_strategy
 from gating import read_fcs, stable
-from gating.preprocess import compensated_events, compensation_for
-from gating.io.events import flowkit_sample
 from gating.formats.strategy import gate_sample
+from gating.io.events import flowkit_sample
+from gating.preprocess import compensated_events, compensation_for
+
+from cytomnt.inputs.panel import Panel, channels_of
+from cytomnt.inputs.strategies import load_strategy
+from cytomnt.run.config import make_config
+from cytomnt.sample.gate import gate
+from cytomnt.sample.statistics import population_statistics
 
 from .conftest import FIXTURES
 

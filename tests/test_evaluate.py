@@ -3,14 +3,15 @@ import flowkit as fk
 import numpy as np
 import pytest
 
-from cytomnt.sample.autogate import auto_gate
-from cytomnt.inputs.panel import Panel, channels_of
 from gating import read_fcs
 from gating.auto.build import xform_id
 from gating.evaluator.evaluate import Evaluator
-from gating.preprocess import compensation_for
-from gating.io.events import flowkit_sample
 from gating.formats.strategy import gate_sample, read_gatingml
+from gating.io.events import flowkit_sample
+from gating.preprocess import compensation_for
+
+from cytomnt.inputs.panel import Panel, channels_of
+from cytomnt.sample.autogate import auto_gate
 
 from .conftest import FIXTURES, shared
 

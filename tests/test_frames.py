@@ -8,15 +8,16 @@ import pickle
 import numpy as np
 import pandas as pd
 
+from gating import read_fcs
+from gating.preprocess import compensation_for
+
+from cytomnt.inputs.strategies import load_strategy
 from cytomnt.run.config import make_config
 from cytomnt.sample.frames import columns_doc, frame_doc, frame_from_doc, stacked
 from cytomnt.sample.gate import gate
-from cytomnt.sample.results import SampleResult, concat_tables, make_ids_unique
 from cytomnt.sample.populations import PREGATE_COLUMNS, sample_table_docs
+from cytomnt.sample.results import SampleResult, concat_tables, make_ids_unique
 from cytomnt.sample.statistics import StatisticsJob, population_statistics
-from cytomnt.inputs.strategies import load_strategy
-from gating import read_fcs
-from gating.preprocess import compensation_for
 
 from .conftest import FIXTURES, assert_same_table
 

@@ -6,10 +6,11 @@ import pandas as pd
 import pytest
 
 import cytomnt
-from cytomnt.errors import ConfigError
-from cytomnt.sample.results import SAMPLE_COLUMNS
 from gating import read_fcs
 from gating.formats.strategy import gate_sample, read_gatingml
+
+from cytomnt.errors import ConfigError
+from cytomnt.sample.results import SAMPLE_COLUMNS
 
 from .conftest import FIXTURES, truth_of
 

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 import cytomnt
-from cytomnt.inputs.strategies import load_strategy
 from gating import read_fcs
 from gating.formats.opencyto import ChannelScale, read_opencyto_template
 from gating.formats.strategy import StrategyError, gate_sample, gatingml_bytes, read_gatingml, write_gatingml
+
+from cytomnt.inputs.strategies import load_strategy
 
 from .conftest import TESTDATA, shared
 

@@ -14,9 +14,10 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 import cytomnt
+from gating.formats.strategy import read_gatingml
+
 from cytomnt.demo import make_demo_set
 from cytomnt.errors import ConfigError
-from gating.formats.strategy import read_gatingml
 
 from .conftest import TESTDATA, shared
 

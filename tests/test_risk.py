@@ -6,8 +6,8 @@ import textwrap
 import pandas as pd
 import pytest
 
-from cytomnt.patients import kinetics
 from cytomnt.cli import main
+from cytomnt.patients import kinetics
 from cytomnt.patients.clinical import ClinicalDataError, load, read_clinical, read_labs
 from cytomnt.patients.risk import Rules, RulesError, assess, logic, timeline
 from cytomnt.patients.risk import factors as risk_factors

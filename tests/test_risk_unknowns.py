@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from cytomnt.cli import main
-from cytomnt.patients.clinical import load
 from cytomnt.demo import DEMO_PATIENTS, write_demo_clinical
+from cytomnt.patients.clinical import load
 from cytomnt.patients.risk import assess, timeline
 
 HEAD = ("patient_id,product,infusion_date,bridging_response,bmpc_pct,m_spike_g_dl,sflc_mg_l,ferritin_ng_ml,"

@@ -8,11 +8,12 @@ import pytest
 from lxml import etree
 
 import cytomnt
-from cytomnt.cli import main
-from cytomnt.patients.clinical import ClinicalDataError, load, read_labs
-from cytomnt.errors import ConfigError
 from gating.formats import xmlsafe
 from gating.formats.strategy import StrategyError, WorkspaceStrategies, read_gatingml
+
+from cytomnt.cli import main
+from cytomnt.errors import ConfigError
+from cytomnt.patients.clinical import ClinicalDataError, load, read_labs
 
 from .conftest import FIXTURES, shared
 

@@ -163,3 +163,30 @@ def test_readme_layout_names_every_package():
                      if p.parent.relative_to(ROOT).parts[0] in PACKAGES)
     missing = [f for f in folders if f"`{f}`" not in layout]
     assert not missing, f"README's layout does not name {missing}"
+
+
+#: Where the run's whole configuration may travel: where it is built (the command line, the
+#: demo), defined, and where a run starts and unpacks it. Every other function takes its part.
+CONFIG_HOMES = {"cytomnt.cli", "cytomnt.demo", "cytomnt.run.config", "cytomnt.run.batch"}
+
+
+def test_the_run_configuration_is_unpacked_where_a_run_starts():
+    offenders = []
+    for name, path in _modules().items():
+        if name in CONFIG_HOMES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.args + node.args.kwonlyargs + node.args.posonlyargs
+                for a in args:
+                    note = ast.unparse(a.annotation) if a.annotation is not None else ""
+                    if a.arg == "cfg" or "AnalysisConfig" in note:
+                        offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}({a.arg})")
+    assert not offenders, "functions that take the whole run configuration: " + "; ".join(offenders)
+
+
+def test_public_api_where_users_import_it():
+    import cytomnt
+    for name in cytomnt.__all__:
+        assert getattr(cytomnt, name) is not None, name
+    assert {"analyze", "analyze_sample", "make_config", "evaluate_risk", "Panel"} <= set(cytomnt.__all__)

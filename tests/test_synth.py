@@ -2,8 +2,9 @@ import hashlib
 
 import numpy as np
 
-from cytomnt.synth import TubeSpec, simulate, write_tube
 from gating import read_fcs
+
+from cytomnt.synth import TubeSpec, simulate, write_tube
 
 
 def test_same_seed_same_bytes(tmp_path):

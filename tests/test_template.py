@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 
 import cytomnt
+from gating import read_fcs
+from gating.auto import methods
+from gating.auto.engine import LearnedCuts
+from gating.auto.template import TemplateError, load_template
+from gating.preprocess import compensation_for
+
 from cytomnt.errors import ConfigError
+from cytomnt.inputs.panel import ROLES, Panel, channels_of
 from cytomnt.inputs.strategies import default_template
 from cytomnt.sample.autogate import auto_gate
-from cytomnt.inputs.panel import ROLES, Panel, channels_of
-from gating.auto import methods
-from gating import read_fcs
-from gating.auto.engine import LearnedCuts
-from gating.preprocess import compensation_for
-from gating.auto.template import TemplateError, load_template
 
 from .conftest import FIXTURES, truth_of
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from cytomnt.inputs.strategies import load_strategy
 from gating import read_fcs
 from gating.formats.strategy import gate_sample
 from gating.formats.wsp import HELPER_NOTE, WspExportError, WspSample, file_uri, workspace_bytes
+
+from cytomnt.inputs.strategies import load_strategy
 
 from .conftest import shared
 

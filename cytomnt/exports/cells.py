@@ -12,12 +12,12 @@ import pandas as pd
 
 from gating import read_fcs
 from gating.evaluator.evaluate import Evaluator
+from gating.formats.strategy import read_gatingml
 from gating.io.files import write_fcs
 from gating.preprocess import compensated_events, compensation_for
-from gating.formats.strategy import read_gatingml
 
-from cytomnt.inputs.tables import read_own_csv
 from cytomnt.inputs.files import sha256_file
+from cytomnt.inputs.tables import read_own_csv
 from cytomnt.sample.privacy import IDENTIFYING_KEYWORDS, normalise
 
 

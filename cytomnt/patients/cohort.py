@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import fisher_exact
 
-from cytomnt.sample.metrics import exact_ci
 from cytomnt.inputs.tables import read_table
+from cytomnt.sample.metrics import exact_ci
 
 
 class CohortError(ValueError):

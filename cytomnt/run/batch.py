@@ -15,20 +15,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from gating.parallel import thread_map
+
+from cytomnt.errors import ConfigError
+from cytomnt.inputs.files import collect_inputs, is_sample, item_hash, item_key
+from cytomnt.inputs.manifest import check_manifest
 from cytomnt.run.changes import Change, sample_changes
 from cytomnt.run.config import AnalysisConfig, make_config, run_record
-from cytomnt.errors import ConfigError
 from cytomnt.run.executors import EXECUTORS, run_dask, run_local
 from cytomnt.run.learning import learn_batch_cuts
-from cytomnt.inputs.manifest import check_manifest
-from cytomnt.run.outputs import write_outputs
-from gating.parallel import thread_map
-from cytomnt.run.progress import Progress
 from cytomnt.run.lock import holding
-from cytomnt.inputs.files import collect_inputs, is_sample, item_hash, item_key
+from cytomnt.run.outputs import write_outputs
+from cytomnt.run.progress import Progress
+from cytomnt.run.review import kept_after_review
 from cytomnt.sample.pipeline import analyze_tube
 from cytomnt.sample.results import SampleResult, make_ids_unique, results_frame
-from cytomnt.run.review import kept_after_review
 from cytomnt.run.store import STORE_NAME, ResultStore, config_hash, result_key  # noqa: F401 - STORE_NAME: API
 from cytomnt.inputs.strategies import strategy_bytes
 

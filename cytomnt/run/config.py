@@ -10,13 +10,13 @@ from gating.auto.engine import EngineSettings, LearnedCuts
 from cytomnt import __version__
 from cytomnt.errors import ConfigError
 from cytomnt.inputs.manifest import normalise_sample_type, read_manifest
-from cytomnt.sample.metrics import MetricSettings
 from cytomnt.inputs.panel import Panel, PanelError
 from cytomnt.inputs.rulesfile import built_in_rules
-from cytomnt.sample.privacy import IDENTIFYING_KEYWORDS, read_keyword_list
-from cytomnt.ruo import RUO
 from cytomnt.inputs.strategies import StrategyChoice, load_strategy, strategy_kind
+from cytomnt.ruo import RUO
 from cytomnt.sample.gate import GateSettings
+from cytomnt.sample.metrics import MetricSettings
+from cytomnt.sample.privacy import IDENTIFYING_KEYWORDS, read_keyword_list
 from cytomnt.sample.setup import Identification, SampleSetup
 
 

@@ -6,8 +6,9 @@ import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from cytomnt.errors import ConfigError
 from gating.parallel import available_cores, set_sample_threads
+
+from cytomnt.errors import ConfigError
 from cytomnt.sample.pipeline import analyze_tube
 from cytomnt.sample.setup import SampleSetup
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from gating import FcsReadError, read_fcs
 from gating.auto.engine import GatingError, LearnedCuts
-from gating.preprocess import CompensationError, compensation_for
 from gating.auto.template import Template
+from gating.preprocess import CompensationError, compensation_for
 
-from cytomnt.sample.autogate import batch_cuts, control_cuts
 from cytomnt.errors import ConfigError
 from cytomnt.inputs.panel import PanelError, channels_of
 from cytomnt.inputs.strategies import StrategyChoice
+from cytomnt.sample.autogate import batch_cuts, control_cuts
 from cytomnt.sample.gate import GateSettings
 
 

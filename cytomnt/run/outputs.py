@@ -18,14 +18,14 @@ from typing import Sequence
 
 import pandas as pd
 
+from gating.auto.engine import LearnedCuts
 from gating.io.files import atomic_write
 from gating.parallel import in_background
 
+from cytomnt.inputs.tables import text_cell
 from cytomnt.run.changes import CHANGES_NAME, changes_frame
-from gating.auto.engine import LearnedCuts
 from cytomnt.sample.documents import WORKSPACE_NAME, workspace
 from cytomnt.sample.results import POPULATION_COLUMNS, STATISTICS_COLUMNS, SampleResult, concat_tables, results_frame
-from cytomnt.inputs.tables import text_cell
 
 
 def write_outputs(results: Sequence[SampleResult], out: str | Path, record: dict, learned: LearnedCuts,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 
-from cytomnt.run.changes import same_gates
 from cytomnt.inputs.files import item_key, item_name
-from cytomnt.run.store import ResultStore, dumps, result_key
 from cytomnt.inputs.strategies import StrategyChoice, strategy_kind
+from cytomnt.run.changes import same_gates
+from cytomnt.run.store import ResultStore, dumps, result_key
 
 #: Run-record keys that may differ between the run that wrote a workspace and the one that
 #: brings it back (everything else deciding the numbers must be the same; a gate plot is kept

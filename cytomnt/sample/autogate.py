@@ -12,8 +12,8 @@ import flowkit as fk
 
 from gating.auto.engine import EngineSettings, LearnedCuts, TemplateRun, run_template
 from gating.auto.learn import learn_batch, learn_from_control
-from gating.preprocess import Compensation
 from gating.auto.template import Dim, Template
+from gating.preprocess import Compensation
 
 from cytomnt.inputs.panel import ResolvedPanel, channels_of, match_role
 from cytomnt.inputs.strategies import default_template

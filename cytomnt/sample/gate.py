@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gating.auto.bias import pregate_effects
-from gating.formats.strategy import Population, WorkspaceStrategies, gate_sample
 from gating.auto.engine import EngineSettings, LearnedCuts
 from gating.auto.template import Template
+from gating.formats.strategy import Population, WorkspaceStrategies, gate_sample
 
-from cytomnt.sample.autogate import POPULATIONS, auto_gate
-from cytomnt.sample.carcall import SUBSETS as CAR_SUBSETS
 from cytomnt.inputs.gatemap import counts_from
 from cytomnt.inputs.panel import Panel, ResolvedPanel, channels_of
+from cytomnt.sample.autogate import POPULATIONS, auto_gate
+from cytomnt.sample.carcall import SUBSETS as CAR_SUBSETS
 
 #: samples.csv count columns filled from the gating.
 GATED_COUNTS = ("events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t", "car_cd4",

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gating.formats.strategy import Population
 from gating.parallel import Later, in_background, sample_threads
 from gating.preprocess import Compensation, compensated_channels
 from gating.stable import inverse
-from gating.formats.strategy import Population
 
 from cytomnt.sample.frames import Columns
 from cytomnt.sample.orderstats import (RCV_HIGH, RCV_LOW, selection_statistics, sorted_reference,  # noqa: F401 - RCV_*: API

@@ -9,11 +9,11 @@ import pandas as pd
 
 from gating.auto import methods as registry
 from gating.auto.build import StrategyBuilder
+from gating.auto.engine import EngineSettings, GatingError, LearnedCuts, MethodContext, TemplateRun, run_template
 from gating.auto.netcount import ReferenceTail
 from gating.auto.positivity import LOWER_PERCENTILES
-from gating.auto.engine import EngineSettings, GatingError, LearnedCuts, MethodContext, TemplateRun, run_template
-from gating.preprocess import Compensation, compensated_events, estimate_logicle_w
 from gating.auto.template import GateSpec, Template
+from gating.preprocess import Compensation, compensated_events, estimate_logicle_w
 
 #: Events kept per tube when pooling a batch to learn a cut.
 POOL_PER_TUBE = 20_000

@@ -14,10 +14,10 @@ from pathlib import Path
 import flowkit as fk
 import numpy as np
 
+from gating.formats.xmlsafe import UnsafeXMLError, checked_xml
+from gating.io.events import flowkit_sample
 from gating.io.files import atomic_write
 from gating.preprocess import raw_value
-from gating.io.events import flowkit_sample
-from gating.formats.xmlsafe import UnsafeXMLError, checked_xml
 
 
 class StrategyError(ValueError):

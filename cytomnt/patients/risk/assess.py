@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 from cytomnt.patients import kinetics
 from cytomnt.patients.clinical import ClinicalData
-from cytomnt.sample.metrics import exact_ci
 from cytomnt.patients.risk import logic
 from cytomnt.patients.risk.factors import FactorContext, Verdict, compare, get_kind
 from cytomnt.patients.risk.rules import TIERS, FactorRule, Rules
+from cytomnt.sample.metrics import exact_ci
 
 
 @dataclass
