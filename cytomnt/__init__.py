@@ -2,10 +2,14 @@
 
 Research use only: not a validated clinical decision tool.
 
+Packages, lowest first: ``inputs`` -> ``sample`` -> ``run`` -> ``patients`` -> ``exports``; each
+may import those before it (and ``gating``); the top-level modules (command line, demo,
+synthetic data) may import any. ``errors`` and ``ruo`` are imported by all.
+
 The public names are imported on first use, so ``import cytomnt`` (and ``cytomnt --help``)
 does not load FlowKit and the plotting stack.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _PUBLIC = {
     "Panel": ("cytomnt.inputs.panel", "Panel"),

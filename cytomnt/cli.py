@@ -50,6 +50,7 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help="keep every event: no flow-rate/signal or saturation cleaning before gating")
     p.add_argument("--clinical", help="clinical.csv: adds each patient's MNT risk to the report")
     p.add_argument("--labs", help="labs.csv: ALC over time in the report")
+    p.add_argument("--treatments", help="treatments.csv: interventions on the report's timelines")
 
 
 def cmd_analyze(a) -> int:
@@ -100,7 +101,7 @@ def cmd_analyze(a) -> int:
     if not a.no_report:
         from cytomnt.exports.report import build_report
         try:
-            report = f", report {build_report(a.out, a.clinical, a.labs)}"
+            report = f", report {build_report(a.out, a.clinical, a.labs, treatments=a.treatments)}"
         except Exception as exc:  # noqa: BLE001 - the tables are written; the report must not fail the run
             print(f"cytomnt: report not written: {exc}", file=sys.stderr)
     print(f"{summary.line()}; results in {Path(a.out) / 'samples.csv'}{report}" +
@@ -173,75 +174,9 @@ def cmd_generate(a) -> int:
     return EXIT_OK
 
 
-def cmd_risk(a) -> int:
-    import json
-
-    from cytomnt.patients.clinical import load, parse_date
-    from cytomnt.patients.risk import Rules, assess, render_text, render_timeline, timeline
-    rules = Rules.from_yaml(a.rules) if a.rules else Rules.default()
-    data = load(a.clinical, a.labs, a.store or a.flow, a.alc_unit)
-    for w in data.warnings:
-        print(f"cytomnt: warning: {w}", file=sys.stderr)
-    as_of = parse_date(a.as_of, "--as-of") if a.as_of else None
-    ids = a.patient or sorted(data.patients)
-    unknown = [p for p in ids if p not in data.patients]
-    if unknown:
-        print(f"cytomnt: patient(s) not in {a.clinical}: {', '.join(unknown)}", file=sys.stderr)
-        return EXIT_USAGE
-    if a.timeline:
-        tls = [timeline(data, pid, rules, as_of) for pid in ids]
-        if a.json:
-            print(json.dumps([{"patient_id": t.patient_id, "steps": [s.to_dict() for s in t.steps],
-                               "first_fired": {k: (v.isoformat() if v else None) for k, v in t.first_fired().items()}}
-                              for t in tls], indent=2, default=str))
-        else:
-            print("\n".join(render_timeline(t) for t in tls))
-        return EXIT_OK
-    out = [assess(data, pid, as_of, rules) for pid in ids]
-    if a.json:
-        print(json.dumps([x.to_dict() for x in out], indent=2, default=str))
-    else:
-        print("\n".join(render_text(x, evidence=not a.brief) for x in out))
-    return EXIT_OK
-
-
-def cmd_cohort(a) -> int:
-    import json
-
-    from cytomnt.patients.cohort import lead_times, read_cohort, render, render_lead, validate
-    df = read_cohort(a.cohort)
-    thresholds = list(a.threshold or [])
-    if thresholds and len(thresholds) != len(a.factor):
-        print(f"cytomnt: give one --threshold per --factor ({len(a.factor)} factors, {len(thresholds)} thresholds; "
-              f"'-' for a 0/1 column)", file=sys.stderr)
-        return EXIT_USAGE
-    pairs = [(f, None if not thresholds or thresholds[i] == "-" else float(thresholds[i])) for i, f in enumerate(a.factor)]
-    results = validate(df, pairs, a.by, a.op, where=f"cohort {a.cohort}")
-    leads = None
-    if a.lead_time:
-        if not a.clinical:
-            print("cytomnt: --lead-time replays each patient's timeline: give --clinical and --labs (and --flow)",
-                  file=sys.stderr)
-            return EXIT_USAGE
-        from cytomnt.patients.clinical import load
-        from cytomnt.patients.risk import Rules
-        data = load(a.clinical, a.labs, a.flow)
-        leads = lead_times(df, data, a.lead_time, Rules.from_yaml(a.rules) if a.rules else None)
-    if a.json:
-        doc = {"results": [r.to_dict() for r in results]}
-        if leads is not None:
-            doc["lead_time"] = [vars(x) for x in leads]
-        print(json.dumps(doc, indent=2, default=str))
-    else:
-        print(render(results), end="")
-        if leads is not None:
-            print(render_lead(leads, a.lead_time), end="")
-    return EXIT_OK
-
-
 def cmd_report(a) -> int:
     from cytomnt.exports.report import build_report
-    path = build_report(a.out, a.clinical, a.labs, a.as_of, a.rules, a.alc_unit)
+    path = build_report(a.out, a.clinical, a.labs, a.as_of, a.rules, a.alc_unit, a.treatments)
     print(f"report: {path}", file=sys.stderr)
     return EXIT_OK
 
@@ -276,6 +211,7 @@ def cmd_export(a) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from cytomnt.cli_patients import add_patient_commands
     from cytomnt.failures import OneLineParser
     ap = OneLineParser(prog="cytomnt", description="CAR-T phenotyping from FCS files. " + RUO)
     from cytomnt import __version__
@@ -287,44 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="cytomnt-out", help="output folder (default cytomnt-out)")
     _add_analysis_options(p)
     p.set_defaults(func=cmd_analyze)
-    p = sub.add_parser("risk", help="MNT risk per patient as of a date, every factor with its evidence")
-    p.add_argument("--clinical", required=True, help="clinical.csv: one row per patient (README)")
-    p.add_argument("--labs", help="labs.csv: patient_id, date, alc_k_per_ul")
-    p.add_argument("--flow", help="samples.csv of `cytomnt analyze --manifest`")
-    p.add_argument("--store", help="results.sqlite of analyze runs (all runs' samples) instead of --flow")
-    p.add_argument("--as-of", help="evaluate with data dated on or before this date (YYYY-MM-DD; default today)")
-    p.add_argument("--rules", help="rules YAML (default: the built-in, versioned rules)")
-    p.add_argument("--patient", action="append", help="only this patient (repeatable)")
-    p.add_argument("--timeline", action="store_true", help="replay each date that brought new data")
-    p.add_argument("--alc-unit", default="k_per_ul", choices=["k_per_ul", "cells_per_ul", "10^9/L"],
-                   help="unit of alc_k_per_ul in labs.csv (default x10^3/uL)")
-    p.add_argument("--brief", action="store_true", help="leave out the evidence lines")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_risk)
-    p = sub.add_parser("cohort", help="validate a risk factor on a cohort: PPV/NPV, sensitivity, specificity, Fisher p")
-    p.add_argument("cohort", help="CSV: one row per patient, factor columns, mnt (0/1), optional mnt_onset_day")
-    p.add_argument("--factor", action="append", required=True, help="factor column (repeatable)")
-    p.add_argument("--threshold", action="append", help="present when value > threshold, one per --factor ('-' for 0/1)")
-    p.add_argument("--op", default=">", choices=[">", ">=", "<", "<="], help="comparison with the threshold (default >)")
-    p.add_argument("--by", help="group column (e.g. study, site)")
-    p.add_argument("--lead-time", metavar="FACTOR_ID", help="days from first alert of a rules factor (or tier_high) to onset")
-    p.add_argument("--clinical")
-    p.add_argument("--labs")
-    p.add_argument("--flow")
-    p.add_argument("--rules")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_cohort)
+    add_patient_commands(sub)
     p = sub.add_parser("report", help="(re)build OUT/report.html from the results store")
     p.add_argument("out", help="the output folder of `cytomnt analyze`")
     p.add_argument("--clinical", help="clinical.csv, for the risk assessment and day 0 at infusion")
     p.add_argument("--labs", help="labs.csv (ALC over time)")
+    p.add_argument("--treatments", help="treatments.csv (interventions on the timelines)")
     p.add_argument("--as-of", help="risk as of this date (YYYY-MM-DD; default today, as `cytomnt risk`)")
     p.add_argument("--rules")
     p.add_argument("--alc-unit", default="k_per_ul", choices=["k_per_ul", "cells_per_ul", "10^9/L"])
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("export", help="export gated events (AnnData, one population as FCS) or a FlowJo workspace")
     p.add_argument("out", help="the output folder of `cytomnt analyze`")
-    p.add_argument("--sample", action="append", help="sample id (repeat for a workspace of several)")
+    p.add_argument("--sample", action="extend", nargs="+", help="sample id(s) (several for a workspace)")
     p.add_argument("--flowjo", metavar="FILE.wsp", help="a FlowJo 10 workspace of the samples (all without --sample)")
     p.add_argument("--anndata", metavar="FILE.h5ad")
     p.add_argument("--population", help="population to write as FCS")

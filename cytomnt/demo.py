@@ -13,7 +13,8 @@ from cytomnt.synth import TubeSpec, write_tube
 DEMO_CLINICAL = {
     "PT-A": {"product": "cilta-cel", "bridging_response": "SD", "bmpc_pct": 60, "m_spike_g_dl": 2.1,
              "sflc_mg_l": 900, "ferritin_ng_ml": 1800, "crs_max_grade": 2, "icans_max_grade": 0,
-             "prior_bcma_bispecific": "no", "crs_day": 6,
+             "prior_bcma_bispecific": "no", "crs_day": 6, "mnt_day": 27,
+             "treatments": [(6, "tocilizumab", "8 mg/kg", "CRS"), (27, "dexamethasone", "10 mg q6h", "MNT")],
              "alc": {0: 0.3, 3: 0.2, 7: 1.1, 10: 2.9, 14: 4.2, 17: 3.5, 21: 2.6, 28: 1.8}},
     "PT-B": {"product": "ide-cel", "bridging_response": "VGPR", "bmpc_pct": 20, "m_spike_g_dl": 0.8,
              "sflc_mg_l": 150, "ferritin_ng_ml": 420, "crs_max_grade": 1, "icans_max_grade": 0,
@@ -62,7 +63,7 @@ def make_demo_set(folder: str | Path, seed: int = 20260302, blood_events: int = 
 
 
 def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
-    """clinical.csv and labs.csv of the demo patients; returns their paths and the demo's as-of date
+    """clinical.csv, labs.csv and treatments.csv of the demo patients; returns the first two paths and the demo's as-of date
     (the day after the last data and after every patient's day 0-30 windows)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
         wc, wl = csv.writer(fc, lineterminator="\n"), csv.writer(fl, lineterminator="\n")
         wc.writerow(["patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
                      "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific",
-                     "crs_date", "icans_date", "ferritin_date"])
+                     "crs_date", "icans_date", "ferritin_date", "mnt_onset_date"])
         wl.writerow(["patient_id", "date", "alc_k_per_ul"])
         for p in DEMO_PATIENTS:
             c = DEMO_CLINICAL[p["patient_id"]]
@@ -80,11 +81,19 @@ def write_demo_clinical(folder: str | Path) -> tuple[Path, Path, dt.date]:
             wc.writerow([p["patient_id"], c["product"], day0, c["bridging_response"], c["bmpc_pct"], c["m_spike_g_dl"],
                          c["sflc_mg_l"], c["ferritin_ng_ml"], c["crs_max_grade"], c["icans_max_grade"],
                          c["prior_bcma_bispecific"], day0 + dt.timedelta(days=c["crs_day"]), "",
-                         day0 - dt.timedelta(days=6)])      # baseline ferritin, before lymphodepletion
+                         day0 - dt.timedelta(days=6),       # baseline ferritin, before lymphodepletion
+                         day0 + dt.timedelta(days=c["mnt_day"]) if "mnt_day" in c else ""])
             for day, alc in c["alc"].items():
                 wl.writerow([p["patient_id"], day0 + dt.timedelta(days=day), alc])
             # as of the day after both the last data and the day 0-30 windows: every factor settled
             last = max(last, day0 + dt.timedelta(days=max(max(c["alc"]), p["csf_day"], 30) + 1))
+    with open(folder / "treatments.csv", "w", newline="") as ft:
+        w = csv.writer(ft, lineterminator="\n")
+        w.writerow(["patient_id", "date", "treatment", "dose", "reason"])
+        for p in DEMO_PATIENTS:
+            day0 = dt.date.fromisoformat(p["infusion"])
+            for day, what, dose, why in DEMO_CLINICAL[p["patient_id"]].get("treatments", ()):
+                w.writerow([p["patient_id"], day0 + dt.timedelta(days=day), what, dose, why])
     return clinical, labs, last
 
 
@@ -131,14 +140,17 @@ def run_demo(out: Path, jobs: int = 1) -> bool:
     df = analyze(items, config=make_config(manifest=manifest, plots=True), out=out, jobs=jobs, progress=True)
     text = summary_text(df, RUO)
     clinical, labs, as_of = write_demo_clinical(out / "data")
-    data = load(clinical, labs, out / "samples.csv")
+    treatments = clinical.with_name("treatments.csv")
+    data = load(clinical, labs, out / "samples.csv", treatments=treatments)
     risk = "\n".join(render_text(assess(data, pid, as_of), evidence=False) for pid in sorted(data.patients))
     names = (clinical.relative_to(out), labs.relative_to(out), "samples.csv")
+    tr = treatments.relative_to(out)
     # summary.txt may be read from anywhere: its command names the files relative to its own folder
     (out / "summary.txt").write_text(
-        text + f"\nMNT risk (from the folder of this file: {risk_command(out, *names, as_of, cwd=out)}):\n\n" + risk)
-    build_report(out, clinical, labs, as_of)
-    print(text + f"\nMNT risk ({risk_command(out, *names, as_of)}):\n\n" + risk)
+        text + f"\nMNT risk (from the folder of this file: {risk_command(out, *names, as_of, cwd=out, treatments=tr)}):"
+        f"\n\n" + risk)
+    build_report(out, clinical, labs, as_of, treatments=treatments)
+    print(text + f"\nMNT risk ({risk_command(out, *names, as_of, treatments=tr)}):\n\n" + risk)
     print(f"report: {out / 'report.html'}; tables: {out / 'samples.csv'}, {out / 'populations.csv'}, "
           f"{out / 'statistics.csv'}; FlowJo workspace: {out / 'cytomnt.wsp'}; gates: {out / 'gates'}/, "
           f"plots: {out / 'plots'}/ ({time.monotonic() - t0:.1f}s)")

@@ -24,7 +24,8 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from cytomnt.inputs.manifest import ManifestError
     from cytomnt.inputs.panel import PanelError
     from cytomnt.patients.risk import RulesError
-    return ClinicalDataError, CohortError, RulesError, ManifestError, PanelError, FcsReadError
+    from cytomnt.patients.treatments import TreatmentsError
+    return ClinicalDataError, CohortError, RulesError, ManifestError, PanelError, FcsReadError, TreatmentsError
 
 
 def explain(exc: BaseException, command: str) -> tuple[int, str]:

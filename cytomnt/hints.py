@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 
-def risk_command(out: Path, clinical, labs, flow, as_of, cwd: Path | None = None) -> str:
+def risk_command(out: Path, clinical, labs, flow, as_of, cwd: Path | None = None, treatments=None) -> str:
     """The ``cytomnt risk`` command line for the demo's files, runnable from ``cwd`` (default: here).
 
     ``clinical``, ``labs`` and ``flow`` are paths inside the demo folder ``out`` (or absolute).
@@ -23,8 +23,9 @@ def risk_command(out: Path, clinical, labs, flow, as_of, cwd: Path | None = None
         except ValueError:      # another drive (Windows): no relative path
             rel = shown
         return shlex.quote(rel if len(rel) < len(shown) else shown)
-    return (f"{program(cwd)} risk --clinical {arg(clinical)} --labs {arg(labs)} --flow {arg(flow)} "
-            f"--as-of {as_of}")
+    extra = f" --treatments {arg(treatments)}" if treatments else ""
+    return (f"{program(cwd)} risk --clinical {arg(clinical)} --labs {arg(labs)} --flow {arg(flow)}{extra} "
+            f"--as-of {as_of} --brief")
 
 
 def program(cwd: Path | None = None) -> str:

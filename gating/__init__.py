@@ -1,7 +1,9 @@
 """Generic, panel-agnostic gating on top of FlowKit: data-driven gate finders, strategy
 loading (Gating-ML 2.0, FlowJo workspaces), application and Gating-ML export.
 
-Knows nothing about CAR T cells or MNT; ``cytomnt`` builds on it. Names below are loaded on
+Knows nothing about CAR T cells or MNT and may import nothing of ``cytomnt``, which builds on it.
+Packages, lowest first: ``io`` -> ``evaluator`` -> ``auto`` -> ``formats``; the top-level
+``stable``, ``parallel`` and ``preprocess`` are below them all, ``plot`` above. Names below are loaded on
 first use (importing ``gating.io.inputs`` or ``gating.parallel`` does not load FlowKit).
 """
 from __future__ import annotations

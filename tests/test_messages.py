@@ -168,7 +168,7 @@ def _fake_demo(root: Path) -> Path:
 
 def _paths_of(cmd: str) -> list[str]:
     words = shlex.split(cmd)
-    return [words[i + 1] for i, w in enumerate(words) if w in ("--clinical", "--labs", "--flow")]
+    return [words[i + 1] for i, w in enumerate(words) if w in ("--clinical", "--labs", "--flow", "--treatments")]
 
 
 def test_risk_command_paths_exist_from_the_current_folder(tmp_path, monkeypatch):
@@ -176,7 +176,7 @@ def test_risk_command_paths_exist_from_the_current_folder(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     cmd = risk_command(out, "data/clinical.csv", "data/labs.csv", "samples.csv", "2026-05-13")
     assert cmd.startswith("cytomnt risk --clinical 'cytomnt demo/data/clinical.csv'")
-    assert cmd.endswith("--as-of 2026-05-13")
+    assert cmd.endswith("--as-of 2026-05-13 --brief")
     paths = _paths_of(cmd)
     assert len(paths) == 3 and all(Path(p).is_file() for p in paths), cmd
     (tmp_path / "elsewhere").mkdir()

@@ -93,3 +93,49 @@ def test_absolute_counts_from_beads_or_alc():
     assert m["car_t_per_ul_source"] == "alc" and m["car_t_per_ul"] == pytest.approx(400.0)
     _, f = phenotype(c)
     assert "BEADS_WITHOUT_CONSTANTS" in f
+
+
+def test_subset_concentrations_with_intervals_and_share_of_the_alc():
+    from cytomnt.sample.carcall import CarCall, CarEstimate
+    c = Counts(events=50000, lymphocytes=8000, t_cells=5000, t_cd4=2500, t_cd8=2500, car_t=400, car_cd4=100,
+               car_cd8=300)
+    est = CarEstimate(380.0, 95.0, 285.0, (330.0, 430.0), (6.6, 8.6), (0.15, 0.45), (70.0, 120.0), (250.0, 320.0))
+    m, _ = phenotype(c, call=CarCall("ok", "control", "", 20.0, est), alc_k_per_ul=2.0)
+    per_event = 2.0 * 1000 / 8000                              # cells/uL one lymphocyte event stands for
+    assert m["car_t_per_ul"] == pytest.approx(380 * per_event) and m["car_t_per_ul_source"] == "alc"
+    assert m["car_cd4_per_ul"] == pytest.approx(95 * per_event) and m["car_cd8_per_ul"] == pytest.approx(285 * per_event)
+    assert (m["car_cd4_per_ul_ci_low"], m["car_cd4_per_ul_ci_high"]) == pytest.approx((70 * per_event, 120 * per_event))
+    assert (m["car_t_per_ul_ci_low"], m["car_t_per_ul_ci_high"]) == pytest.approx((330 * per_event, 430 * per_event))
+    assert m["car_pct_of_lymphocytes"] == pytest.approx(100 * 380 / 8000)
+    assert m["car_pct_of_lymphocytes_ci_high"] == pytest.approx(100 * 430 / 8000)
+    # user gates: exact counts, exact binomial intervals of each count among the T cells
+    m, _ = phenotype(c, alc_k_per_ul=2.0)
+    assert m["car_cd8_per_ul"] == pytest.approx(300 * per_event)
+    assert m["car_cd8_per_ul_ci_low"] < m["car_cd8_per_ul"] < m["car_cd8_per_ul_ci_high"]
+    # an uncertain call: no concentration, no share
+    m, _ = phenotype(c, call=CarCall("uncertain", "shape", "no valley"), alc_k_per_ul=2.0)
+    assert math.isnan(m["car_cd4_per_ul"]) and math.isnan(m["car_pct_of_lymphocytes"])
+
+
+def test_subset_intervals_on_generated_tubes_contain_the_truth(tmp_path):
+    """CAR CD4 and CD8 T cells/uL with their intervals, on tubes of known truth (seeds unseen in
+    development): the true count, turned into cells/uL as the tube's are, lies inside."""
+    import json
+
+    import cytomnt
+    from cytomnt.synth import TubeSpec, write_tube
+    rows = ["file,sample_id,patient_id,collection_date,sample_type,alc_k_per_ul"]
+    for k, (frac, share) in enumerate(((0.08, 0.35), (0.25, 0.7), (0.04, 0.5))):
+        write_tube(tmp_path / f"t{k}.fcs", TubeSpec(events=60_000, car_frac_of_t=frac, car_cd4_share=share), 9_240_611 + k)
+        rows.append(f"t{k}.fcs,t{k},P{k},2026-01-10,pb,1.5")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    df = cytomnt.analyze(sorted(tmp_path.glob("t*.fcs")), manifest=tmp_path / "m.csv")
+    for r in df.itertuples():
+        truth = json.loads((tmp_path / f"{r.sample_id}.truth.json").read_text())
+        assert r.car_status == "ok" and r.car_t_per_ul_source == "alc"
+        per_event = 1.5 * 1000 / r.lymphocytes
+        for sub in ("car_cd4", "car_cd8"):
+            lo, hi = getattr(r, f"{sub}_per_ul_ci_low"), getattr(r, f"{sub}_per_ul_ci_high")
+            assert lo <= getattr(r, f"{sub}_per_ul") <= hi
+            assert lo <= truth[sub] * per_event <= hi, (r.sample_id, sub, lo, truth[sub] * per_event, hi)
+        assert r.car_pct_of_lymphocytes == pytest.approx(100 * r.car_t / r.lymphocytes)

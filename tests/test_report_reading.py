@@ -35,15 +35,18 @@ def test_thresholds_read_as_words():
 
 def test_ratio_chart_leaves_undetermined_ratios_out(monkeypatch):
     figures = []
-    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or "")
+    from types import SimpleNamespace
+
+    from cytomnt.exports import charts
+    monkeypatch.setattr(charts, "png", lambda fig: figures.append(fig) or "")
     rows = pd.DataFrame({
         "sample_id": ["a", "b", "c", "d"], "collection_date": ["2026-01-05", "2026-01-12", "2026-01-19", "2026-01-26"],
         "status": "ok", "sample_type": "pb", "alc_k_per_ul": [1.0, 2.0, 3.0, 2.0],
         "car_pct_of_t": [5.0, 20.0, 30.0, 10.0], "car_pct_of_t_ci_low": [4.0, 18.0, 28.0, 9.0],
         "car_pct_of_t_ci_high": [6.0, 22.0, 32.0, 11.0],
         "car_cd4_cd8_ratio": [3.5, 0.0, 0.8, 0.3], "car_predominance": ["CD4", "indeterminate", "indeterminate", "CD8"]})
-    report._charts("P", rows, None, dt.date(2026, 1, 1))
-    ratio_ax = figures[2].axes[0]
+    charts.patient_charts("P", rows, None, SimpleNamespace(infusion_date=dt.date(2026, 1, 1), mnt_onset_date=None))
+    ratio_ax = figures[3].axes[0]
     drawn = sorted(y for line in ratio_ax.get_lines() if line.get_marker() not in (None, "None", "")
                    for y in line.get_ydata())
     assert drawn == [0.3, 3.5]

@@ -190,3 +190,20 @@ def test_public_api_where_users_import_it():
     for name in cytomnt.__all__:
         assert getattr(cytomnt, name) is not None, name
     assert {"analyze", "analyze_sample", "make_config", "evaluate_risk", "Panel"} <= set(cytomnt.__all__)
+
+
+def test_every_file_the_readme_names_exists():
+    """Paths (`cytomnt/sample/carcall.py`) exist; in the Layout, each bulleted folder's files exist in it."""
+    import re
+    readme = (ROOT / "README.md").read_text()
+    paths = set(re.findall(r"`((?:cytomnt|gating|tests|benchmarks)/[\w/]+\.(?:py|yaml|j2))`", readme))
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    layout = readme[readme.index("## Layout"):]
+    for block in re.split(r"\n(?=- )", layout):
+        folder = re.match(r"- `((?:cytomnt|gating)/[\w/]*)/?`", block)
+        if not folder:
+            continue
+        for name in re.findall(r"`(\w+\.(?:py|yaml|j2))`", block):
+            if not any(p.name == name for p in (ROOT / folder.group(1)).rglob(name)):
+                missing.append(f"{folder.group(1)}/{name}")
+    assert not missing, f"README names files that do not exist: {missing}"

@@ -10,41 +10,29 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import io
 import math
 import re
 from importlib import resources
 from pathlib import Path
 
-import matplotlib
-import matplotlib.ticker
+import pandas as pd
+from jinja2 import Environment, select_autoescape
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, select_autoescape  # noqa: E402
-
-from gating.io.files import atomic_write  # noqa: E402
+from gating.io.files import atomic_write
 
 from cytomnt.errors import ConfigError
-from cytomnt import __version__  # noqa: E402
-from cytomnt.patients.clinical import load, parse_date  # noqa: E402
-from cytomnt.sample.flags import meaning  # noqa: E402
-from cytomnt.sample.metrics import MetricSettings  # noqa: E402
-from cytomnt.ruo import RUO  # noqa: E402
-from cytomnt.run.store import ResultStore  # noqa: E402
+from cytomnt import __version__
+from cytomnt.patients.clinical import load, parse_date
+from cytomnt.sample.flags import meaning
+from cytomnt.sample.metrics import MetricSettings
+from cytomnt.ruo import RUO
+from cytomnt.exports.charts import patient_charts
+from cytomnt.patients.treatments import treatments_of
+from cytomnt.run.store import ResultStore
 
 BAD_FLAGS = ("NO_T_CELLS", "CAR_BELOW_LOD")
 WARN_FLAGS = ("LOW_EVENT_COUNT", "CAR_BELOW_LOQ", "GATE_SKIPPED", "NO_VALLEY", "NO_COMPENSATION",
               "DUPLICATE_SAMPLE_ID", "FCS_", "MULTI_DATASET", "EMPTY_PARENT")
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def _blob(png: bytes | None) -> str | None:
@@ -170,98 +158,13 @@ def _car_status(r) -> str:
     return status.replace("_", " ") + (f" ({basis})" if basis else "")
 
 
-def _days(dates, day0):
-    return [(d - day0).days for d in dates]
-
-
-def _ratio_axis(ax, s, left_out: int) -> None:
-    """A CD4:CD8 log axis readable at every value (0.25, 0.5, 1, 2, 4 ...), with the call's
-    thresholds drawn: CD4- or CD8-predominant beyond the ratio (with 95% confidence), balanced
-    inside the band; ``left_out``: samples whose ratio the call did not settle."""
-    ax.set_yscale("log", base=2)
-    lo, hi = ax.get_ylim()
-    lo, hi = min(lo / 1.3, 1 / (2 * s.balanced_band)), max(hi * 1.3, 2 * s.balanced_band)
-    ax.set_ylim(lo, hi)
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2))
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.axhspan(1 / s.balanced_band, s.balanced_band, color="#e0e0e0", alpha=0.5, lw=0)
-    x0 = ax.get_xlim()[0]
-    ax.text(x0, s.predominance_ratio * 1.05, " CD4-predominant above", color="#c62828", fontsize=7, va="bottom")
-    ax.text(x0, s.predominance_ratio / 1.05, " CD8-predominant below", color="#c62828", fontsize=7, va="top")
-    ax.text(x0, s.balanced_band, f" balanced band 1/{s.balanced_band:g}-{s.balanced_band:g}", color="#616161",
-            fontsize=7, va="bottom")
-    if left_out:
-        ax.text(0.98, 0.02, f"{left_out} sample(s) with an undetermined ratio not drawn", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=7, color="#616161")
-
-
-def _charts(pid: str, rows: pd.DataFrame, labs: pd.DataFrame | None, infusion: dt.date | None,
-            settings=None) -> list[dict]:
-    """ALC, CAR % of T cells, and CAR CD4:CD8 over days after infusion (blood and CSF apart)."""
-    settings = settings or MetricSettings()
-    dated = rows[rows.collection_date.notna() & (rows.status == "ok")].copy()
-    dated["date"] = [parse_date(d, f"sample {s}") if isinstance(d, str) and d else None
-                     for d, s in zip(dated.collection_date, dated.sample_id)]
-    dated = dated[dated.date.notna()]
-    alc = labs[labs.patient_id == pid] if labs is not None and len(labs) else None
-    if alc is None or alc.empty:
-        src = dated[dated.alc_k_per_ul.notna()]
-        alc = pd.DataFrame({"date": src.date, "alc_k_per_ul": src.alc_k_per_ul.astype(float)})
-    all_dates = list(dated.date) + list(alc.date)
-    if not all_dates:
-        return []
-    day0 = infusion or min(all_dates)
-    xlabel = "days after infusion" if infusion else "days after the first sample"
-    charts = []
-    fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    if len(alc):
-        ax.plot(_days(alc.date, day0), alc.alc_k_per_ul, "o-", color="#1f4e79")
-    ax.axhline(3.0, color="#c62828", ls="--", lw=1)
-    ax.text(ax.get_xlim()[0], 3.05, " 3.0 x10³/µL", color="#c62828", fontsize=8, va="bottom")
-    ax.axvline(0, color="#555", lw=1)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("ALC (x10³/µL)")
-    ax.set_title(f"{pid}: absolute lymphocyte count", fontsize=10)
-    charts.append({"src": _png(fig), "alt": f"ALC over time, {pid}"})
-    for col, ylabel, line, title, log in (("car_pct_of_t", "CAR T cells, % of T cells", 60.0, "CAR share of T cells", False),
-                                          ("car_cd4_cd8_ratio", "CAR CD4:CD8", 1.0, "CAR CD4:CD8", True)):
-        fig, ax = plt.subplots(figsize=(4.6, 3.2))
-        shown = dated[dated[col].notna()]
-        if log:                  # only ratios the call settled: no 'indeterminate', no 0 or infinite ratios
-            ratio = pd.to_numeric(shown[col], errors="coerce")
-            shown = shown[shown.car_predominance.isin(["CD4", "CD8", "balanced"]) & (ratio > 0) & np.isfinite(ratio)]
-        for stype, marker, colour, label in (("pb", "o-", "#1f4e79", "blood"), ("csf", "^", "#8e24aa", "CSF")):
-            sub = shown[shown.sample_type == stype].sort_values("date")
-            if len(sub):
-                ax.plot(_days(sub.date, day0), sub[col].astype(float), marker, color=colour, label=label, ms=7)
-        if col == "car_pct_of_t":
-            for stype, colour in (("pb", "#1f4e79"), ("csf", "#8e24aa")):
-                sub = dated[(dated.sample_type == stype) & dated[col].notna()]
-                if len(sub):
-                    ax.vlines(_days(sub.date, day0), sub.car_pct_of_t_ci_low.astype(float),
-                              sub.car_pct_of_t_ci_high.astype(float), color=colour, lw=1)
-        ax.axhline(line, color="#c62828", ls="--", lw=1)
-        ax.axvline(0, color="#555", lw=1)
-        if log:
-            _ratio_axis(ax, settings, len(dated[dated[col].notna()]) - len(shown))
-        else:
-            ax.text(ax.get_xlim()[0], line, f" {line:g}%", color="#c62828", fontsize=8, va="bottom")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{pid}: {title}", fontsize=10)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-        charts.append({"src": _png(fig), "alt": f"{title} over time, {pid}"})
-    return charts
-
-
 def _day(n: int | None) -> str | None:
     """'day +14', 'day -3' (before infusion), or None."""
     return None if n is None else f"day {'+' if n >= 0 else ''}{n}"
 
 
 def _risk_view(a) -> dict:
+    from cytomnt.patients.risk.render import car_kinetics_lines
     def thr(f):
         return threshold_text(f.op, f.threshold, f.unit)
     lits = [f"{x['label']}: PPV {100 * x['ppv']:.0f}% ({x['ppv_counts']}, 95% CI {100 * x['ppv_ci'][0]:.0f}-"
@@ -275,6 +178,8 @@ def _risk_view(a) -> dict:
     return {"tier": a.tier, "as_of": a.as_of, "day": _day(a.day_after_infusion), "reason": a.reason,
             "could": a.could_be_higher, "provisional": a.highest_possible_tier != a.tier,
             "highest": a.highest_possible_tier, "kinetics": kin,
+            "car_kinetics": [line.strip() for line in car_kinetics_lines(a.car_kinetics)],
+            "notes": list(a.notes),
             "unknown": [{"label": f.label, "settle": f.settle} for f in a.factors if f.present is None],
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
                          "value": _with_unit(f.value, f.unit), "threshold": thr(f),
@@ -290,8 +195,9 @@ def _until(rows: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     return rows[pd.Series(keep, index=rows.index, dtype=bool)]     # (a patient with no tube yet: no rows, same columns)
 
 
-def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=None, alc_unit: str = "k_per_ul") -> Path:
-    """Write ``OUT/report.html`` from the results store (and clinical data, if given)."""
+def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=None, alc_unit: str = "k_per_ul",
+                 treatments=None) -> Path:
+    """Write ``OUT/report.html`` from the results store (and clinical data and treatments, if given)."""
     from cytomnt.patients.risk import Rules, assess
     out = Path(out)
     store_path = out / "results.sqlite"
@@ -313,7 +219,7 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
     if clinical:
         flow = df.copy()
         from cytomnt.patients.clinical import prepare_flow
-        data = load(clinical, labs, prepare_flow(flow, str(store_path)), alc_unit)
+        data = load(clinical, labs, prepare_flow(flow, str(store_path)), alc_unit, treatments=treatments)
     if isinstance(as_of, str):
         as_of = parse_date(as_of, "--as-of")
     as_of = as_of or dt.date.today()      # the same default as `cytomnt risk`: what is known today
@@ -331,8 +237,9 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
         labs_known = data.labs[data.labs.date <= as_of] if data is not None else None
         shown = set(rows.sample_id)
         patients.append({"id": pid, "anchor": _anchor(pid), "risk": risk,
-                         "charts": _charts(pid, rows, labs_known, pat.infusion_date if pat is not None else None,
-                                           MetricSettings.from_rules(rules_obj.flow_calls)),
+                         "charts": patient_charts(pid, rows, labs_known, pat,
+                                                  MetricSettings.from_rules(rules_obj.flow_calls),
+                                                  treatments_of(data.treatments, pid, as_of) if data is not None else []),
                          "samples": [s for s in samples if s["patient_id"] == pid and s["sample_id"] in shown]})
     env = Environment(autoescape=select_autoescape(default=True))
     template = env.from_string(resources.files("cytomnt").joinpath("data/report.html.j2").read_text())

@@ -8,7 +8,8 @@ plasma cells, %), m_spike_g_dl, sflc_mg_l (involved serum free light chain, mg/L
 (baseline, before lymphodepletion), crs_max_grade (0-4), icans_max_grade (0-4),
 prior_bcma_bispecific (yes/no); optional crs_date and icans_date (when that maximum grade was
 reached: a grade is never used before its date, and an undated grade at a risk threshold stays
-unknown) and ferritin_date (on or before the infusion date).
+unknown), ferritin_date (on or before the infusion date) and mnt_onset_date (drawn on the
+report's timelines; never an input of the evaluator).
 
 labs.csv: patient_id, date, alc_k_per_ul (absolute lymphocyte count, x10^3 cells/uL).
 """
@@ -19,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cytomnt.inputs import dates
@@ -26,7 +28,7 @@ from cytomnt.inputs.tables import read_own_csv, read_table
 
 CLINICAL_COLUMNS = ("patient_id", "product", "infusion_date", "bridging_response", "bmpc_pct", "m_spike_g_dl",
                     "sflc_mg_l", "ferritin_ng_ml", "crs_max_grade", "icans_max_grade", "prior_bcma_bispecific")
-OPTIONAL_CLINICAL = ("crs_date", "icans_date", "ferritin_date")
+OPTIONAL_CLINICAL = ("crs_date", "icans_date", "ferritin_date", "mnt_onset_date")
 LAB_COLUMNS = ("patient_id", "date", "alc_k_per_ul")
 PRODUCTS = ("cilta-cel", "ide-cel", "other")
 RESPONSES = ("sCR", "CR", "VGPR", "PR", "MR", "SD", "PD", "unknown")
@@ -59,6 +61,7 @@ class Patient:
     crs_date: dt.date | None = None
     icans_date: dt.date | None = None
     ferritin_date: dt.date | None = None
+    mnt_onset_date: dt.date | None = None     # drawn on timelines only (the evaluator never reads it)
 
 
 @dataclass
@@ -69,6 +72,8 @@ class ClinicalData:
     labs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["patient_id", "date", "alc_k_per_ul"]))
     flow: pd.DataFrame | None = None
     warnings: list[str] = field(default_factory=list)
+    treatments: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=["patient_id", "date", "treatment", "dose", "reason"]))   # treatments.csv
 
 
 def parse_date(value, where: str) -> dt.date | None:
@@ -142,11 +147,12 @@ def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, P
             _num(r["icans_max_grade"], w("icans_max_grade"), 0, 5, True),
             _bool(r["prior_bcma_bispecific"], w("prior_bcma_bispecific")),
             parse_date(r.get("crs_date", ""), w("crs_date")), parse_date(r.get("icans_date", ""), w("icans_date")),
-            parse_date(r.get("ferritin_date", ""), w("ferritin_date")))
+            parse_date(r.get("ferritin_date", ""), w("ferritin_date")),
+            parse_date(r.get("mnt_onset_date", ""), w("mnt_onset_date")))
         if p.ferritin_date is not None and inf is not None and p.ferritin_date > inf:
             raise ClinicalDataError(f"{w('ferritin_date')}: {p.ferritin_date} is after the infusion date {inf}; "
                                     f"ferritin_ng_ml is the baseline value before lymphodepletion")
-        for col in ("crs_date", "icans_date"):
+        for col in ("crs_date", "icans_date", "mnt_onset_date"):
             d = getattr(p, col)
             if d is not None and inf is not None and d < inf:
                 raise ClinicalDataError(f"{w(col)}: {d} is before the infusion date {inf}")
@@ -223,20 +229,30 @@ def prepare_flow(df: pd.DataFrame, path: str = "flow results") -> pd.DataFrame:
     if missing:
         raise ClinicalDataError(f"flow results {path}: missing column(s) {', '.join(missing)}; use the samples.csv "
                                 f"of `cytomnt analyze --manifest ...`")
+    if "sample_id" not in df.columns:
+        df = df.assign(sample_id=[f"row {i + 2}" for i in range(len(df))])
     df = df[df.patient_id.notna() & (df.patient_id.astype(str) != "") & df.collection_date.notna()
             & (df.collection_date.astype(str) != "")].copy()
     df["collection_date"] = [parse_date(v, f"{path}, sample {s}, column collection_date")
                              for v, s in zip(df.collection_date, df.sample_id)]
     df["patient_id"] = df.patient_id.astype(str)
-    return df
+    if "qc_flags" not in df.columns:             # a hand-made flow table may lack it
+        df["qc_flags"] = ""
+    from cytomnt.sample.results import SAMPLE_COLUMNS
+    absent = [c for c in SAMPLE_COLUMNS if c not in df.columns]
+    return df.assign(**{c: np.nan for c in absent}) if absent else df    # a column not given is unknown
 
 
 def load(clinical: str | Path, labs: str | Path | None = None, flow: str | Path | pd.DataFrame | None = None,
-         alc_unit: str = "k_per_ul", today: dt.date | None = None) -> ClinicalData:
-    """Read the clinical, lab and flow inputs of ``cytomnt risk``; dates after ``today`` (default:
-    the real today) are refused."""
+         alc_unit: str = "k_per_ul", today: dt.date | None = None, treatments: str | Path | None = None) -> ClinicalData:
+    """Read the clinical, lab, flow and (optional) treatment inputs of ``cytomnt risk``; dates
+    after ``today`` (default: the real today) are refused."""
     today = today or dt.date.today()
-    return _load(clinical, labs, flow, alc_unit, today)
+    data = _load(clinical, labs, flow, alc_unit, today)
+    if treatments is not None:
+        from cytomnt.patients.treatments import read_treatments
+        data.treatments = read_treatments(treatments, data.patients, today)
+    return data
 
 
 def _load(clinical, labs, flow, alc_unit: str, today: dt.date) -> ClinicalData:

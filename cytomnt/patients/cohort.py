@@ -140,18 +140,24 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def validate(df: pd.DataFrame, factors: list[tuple[str, float | None]], by: str | None = None, op: str = ">",
+def validate(df: pd.DataFrame, factors: list[tuple[str, float | None]], by=None, op: str = ">",
              where: str = "cohort") -> list[FactorPerformance]:
-    """Performance of each (column, threshold) per group and pooled ('all')."""
+    """Performance of each (column, threshold) per group of each ``by`` column (one name or a
+    list; a numeric column is split at its median) and pooled ('all')."""
+    from cytomnt.patients.groups import split_numeric
+    bys = [by] if isinstance(by, str) else list(by or [])
+    for b in bys:
+        if b not in df.columns:
+            raise CohortError(f"{where}: no column '{b}' to group by; columns are {', '.join(df.columns)}")
     out = []
     for column, threshold in factors:
         present = factor_present(df, column, threshold, op, where)
         rule = f"{column} {op} {threshold:g}" if threshold is not None else f"{column} present"
-        if by:
-            if by not in df.columns:
-                raise CohortError(f"{where}: no column '{by}' to group by")
-            for g, idx in df.groupby(by, sort=False).groups.items():
-                out.append(performance(present[idx], df.mnt[idx], column, rule, str(g)))
+        for b in bys:
+            grouped = split_numeric(df, b)
+            for g, idx in grouped.groupby(b, sort=False).groups.items():
+                out.append(performance(present[idx], df.mnt[idx], column, rule,
+                                       str(g) if len(bys) == 1 else f"{b}={g}"))
         out.append(performance(present, df.mnt, column, rule, "all"))
     return out
 

@@ -33,6 +33,8 @@ class CarEstimate:
     total_ci: tuple[float, float]
     pct_ci: tuple[float, float]
     share_cd4_ci: tuple[float, float]
+    cd4_ci: tuple[float, float] = (math.nan, math.nan)     # CAR CD4+ T cells, events
+    cd8_ci: tuple[float, float] = (math.nan, math.nan)     # CAR CD8+ T cells, events
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,20 @@ def _estimate(sure: dict, unsure: dict, t_cells: int, confidence: float) -> CarE
     a = (1.0 - confidence) / 2.0
     s_lo = float(np.quantile(np.nanmin(np.where(np.isnan(s), 0.0, s), axis=0), a))
     s_hi = float(np.quantile(np.nanmax(np.where(np.isnan(s), 1.0, s), axis=0), 1.0 - a))
-    return CarEstimate(total, max(point.get("car_cd4", 0.0), 0.0), max(point.get("car_cd8", 0.0), 0.0),
-                       total_ci, pct_ci, (s_lo, s_hi))
+    cd4, cd8 = max(point.get("car_cd4", 0.0), 0.0), max(point.get("car_cd8", 0.0), 0.0)
+    return CarEstimate(total, cd4, cd8, total_ci, pct_ci, (s_lo, s_hi),
+                       _subset_ci("car_cd4", cd4, rows, unsure, confidence),
+                       _subset_ci("car_cd8", cd8, rows, unsure, confidence))
+
+
+def _subset_ci(pop: str, point: float, rows: dict, unsure: dict, confidence: float) -> tuple[float, float]:
+    """One subset's interval over all cut levels, as the total's; a small uncertain subset: 0 to all its events."""
+    if pop in unsure:
+        return 0.0, float(unsure[pop].parent_count)
+    if pop not in rows:
+        return math.nan, math.nan
+    lo, hi = interval(rows[pop], confidence)
+    return max(min(lo, point), 0.0), max(hi, point)
 
 
 def _basis(calls: dict) -> str:

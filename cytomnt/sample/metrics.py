@@ -1,5 +1,6 @@
-"""Phenotype metrics of one sample from its population counts: CAR-T share of T cells with
-exact confidence intervals, CD4:CD8 balance and its call, absolute counts, QC flags.
+"""Phenotype metrics of one sample from its population counts and its CAR call: CAR-T share of T
+cells with its 95% interval (the net estimate's; exact Clopper-Pearson for user gates), CD4:CD8
+balance and its call, concentrations per uL with intervals, QC flags.
 
 Defaults come from published CAR-T flow assay limits (see README, "QC flags"):
 LOD 13 CAR+ events and LLOQ 22 (Peinelt et al., Front Immunol 2022); Poisson CV above 10%
@@ -135,6 +136,56 @@ def car_columns(c: Counts, call: CarCall, s: MetricSettings) -> dict:
     return m
 
 
+#: The CAR T-cell populations with a concentration: samples.csv's count column -> its per-uL column.
+PER_UL = {"car_t": "car_t_per_ul", "car_cd4": "car_cd4_per_ul", "car_cd8": "car_cd8_per_ul"}
+
+
+def car_event_intervals(m: dict, c: Counts, call: CarCall, s: MetricSettings) -> dict[str, tuple[float, float]]:
+    """95% intervals of the net CAR T, CD4 and CD8 counts (events): the estimate's, or for user
+    gates (exact counts) the exact binomial interval of each count among the T cells."""
+    nan = (math.nan, math.nan)
+    if m.get("car_t") is None or not c.t_cells:
+        return {k: nan for k in PER_UL}
+    e = call.estimate
+    if e is not None:
+        return {"car_t": e.total_ci, "car_cd4": e.cd4_ci, "car_cd8": e.cd8_ci}
+    t = c.t_cells
+    return {k: tuple(t * v for v in exact_ci(m[k], t, s.confidence)) if m.get(k) is not None else nan for k in PER_UL}
+
+
+def concentrations(m: dict, c: Counts, cis: dict, alc_k_per_ul: float | None, beads_per_test: float | None,
+                   test_volume_ul: float | None) -> tuple[dict, list[str]]:
+    """CAR T, CD4 and CD8 T cells per uL of blood with 95% intervals, and CAR T cells as % of the
+    lymphocytes (the share of the ALC they make). From counting beads when the tube has them,
+    else the manifest ALC x net CAR T / lymphocyte events. The intervals carry the CAR estimate's
+    uncertainty, not the ALC's or the bead count's."""
+    nan = math.nan
+    out: dict = {"car_t_per_ul_source": "", "car_pct_of_lymphocytes": nan, "car_pct_of_lymphocytes_ci_low": nan,
+                 "car_pct_of_lymphocytes_ci_high": nan}
+    for col in PER_UL.values():
+        out.update({col: nan, f"{col}_ci_low": nan, f"{col}_ci_high": nan})
+    flags: list[str] = []
+    per_event = None                                   # cells/uL that one event stands for
+    if m.get("car_t") is not None and c.beads and beads_per_test and test_volume_ul:
+        per_event, out["car_t_per_ul_source"] = beads_per_test / test_volume_ul / c.beads, "beads"
+    elif m.get("car_t") is not None and alc_k_per_ul is not None and math.isfinite(alc_k_per_ul):
+        if c.lymphocytes:
+            per_event, out["car_t_per_ul_source"] = alc_k_per_ul * 1000.0 / c.lymphocytes, "alc"
+        else:
+            flags.append("NO_LYMPHOCYTES_FOR_ALC")
+    if per_event is not None:
+        for k, col in PER_UL.items():
+            if m.get(k) is not None:
+                out[col] = per_event * m[k]
+                out[f"{col}_ci_low"], out[f"{col}_ci_high"] = (per_event * v for v in cis[k])
+    if m.get("car_t") is not None and c.lymphocytes:
+        out["car_pct_of_lymphocytes"] = 100.0 * m["car_t"] / c.lymphocytes
+        lo, hi = cis["car_t"]
+        out["car_pct_of_lymphocytes_ci_low"] = 100.0 * lo / c.lymphocytes
+        out["car_pct_of_lymphocytes_ci_high"] = 100.0 * hi / c.lymphocytes
+    return out, flags
+
+
 def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: float | None = None,
               beads_per_test: float | None = None, test_volume_ul: float | None = None,
               call: CarCall | None = None) -> tuple[dict, list[str]]:
@@ -157,17 +208,10 @@ def phenotype(c: Counts, s: MetricSettings = MetricSettings(), alc_k_per_ul: flo
     m["car_cd4_enrichment"] = ratio(m["car_cd4_cd8_ratio"], m["carneg_cd4_cd8_ratio"]) \
         if math.isfinite(m["car_cd4_cd8_ratio"]) and math.isfinite(m["carneg_cd4_cd8_ratio"]) else math.nan
 
-    m["car_t_per_ul"] = math.nan
-    m["car_t_per_ul_source"] = ""
-    if car is not None and c.beads and beads_per_test and test_volume_ul:
-        m["car_t_per_ul"] = car / c.beads * beads_per_test / test_volume_ul
-        m["car_t_per_ul_source"] = "beads"
-    elif car is not None and alc_k_per_ul is not None and math.isfinite(alc_k_per_ul):
-        if c.lymphocytes:
-            m["car_t_per_ul"] = alc_k_per_ul * 1000.0 * car / c.lymphocytes
-            m["car_t_per_ul_source"] = "alc"
-        else:
-            flags.append("NO_LYMPHOCYTES_FOR_ALC")
+    conc, cflags = concentrations(m, c, car_event_intervals(m, c, car_call, s), alc_k_per_ul, beads_per_test,
+                                  test_volume_ul)
+    m.update(conc)
+    flags += cflags
     if c.beads is not None and c.beads > 0 and not (beads_per_test and test_volume_ul):
         flags.append("BEADS_WITHOUT_CONSTANTS")
 

@@ -20,7 +20,9 @@ SAMPLE_COLUMNS = (
     "car_background_expected", "car_pct_of_t", "car_pct_of_t_ci_low", "car_pct_of_t_ci_high", "car_cd4_cd8_ratio", "car_cd4_cd8_ratio_ci_low",
     "car_cd4_cd8_ratio_ci_high", "car_predominance", "carneg_cd4", "carneg_cd8",
     "carneg_cd4_cd8_ratio", "car_cd4_enrichment", "beads", "alc_k_per_ul", "car_t_per_ul",
-    "car_t_per_ul_source", "qc_flags", "compensation", "transform", "strategy", "panel",
+    "car_t_per_ul_ci_low", "car_t_per_ul_ci_high", "car_cd4_per_ul", "car_cd4_per_ul_ci_low", "car_cd4_per_ul_ci_high",
+    "car_cd8_per_ul", "car_cd8_per_ul_ci_low", "car_cd8_per_ul_ci_high", "car_t_per_ul_source", "car_pct_of_lymphocytes",
+    "car_pct_of_lymphocytes_ci_low", "car_pct_of_lymphocytes_ci_high", "qc_flags", "compensation", "transform", "strategy", "panel",
 )
 #: Integer count columns of samples.csv (nullable: empty when a population was not measured).
 COUNT_COLUMNS = ("events", "qc_events_removed", "singlets", "live", "lymphocytes", "t_cells", "t_cd4", "t_cd8", "car_t",
@@ -36,7 +38,7 @@ STATISTICS_COLUMNS = ["sample_id", "population", "parent", "count", "pct_parent"
 @dataclass
 class SampleResult:
     """One sample's row for samples.csv, its populations, its gates as Gating-ML and as a
-    FlowJo ``<Sample>`` (:mod:`cytomnt.exports.flowjo`), its plot and statistics."""
+    FlowJo ``<Sample>`` (:mod:`cytomnt.sample.documents`), its plot and statistics."""
 
     row: dict
     populations: pd.DataFrame

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 
 from cytomnt.patients import kinetics
 from cytomnt.patients.clinical import ClinicalData
+from cytomnt.patients.expansion import patient_expansion
+from cytomnt.patients.treatments import suppression_notes, treatments_of
 from cytomnt.patients.risk import logic
 from cytomnt.patients.risk.factors import FactorContext, Verdict, compare, get_kind
 from cytomnt.patients.risk.rules import TIERS, FactorRule, Rules
@@ -55,6 +57,9 @@ class RiskAssessment:
     data_used: dict = field(default_factory=dict)
     kinetics: dict = field(default_factory=dict)   # ALC peak (day 0-30) and day, day +10, steepest rise
     highest_possible_tier: str = ""                # the highest tier the unknown factors could still give
+    car_kinetics: dict = field(default_factory=dict)   # all|cd4|cd8 -> expansion.Expansion as a dict
+    treatments: list = field(default_factory=list)     # interventions on or before as_of (treatments.csv)
+    notes: list = field(default_factory=list)          # what may bend the values (e.g. preemptive dexamethasone)
 
     def factor(self, fid: str) -> FactorResult:
         return next(f for f in self.factors + self.warnings if f.id == fid)
@@ -62,6 +67,8 @@ class RiskAssessment:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["as_of"] = self.as_of.isoformat()
+        for tr in d["treatments"]:
+            tr["date"] = tr["date"].isoformat()
         for f in d["factors"] + d["warnings"]:
             f["status"] = "unknown" if f["present"] is None else ("present" if f["present"] else "absent")
             if isinstance(f["value"], float) and not math.isfinite(f["value"]):
@@ -116,9 +123,12 @@ def assess(data: ClinicalData, patient_id: str, as_of: dt.date | None = None, ru
     day = (as_of - p.infusion_date).days if p.infusion_date else None
     n_flow = len(ctx.flow_samples("pb")) + len(ctx.flow_samples("csf"))
     highest = max([tier] + [c.split(":")[0] for c in could], key=TIERS.index)
+    expansion = patient_expansion(ctx.flow_samples("pb"), p.infusion_date)
+    given = treatments_of(data.treatments, patient_id, as_of)
     return RiskAssessment(patient_id, as_of, day, tier, reason, factors, warns, could, rules.version,
                           literature_performance(rules), rules.research_use,
-                          {"alc_values": len(alc), "flow_samples": n_flow}, alc_kinetics(alc), highest)
+                          {"alc_values": len(alc), "flow_samples": n_flow}, alc_kinetics(alc), highest,
+                          {k: v.to_dict() for k, v in expansion.items()}, given, suppression_notes(given))
 
 
 def decide_tier(factors: list[FactorResult], rules: Rules) -> tuple[str, str, list[str]]:
@@ -173,6 +183,8 @@ def event_dates(data: ClinicalData, patient_id: str) -> list[dt.date]:
     dates.update(d for d in data.labs[data.labs.patient_id == patient_id].date)
     if data.flow is not None and not data.flow.empty:
         dates.update(d for d in data.flow[data.flow.patient_id == patient_id].collection_date if d is not None)
+    if len(data.treatments):
+        dates.update(data.treatments[data.treatments.patient_id == patient_id].date)
     return sorted(dates)
 
 
@@ -202,13 +214,13 @@ def timeline(data: ClinicalData, patient_id: str, rules: Rules | None = None, un
 
 
 def evaluate(clinical, labs=None, flow=None, as_of: dt.date | str | None = None, rules=None,
-             patients: list[str] | None = None, alc_unit: str = "k_per_ul") -> list[RiskAssessment]:
+             patients: list[str] | None = None, alc_unit: str = "k_per_ul", treatments=None) -> list[RiskAssessment]:
     """Python face of ``cytomnt risk``: read the inputs and assess every (or the named) patient."""
     from cytomnt.patients.clinical import load, parse_date
     from cytomnt.patients.risk.rules import Rules
     if isinstance(as_of, str):
         as_of = parse_date(as_of, "as-of date")
     rules = rules if isinstance(rules, Rules) else (Rules.from_yaml(rules) if rules else Rules.default())
-    data = clinical if isinstance(clinical, ClinicalData) else load(clinical, labs, flow, alc_unit)
+    data = clinical if isinstance(clinical, ClinicalData) else load(clinical, labs, flow, alc_unit, treatments=treatments)
     ids = patients or sorted(data.patients)
     return [assess(data, pid, as_of, rules) for pid in ids]

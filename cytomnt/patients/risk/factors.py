@@ -1,7 +1,7 @@
 """Factor kinds: how a factor's value is read from a patient's data as of a date.
 
 A kind is ``fn(ctx, **params) -> (value, detail)``; the rules file compares the value with a
-threshold. Built-in kinds are below; more can be added through the entry-point group
+threshold. Built-in kinds are in :mod:`cytomnt.patients.risk.kinds`; more can be added through the entry-point group
 ``cytomnt.risk_factors`` (name = kind, value = ``package.module:function``).
 """
 from __future__ import annotations

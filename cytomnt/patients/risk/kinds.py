@@ -91,10 +91,13 @@ def car_samples(ctx: FactorContext, sample_type: str, window_days=None) -> tuple
     unsure = f[status == "uncertain"]
     note = ""
     if len(unsure):
-        why = "; ".join(f"{r.sample_id}: {getattr(r, 'car_status_reason', '') or 'no reason given'}"
-                        for r in unsure.itertuples())
+        why = "; ".join(f"{r.sample_id}: {_reason(getattr(r, 'car_status_reason', ''))}" for r in unsure.itertuples())
         note = f"CAR call uncertain in {len(unsure)} sample(s) ({why})"
     return f[status != "uncertain"], note
+
+
+def _reason(v) -> str:
+    return v if isinstance(v, str) and v.strip() else "no reason given"
 
 
 @kind("flow_share")
@@ -279,3 +282,24 @@ def crs_icans(ctx: FactorContext, crs_min_grade: int = 2, icans_min_grade: int =
                 settle.append(f"the course until {_when(ctx, CRS_ICANS_WINDOW_DAYS)}")
     val = True if any(r is True for r in results) else (None if any(r is None for r in results) else False)
     return val, "; ".join(parts), ("" if val is not None else "; ".join(dict.fromkeys(settle)))
+
+
+# -- CAR-T kinetics -------------------------------------------------------------------------------
+
+@kind("car_kinetics")
+def car_kinetics(ctx: FactorContext, series: str = "all", measure: str = "cmax_per_ul", threshold=None, op: str = ">"):
+    """A CAR-T kinetic read-out of the blood samples so far (``series`` all|cd4|cd8, ``measure`` a
+    field of :class:`cytomnt.patients.expansion.Expansion`). No published threshold exists; a
+    rules file may add one. Cmax and AUC only grow with more samples, so one above the threshold
+    is present at once; anything else is settled once day 28 has passed."""
+    from cytomnt.patients.expansion import AUC_END_DAY, patient_expansion
+    k = patient_expansion(ctx.flow_samples("pb"), ctx.patient.infusion_date)[series]
+    value = getattr(k, measure)
+    if value is None:
+        return None, k.note or f"no {measure} yet", f"blood samples with CAR T cells/uL through day {AUC_END_DAY}"
+    detail = f"{measure} {value:.4g} ({series}; {k.n_samples} samples)"
+    growing = measure in ("cmax_per_ul", "auc_0_28")
+    if ctx.window_closed(AUC_END_DAY) or (growing and threshold is not None and compare(value, op, threshold)):
+        return value, detail
+    return Verdict(value, None), f"{detail}; samples through day {AUC_END_DAY} may still change it", \
+        f"blood samples through {_when(ctx, AUC_END_DAY)}"

@@ -39,6 +39,11 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
         lines.append(f"  ALC kinetics: peak {k['alc_max_k_per_ul']:g} x10^3/uL on day {k['alc_max_day']} (days 0-30); "
                      f"day +10: {_fmt_value(k.get('alc_d10_k_per_ul'))}; steepest rise "
                      f"{'unknown' if rise is None else f'{rise:+.2f} x10^3/uL per day'}")
+    lines += car_kinetics_lines(a.car_kinetics)
+    for tr in a.treatments:
+        lines.append(f"  treatment: {tr['date']} {tr['treatment']} {tr['dose']}".rstrip()
+                     + (f" ({tr['reason']})" if tr["reason"] else ""))
+    lines += [f"  NOTE: {n}" for n in a.notes]
     lines.append("")
     lines.append(f"  {'factor':<26} {'present':<8} {'value':<10} {'threshold':<18} detail")
     for f in a.factors:
@@ -59,6 +64,26 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def car_kinetics_lines(kin: dict) -> list[str]:
+    """CAR-T expansion (all, CD4, CD8): Cmax, Tmax, AUC 0-28, doubling time; shown, not tiered."""
+    if not kin or not any(v.get("n_samples") for v in kin.values()):
+        return []
+    lines = ["  CAR-T kinetics (blood, cells/uL; shown, not tiered):"]
+    first_note = (kin.get("all") or {}).get("note", "")
+    for name, k in kin.items():
+        if not k.get("n_samples"):
+            continue
+        auc = k.get("auc_0_28")
+        dbl = k.get("doubling_time_days")
+        share = k.get("car_pct_of_alc_at_cmax")
+        lines.append(f"    {name:<4} Cmax {k['cmax_per_ul']:.4g} on day {k['tmax_day']}"
+                     + (f" ({share:.1f}% of ALC)" if share is not None else "")
+                     + f"; AUC 0-28 {'unknown' if auc is None else f'{auc:.4g} cells/uL x days'}"
+                     + f"; doubling time {'unknown' if dbl is None else f'{dbl:.2g} days'}; {k['n_samples']} samples"
+                     + (f" ({k['note']})" if k.get("note") and (name == "all" or k["note"] != first_note) else ""))
+    return lines
+
+
 def render_timeline(t: Timeline) -> str:
     """Each date that brought new data, the tier then, and which factors were present."""
     if not t.steps:
@@ -71,5 +96,6 @@ def render_timeline(t: Timeline) -> str:
         marks = " ".join(f"{({True: 'Y', False: '.', None: '?'}[s.factor(i).present]):>3}" for i in ids)
         lines.append(f"{s.as_of!s:<10} {s.day_after_infusion if s.day_after_infusion is not None else '':>4} {s.tier:<9} {marks}")
     lines.append("columns: " + ", ".join(f"{short[i]}={i}" for i in ids))
-    lines.append("first fired: " + ", ".join(f"{k} {v}" for k, v in t.first_fired().items() if v is not None))
+    fired = ", ".join(f"{k} {v}" for k, v in t.first_fired().items() if v is not None)
+    lines.append("first fired: " + (fired or "none (no factor was present on any date)"))
     return "\n".join(lines) + "\n"
