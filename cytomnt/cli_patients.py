@@ -26,18 +26,34 @@ def cmd_risk(a) -> int:
     if a.timeline:
         tls = [timeline(data, pid, rules, as_of) for pid in ids]
         if a.json:
-            print(json.dumps([{"patient_id": t.patient_id, "steps": [s.to_dict() for s in t.steps],
-                               "first_fired": {k: (v.isoformat() if v else None) for k, v in t.first_fired().items()}}
-                              for t in tls], indent=2, default=str))
+            print(_json([{"patient_id": t.patient_id, "steps": [s.to_dict() for s in t.steps],
+                          "first_fired": {k: (v.isoformat() if v else None) for k, v in t.first_fired().items()}}
+                         for t in tls]))
         else:
             print("\n".join(render_timeline(t) for t in tls))
         return EXIT_OK
     out = [assess(data, pid, as_of, rules) for pid in ids]
     if a.json:
-        print(json.dumps([x.to_dict() for x in out], indent=2, default=str))
+        print(_json([x.to_dict() for x in out]))
     else:
         print("\n".join(render_text(x, evidence=not a.brief) for x in out))
     return EXIT_OK
+
+
+def _json(doc) -> str:
+    """JSON with null where a number is unknown (NaN and infinity are not JSON)."""
+    import json
+    import math
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(doc), indent=2, default=str, allow_nan=False)
 
 
 def _split(values) -> list[str]:
@@ -110,7 +126,7 @@ def cmd_cohort(a) -> int:
                 title = f"Cumulative incidence of MNT by {by}" if by else "Cumulative incidence of MNT"
                 text.append(f"figure: {incidence_figure(curves, fig, title)}\n")
     if a.json:
-        print(json.dumps(doc, indent=2, default=str))
+        print(_json(doc))
     else:
         print("".join(text), end="")
     return EXIT_OK

@@ -17,9 +17,13 @@ HEAD = ("patient_id,product,infusion_date,bridging_response,bmpc_pct,m_spike_g_d
 DAYS = (0, 4, 7, 10, 14, 21, 28)
 
 
+def _not_json(name):
+    raise AssertionError(f"{name} is not JSON (a strict reader fails on it)")
+
+
 def run_json(capsys, *argv):
     assert main(list(map(str, argv))) == 0
-    return json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out, parse_constant=_not_json)
 
 
 def hand_auc(days, values):
@@ -243,4 +247,48 @@ def test_cumulative_incidence_is_one_minus_kaplan_meier_by_hand(tmp_path, capsys
     (curve,) = out["incidence"]
     inc = dict(zip(curve["days"], curve["incidence"]))
     assert abs(inc[5.0] - 0.2) < 1e-12 and abs(inc[10.0] - (1 - 0.8 * 2 / 3)) < 1e-12
+    assert curve["last_day"] == 30 and curve["at_risk"]["7"] == 4 and curve["at_risk"]["28"] == 1
     assert (tmp_path / "ci.png").stat().st_size > 1000
+    assert main(["cohort", str(tmp_path / "c.csv"), "--incidence"]) == 0
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.strip().startswith("all"))
+    assert row.split()[-1] == "-" and "beyond the group's last day of follow-up" in text      # day 365 > 30
+
+
+def test_landmark_refuses_a_cohort_without_onset_days(tmp_path, capsys):
+    write_patients(tmp_path, 10, 3)
+    df = pd.read_csv(tmp_path / "cohort.csv").drop(columns="mnt_onset_day")
+    df.to_csv(tmp_path / "cohort.csv", index=False)
+    code = main(["cohort", str(tmp_path / "cohort.csv"), "--clinical", str(tmp_path / "clinical.csv"),
+                 "--labs", str(tmp_path / "labs.csv"), "--factor", "alc_d10_gt_3", "--landmark", "11"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "mnt_onset_day" in err[0]
+
+
+def test_a_rules_file_can_add_a_factor_on_car_kinetics(tmp_path):
+    from cytomnt.patients.clinical import load
+    from cytomnt.patients.risk import Rules, assess
+    from cytomnt.inputs.rulesfile import built_in_text
+    text = built_in_text().replace("factors:\n", "factors:\n  - id: car_cmax_gt_500\n    label: CAR T Cmax above 500/uL\n"
+                                    "    kind: car_kinetics\n    params: {series: all, measure: cmax_per_ul}\n"
+                                    "    op: \">\"\n    threshold: 500\n    unit: cells/uL\n", 1)
+    rules = Rules.from_text(text, "test rules")
+    (tmp_path / "clinical.csv").write_text(HEAD + f"K1,cilta-cel,{D0},PR,,,,,,,\nK2,cilta-cel,{D0},PR,,,,,,,\n")
+    flow = pd.DataFrame({"patient_id": ["K1", "K1", "K2"], "sample_type": "pb", "status": "ok",
+                         "collection_date": [D0 + dt.timedelta(days=7), D0 + dt.timedelta(days=14), D0 + dt.timedelta(days=14)],
+                         "car_t_per_ul": [120.0, 640.0, 90.0]})
+    flow.to_csv(tmp_path / "flow.csv", index=False)
+    data = load(tmp_path / "clinical.csv", flow=tmp_path / "flow.csv")
+    on_day_20 = D0 + dt.timedelta(days=20)
+    assert assess(data, "K1", on_day_20, rules).factor("car_cmax_gt_500").present is True       # present at once
+    assert assess(data, "K2", on_day_20, rules).factor("car_cmax_gt_500").present is None       # may still rise
+    assert assess(data, "K2", D0 + dt.timedelta(days=40), rules).factor("car_cmax_gt_500").present is False
+
+
+def test_cohort_input_errors_are_one_line(tmp_path, capsys):
+    pd.DataFrame({"x": [1, 2, 3, 4], "mnt": [0, 1, 0, 0]}).to_csv(tmp_path / "c.csv", index=False)
+    for argv in (["--model", "nosuch"], ["--factor", "x", "--landmark", "7"], ["--incidence"],
+                 ["--factor", "alc_d10_gt_3", "--landmark", "x,y", "--clinical", str(tmp_path / "c.csv")]):
+        code = main(["cohort", str(tmp_path / "c.csv"), *argv])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "Traceback" not in err[0], (argv, err)

@@ -192,3 +192,29 @@ def test_report_and_risk_with_a_patient_without_tubes_and_an_older_flow_table(de
                  "--as-of", "2026-06-01"]) == 0
     out_text, err = capsys.readouterr()
     assert "Traceback" not in out_text + err and "no reason given" in out_text
+
+
+def test_report_draws_car_expansion_with_interventions_and_onset(demo_out, tmp_path, monkeypatch):
+    """Each patient's CAR T cells/uL (all, CD4, CD8) on a log axis with the ALC, the treatments and
+    MNT onset; the kinetics and the treatments' note in the patient's section."""
+    from cytomnt.exports import charts
+    figures = []
+    real = charts.png
+    monkeypatch.setattr(charts, "png", lambda fig: figures.append(fig) or real(fig))
+    data = demo_out / "data"
+    out = tmp_path / "copy"
+    shutil.copytree(demo_out, out)
+    treatments = data / "treatments.csv"
+    treatments.write_text(treatments.read_text() + "PT-B,2026-04-20,dexamethasone,10 mg,preemptive\n")
+    assert main(["report", str(out), "--clinical", str(data / "clinical.csv"), "--labs", str(data / "labs.csv"),
+                 "--treatments", str(treatments), "--as-of", "2026-06-01"]) == 0
+    html = (out / "report.html").read_text()
+    assert html.count("CAR T cells per uL (all, CD4, CD8)") == 2 and "Cmax" in html and "AUC 0-28" in html
+    assert "preemptive dexamethasone from 2026-04-20" in html
+    exp = [f for f in figures if "expansion" in f.axes[0].get_title()]
+    ax = next(f.axes[0] for f in exp if "PT-A" in f.axes[0].get_title())
+    assert ax.get_yscale() == "log"
+    labels = ax.get_legend_handles_labels()[1]
+    assert {"CAR T", "CAR CD4", "CAR CD8", "ALC"} <= set(labels)
+    assert "day 6: tocilizumab (CRS)" in labels and "MNT onset, day 27" in labels
+    assert "Treatments: 2026-03-08: tocilizumab 8 mg/kg (CRS)" in html

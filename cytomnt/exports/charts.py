@@ -147,19 +147,17 @@ def expansion_chart(pid: str, dated: pd.DataFrame, alc: pd.DataFrame, day0, xlab
     if len(alc):
         ax.plot(_days(alc.date, day0), alc.alc_k_per_ul.astype(float) * 1000.0, ".-", color="#9e9e9e", label="ALC")
     ax.set_yscale("log")
-    for t in treatments:
+    for t in treatments:                        # named in the legend: labels on the lines would overlap
         x = (t["date"] - day0).days
-        ax.axvline(x, color=REASON_COLOURS.get(t["reason"], "#757575"), lw=1, ls=":")
-        ax.text(x, 0.98, f" {t['treatment']}" + (f" ({t['reason']})" if t["reason"] else ""), rotation=90,
-                fontsize=6, va="top", transform=ax.get_xaxis_transform(), color=REASON_COLOURS.get(t["reason"]))
+        ax.axvline(x, color=REASON_COLOURS.get(t["reason"], "#757575"), lw=1.2, ls=":",
+                   label=f"day {x}: {t['treatment']}" + (f" ({t['reason']})" if t["reason"] else ""))
     if mnt_onset is not None:
         x = (mnt_onset - day0).days
-        ax.axvline(x, color="#c62828", lw=2)
-        ax.text(x, 0.02, " MNT onset", color="#c62828", fontsize=7, transform=ax.get_xaxis_transform())
+        ax.axvline(x, color="#c62828", lw=2, alpha=0.6, label=f"MNT onset, day {x}")
     ax.axvline(0, color="#555", lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("cells/µL (log)")
     ax.set_title(f"{pid}: CAR T-cell expansion (blood)", fontsize=10)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return {"src": png(fig), "alt": f"CAR T cells per uL (all, CD4, CD8) with ALC, interventions and MNT onset, {pid}"}

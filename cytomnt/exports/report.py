@@ -180,6 +180,8 @@ def _risk_view(a) -> dict:
             "highest": a.highest_possible_tier, "kinetics": kin,
             "car_kinetics": [line.strip() for line in car_kinetics_lines(a.car_kinetics)],
             "notes": list(a.notes),
+            "treatments": [f"{t['date']}: {t['treatment']} {t['dose']}".rstrip() + (f" ({t['reason']})" if t["reason"] else "")
+                           for t in a.treatments],
             "unknown": [{"label": f.label, "settle": f.settle} for f in a.factors if f.present is None],
             "factors": [{"label": f.label, "status": f.status, "status_cls": {"present": "yes", "absent": "no"}.get(f.status, "unknown"),
                          "value": _with_unit(f.value, f.unit), "threshold": thr(f),

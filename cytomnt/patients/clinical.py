@@ -138,7 +138,7 @@ def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, P
             raise ClinicalDataError(f"{w('bridging_response')}: '{r['bridging_response']}' is not one of {', '.join(RESPONSES)}")
         inf = parse_date(r["infusion_date"], w("infusion_date"))
         if inf is not None and today is not None and inf > today:
-            raise ClinicalDataError(f"{w('infusion_date')}: {inf} is in the future")
+            raise ClinicalDataError(f"{w('infusion_date')}: {inf} is in the future (today is {today}; check the year)")
         p = Patient(
             pid, product, inf, resp,
             _num(r["bmpc_pct"], w("bmpc_pct"), 0, 100), _num(r["m_spike_g_dl"], w("m_spike_g_dl"), 0, 20),
@@ -157,7 +157,7 @@ def read_clinical(path: str | Path, today: dt.date | None = None) -> dict[str, P
             if d is not None and inf is not None and d < inf:
                 raise ClinicalDataError(f"{w(col)}: {d} is before the infusion date {inf}")
             if d is not None and today is not None and d > today:
-                raise ClinicalDataError(f"{w(col)}: {d} is in the future")
+                raise ClinicalDataError(f"{w(col)}: {d} is in the future (today is {today}; check the year)")
         out[pid] = p
     return out
 
@@ -185,7 +185,7 @@ def read_labs(path: str | Path, patients: dict[str, Patient] | None = None, unit
         if d is None:
             raise ClinicalDataError(f"{w('date')}: empty; every ALC needs its date")
         if today is not None and d > today:
-            raise ClinicalDataError(f"{w('date')}: {d} is in the future")
+            raise ClinicalDataError(f"{w('date')}: {d} is in the future (today is {today}; check the year)")
         v = _num(r["alc_k_per_ul"], w("alc_k_per_ul"), 0, None)
         if v is None:
             continue

@@ -35,6 +35,7 @@ class Expansion:
     doubling_time_days: float | None
     n_samples: int                      # samples with a value (any day)
     auc_to_day: int | None = None       # the last sampled day the AUC reaches (28 when sampled)
+    auc_from_day: int | None = None     # the first sampled day it starts from (0 when sampled)
     car_pct_of_alc_at_cmax: float | None = None
     note: str = ""
 
@@ -78,21 +79,24 @@ def expansion(days, values, alc_pct=None) -> Expansion:
     cmax, tmax = float(values[i]), int(days[i])
     window = (days >= 0) & (days <= AUC_END_DAY)
     notes = []
-    auc, to_day = None, None
+    auc, to_day, from_day = None, None, None
     if window.sum() >= 2:
         auc = auc_linear_up_log_down(list(days[window]), list(values[window]))
-        to_day = int(days[window][-1])
-        if to_day < AUC_END_DAY:
-            notes.append(f"day {AUC_END_DAY} not sampled: AUC to day {to_day}")
+        from_day, to_day = int(days[window][0]), int(days[window][-1])
+        if to_day < AUC_END_DAY or from_day > 0:
+            notes.append(f"AUC over the sampled days {from_day}-{to_day} (day"
+                         + (f" 0 and day {AUC_END_DAY}" if from_day > 0 and to_day < AUC_END_DAY else
+                            f" {AUC_END_DAY}" if to_day < AUC_END_DAY else " 0") + " not sampled)")
     else:
         notes.append(f"AUC 0-{AUC_END_DAY} needs 2 samples on days 0-{AUC_END_DAY}")
     rising = (days <= tmax) & (values > 0)
     before = int(((days < tmax) & (values > 0)).sum())
     dbl = doubling_time(days[rising], values[rising]) if before >= MIN_RISING_SAMPLES else None
     if before < MIN_RISING_SAMPLES:
-        notes.append(f"doubling time needs {MIN_RISING_SAMPLES} positive samples before Tmax ({before})")
+        notes.append(f"doubling time needs {MIN_RISING_SAMPLES} positive samples before Tmax, Tmax not counted "
+                     f"({before})")
     share = float(pct[i]) if math.isfinite(pct[i]) else None
-    return Expansion(cmax, tmax, auc, dbl, n, to_day, share, "; ".join(notes))
+    return Expansion(cmax, tmax, auc, dbl, n, to_day, from_day, share, "; ".join(notes))
 
 
 def patient_expansion(blood: pd.DataFrame, infusion) -> dict[str, Expansion]:

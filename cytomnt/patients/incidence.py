@@ -25,9 +25,14 @@ class IncidenceCurve:
     incidence: list[float]          # cumulative incidence at each (0-1)
     ci_low: list[float]
     ci_high: list[float]
+    last_day: float = math.inf      # the group's longest follow-up: nothing is estimated beyond it
+    excluded_no_day: int = 0        # patients left out: MNT without an onset day, or no follow-up day
+    at_risk: dict = None            # report day -> patients still followed and free of MNT
 
     def at(self, day: float) -> tuple[float, float, float]:
-        """(incidence, low, high) on ``day`` (step function)."""
+        """(incidence, low, high) on ``day`` (step function); NaN beyond the last follow-up."""
+        if day > self.last_day:
+            return math.nan, math.nan, math.nan
         k = int(np.searchsorted(self.days, day, side="right")) - 1
         if k < 0:
             return 0.0, 0.0, 0.0
@@ -37,7 +42,7 @@ class IncidenceCurve:
 def durations(df: pd.DataFrame, where: str = "cohort") -> tuple[pd.Series, pd.Series]:
     """(days to MNT or to the end of follow-up, MNT observed) for every patient with both known."""
     onset = onset_days(df)
-    if "followup_day" not in df.columns:
+    if "followup_day" not in df.columns or ((df.mnt == 1).any() and "mnt_onset_day" not in df.columns):
         raise CohortError(f"{where}: cumulative incidence needs followup_day (last day of follow-up after infusion) "
                           f"for patients without MNT, and mnt_onset_day for those with it")
     follow = pd.to_numeric(df["followup_day"].replace("", np.nan), errors="coerce")
@@ -52,9 +57,10 @@ def incidence_by(df: pd.DataFrame, by: str | None = None, where: str = "cohort")
         raise CohortError("cumulative incidence needs lifelines: pip install 'cytomnt[survival]'") from exc
     t, e = durations(df, where)
     known = t.notna() & (t >= 0)
-    groups = [("all", df.index)] if by is None else [(str(g), idx) for g, idx in df.groupby(by, sort=True).groups.items()]
+    groups = [] if by is None else [(str(g), idx) for g, idx in df.groupby(by, sort=True).groups.items()]
     out = []
-    for name, idx in groups:
+    for name, idx in groups + [("all", df.index)]:
+        unknown = sum(not known[i] for i in idx)
         idx = [i for i in idx if known[i]]
         if not idx:
             continue
@@ -63,7 +69,8 @@ def incidence_by(df: pd.DataFrame, by: str | None = None, where: str = "cohort")
         ci = k.confidence_interval_survival_function_
         out.append(IncidenceCurve(name, len(idx), int(e[idx].sum()), [float(d) for d in sf.index],
                                   [1.0 - float(v) for v in sf], [1.0 - float(v) for v in ci.iloc[:, 1]],
-                                  [1.0 - float(v) for v in ci.iloc[:, 0]]))
+                                  [1.0 - float(v) for v in ci.iloc[:, 0]], float(t[idx].max()), unknown,
+                                  {d: int((t[idx] >= d).sum()) for d in REPORT_DAYS}))
     return out
 
 
@@ -76,6 +83,11 @@ def render_incidence(curves: list[IncidenceCurve]) -> str:
             v, lo, hi = c.at(d)
             cells.append(f"{100 * v:.0f} ({100 * lo:.0f}-{100 * hi:.0f})" if math.isfinite(v) else "-")
         lines.append(f"  {c.group:<16} {c.n:>4} {c.events:>4} " + " ".join(f"{s:>15}" for s in cells))
+        lines.append(f"  {'  at risk':<26} " + " ".join(f"{c.at_risk[d]:>15}" for d in REPORT_DAYS))
+    left = {c.group: c.excluded_no_day for c in curves if c.excluded_no_day}
+    if left.get("all"):
+        lines.append(f"  left out: {left['all']} patient(s) without mnt_onset_day (MNT) or followup_day (no MNT)")
+    lines.append("  '-': beyond the group's last day of follow-up (nothing is estimated there).")
     return "\n".join(lines) + "\n"
 
 
@@ -87,7 +99,7 @@ def incidence_figure(curves: list[IncidenceCurve], path, title: str = "Cumulativ
 
     from gating.io.files import atomic_write
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-    for c in curves:
+    for c in curves if len(curves) == 1 else [c for c in curves if c.group != "all"]:
         x = [0.0] + c.days
         line = ax.step(x, [0.0] + [100 * v for v in c.incidence], where="post", label=f"{c.group} (n={c.n}, MNT {c.events})")
         ax.fill_between(x, [0.0] + [100 * v for v in c.ci_low], [0.0] + [100 * v for v in c.ci_high], step="post",

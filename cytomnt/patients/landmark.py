@@ -73,6 +73,9 @@ def landmarks(df: pd.DataFrame, data: ClinicalData, factor_id: str, days: list[i
                           f"{', '.join(sorted(known))}")
     if "patient_id" not in df.columns:
         raise CohortError("--landmark needs the cohort's patient_id column (matched with --clinical)")
+    if (df.mnt == 1).any() and "mnt_onset_day" not in df.columns:
+        raise CohortError("--landmark needs mnt_onset_day (days after infusion) for the patients with MNT: without it "
+                          "no MNT is known to come after the landmark")
     missing = sorted(set(df.patient_id) - set(data.patients))
     if missing:
         raise CohortError(f"--landmark: patient(s) {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "

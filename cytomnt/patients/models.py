@@ -30,6 +30,11 @@ class Term:
     ci_high: float
     p: float                    # penalised likelihood-ratio test
 
+    @property
+    def odds_ratio(self) -> tuple[float, float, float]:
+        """exp(coef) and its interval (per unit of the predictor)."""
+        return math.exp(self.coef), math.exp(self.ci_low), math.exp(self.ci_high)
+
 
 @dataclass
 class ModelResult:
@@ -42,9 +47,11 @@ class ModelResult:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        for t in d["terms"]:
-            for k in ("coef", "ci_low", "ci_high", "p"):
-                if not math.isfinite(t[k]):
+        for t, term in zip(d["terms"], self.terms):
+            if term.name != "intercept":
+                t["odds_ratio"], t["or_ci_low"], t["or_ci_high"] = term.odds_ratio
+            for k in ("coef", "ci_low", "ci_high", "p", "odds_ratio", "or_ci_low", "or_ci_high"):
+                if k in t and not math.isfinite(t[k]):
                     t[k] = None
         return d
 
@@ -53,7 +60,10 @@ def design(df: pd.DataFrame, columns: list[str], where: str = "cohort") -> tuple
     """The predictors as numbers (complete cases) and how many rows an empty cell left out."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise CohortError(f"{where}: --model column(s) {', '.join(missing)} not found; columns are "
+        from cytomnt.inputs.tables import near_miss
+        hints = [f"{c} (did you mean {near_miss(c, df.columns, 0.6)}?)" if near_miss(c, df.columns, 0.6) else c
+                 for c in missing]
+        raise CohortError(f"{where}: --model column(s) {', '.join(hints)} not found; columns are "
                           f"{', '.join(df.columns)}")
     parts = []
     for col in columns:
@@ -102,11 +112,12 @@ def firth_logistic(df: pd.DataFrame, columns: list[str], where: str = "cohort") 
 def render_model(r: ModelResult) -> str:
     lines = [f"Firth logistic regression of MNT: {r.n} patients, {r.events} with MNT"
              + (f" ({r.excluded_missing} left out for an empty predictor)" if r.excluded_missing else ""),
-             f"  {'term':<28} {'coef':>8} {'OR':>8} {'95% CI (profile)':>22} {'p':>8}"]
+             f"  {'term':<28} {'coef (95% CI)':>30} {'odds ratio (95% CI)':>30} {'p':>8}"]
     for t in r.terms:
-        odds = f"{math.exp(t.coef):.3g}" if t.name != "intercept" else ""
-        ci = f"{t.ci_low:.3f} to {t.ci_high:.3f}"
-        lines.append(f"  {t.name:<28} {t.coef:>8.3f} {odds:>8} {ci:>22} {t.p:>8.3g}")
-    lines.append("  coef: log odds ratio; OR = exp(coef); p: penalised likelihood-ratio test.")
+        coef = f"{t.coef:.4g} ({t.ci_low:.4g} to {t.ci_high:.4g})"
+        odds = "" if t.name == "intercept" else "{:.4g} ({:.4g} to {:.4g})".format(*t.odds_ratio)
+        lines.append(f"  {t.name:<28} {coef:>30} {odds:>30} {t.p:>8.3g}")
+    lines.append("  coef: log odds ratio per unit of the predictor; 95% CI: profile penalised likelihood; "
+                 "p: penalised likelihood-ratio test.")
     lines += [f"  note: {n}" for n in r.notes]
     return "\n".join(lines) + "\n"

@@ -43,7 +43,7 @@ def read_treatments(path: str | Path, patients=None, today: dt.date | None = Non
         if day is None:
             raise TreatmentsError(f"{where('date')}: empty; every treatment needs the date it started")
         if today is not None and day > today:
-            raise TreatmentsError(f"{where('date')}: {day} is in the future")
+            raise TreatmentsError(f"{where('date')}: {day} is in the future (today is {today}; check the year)")
         what = str(r["treatment"]).strip()
         if not what:
             raise TreatmentsError(f"{where('treatment')}: empty; name the drug (e.g. dexamethasone)")
