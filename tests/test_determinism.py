@@ -206,3 +206,50 @@ def test_statistics_the_same_with_any_thread_count_and_started_while_gating(thre
         num = a.select_dtypes("number")
         assert num.to_numpy().tobytes() == b[num.columns].to_numpy().tobytes()
 
+
+
+@pytest.mark.parametrize("name", ["blood_bd.fcs", "blood_numbered.fcs", "csf_bd.fcs", "blood_beads.fcs"])
+def test_close_values_lie_within_their_stated_distance_of_flowkits(name):
+    """The evaluator's float64 tier: every event's multiply-add value lies within its stated bound
+    of FlowKit's own solve over all events, on every channel (what lets it skip that solve)."""
+    from gating.evaluator.compref import CompRef
+    s = read_fcs(FIXTURES / name).sample
+    comp = compensation_for(s)
+    if comp.matrix is None:
+        pytest.skip("no spillover")
+    m = np.asarray(comp.matrix.matrix, dtype=float)
+    idx = [s.get_channel_index(d) for d in comp.matrix.detectors]
+    ref = CompRef(idx, m, stable.inverse(m), {ch: j for j, ch in enumerate(idx)})
+    raw = s.get_events(source="raw")
+    full = comp.matrix.to_flowkit().apply(flowkit_sample(s))                  # FlowKit's own call
+    rows = np.arange(raw.shape[0])
+    for ch in idx:
+        v, err = ref.close(raw, rows, ch)
+        assert np.all(np.abs(v - full[:, ch]) <= err), ch
+        assert np.all(np.abs(v - full[:, ch]) <= err / 10), ch              # with room to spare
+
+
+def test_flowkits_solve_is_made_only_for_events_on_a_bound(monkeypatch):
+    """Ordinary bounds are settled without FlowKit's solve over all events; a bound on an event's
+    own FlowKit value still gets FlowKit's decision."""
+    import gating.evaluator.compref as compref
+    s = read_fcs(FIXTURES / "blood_bd.fcs").sample
+    comp = compensation_for(s)
+    vals = comp.matrix.to_flowkit().apply(flowkit_sample(s))[:, s.get_channel_index("PE-A")]
+    calls = []
+    real = np.linalg.solve
+    monkeypatch.setattr(compref.np.linalg, "solve", lambda *a: calls.append(1) or real(*a))
+    xf = fk.transforms.LogicleTransform(262144, 0.5, 4.5, 0)
+    gs = fk.GatingStrategy()
+    gs.add_comp_matrix("spill", comp.matrix.to_flowkit())
+    gs.add_transform("xf", xf)
+    for i, b in enumerate(np.linspace(0.2, 0.8, 25)):
+        gs.add_gate(fk.gates.RectangleGate(f"r{i}", [fk.Dimension("PE-A", "spill", "xf", range_min=float(b))]), ("root",))
+    fast = {p.name: p.membership for p in gate_sample(gs, s, engine="fast")}
+    assert not calls
+    v = float(np.sort(vals)[len(vals) // 2])
+    gs.add_gate(fk.gates.RectangleGate("on", [fk.Dimension("PE-A", "spill", None, range_min=v)]), ("root",))
+    fast = {p.name: p.membership for p in gate_sample(gs, s, engine="fast")}
+    monkeypatch.setattr(compref.np.linalg, "solve", real)
+    ref = {p.name: p.membership for p in gate_sample(gs, s, engine="flowkit")}
+    assert calls and all(np.array_equal(fast[k], ref[k]) for k in ref)

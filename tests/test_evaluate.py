@@ -1,4 +1,6 @@
 """The fast evaluator gives FlowKit's per-event membership, on every kind of gate."""
+from pathlib import Path
+
 import flowkit as fk
 import numpy as np
 import pytest
@@ -103,3 +105,54 @@ def test_evaluator_result_api():
     assert res.get("car_t").sum() == g.builder.count("car_t")
     assert res.counts()[("t_cells", ("root", "singlets", "leukocytes", "live", "cd45", "lymphocytes"))] == \
         g.builder.count("t_cells")
+
+
+def write_float64_fcs(path, events: np.ndarray, names: list[str]):
+    """A minimal FCS 3.1 file of float64 ($DATATYPE D) list-mode events (FlowIO writes float32 only)."""
+    n, par = events.shape
+    data = np.ascontiguousarray(events, dtype="<f8").tobytes()
+    kw = {"$BYTEORD": "1,2,3,4", "$DATATYPE": "D", "$MODE": "L", "$NEXTDATA": "0", "$PAR": str(par), "$TOT": str(n)}
+    for i, name in enumerate(names, 1):
+        kw.update({f"$P{i}N": name, f"$P{i}B": "64", f"$P{i}E": "0,0", f"$P{i}R": "262144"})
+
+    def text(begin):
+        offsets = {"$BEGINANALYSIS": "0", "$ENDANALYSIS": "0", "$BEGINSTEXT": "0", "$ENDSTEXT": "0",
+                   "$BEGINDATA": f"{begin:020d}", "$ENDDATA": f"{begin + len(data) - 1:020d}"}
+        return ("|" + "".join(f"{k}|{v}|" for k, v in {**offsets, **kw}.items())).encode()
+    begin = 58 + len(text(0))
+    body = text(begin)
+    header = b"FCS3.1    " + b"".join(f"{v:>8}".encode()
+                                        for v in (58, 58 + len(body) - 1, begin, begin + len(data) - 1, 0, 0))
+    Path(path).write_bytes(header + body + data)
+    return path
+
+
+def test_polygons_on_edges_and_vertices_in_float64_exactly_as_flowkit(tmp_path):
+    """Points exactly on a polygon's edges and vertices and one ulp either side, in float64 (not
+    representable in float32), with and without a parent, with a small and a large bounding box:
+    the bounding-box shortcut and the column handling must keep FlowKit's membership."""
+    rng = np.random.default_rng(20261206)
+    verts = [(1.1, 1.3), (7.7, 2.2), (6.1, 8.9), (2.3, 5.5)]
+    edge = np.array([(x1 + t * (x2 - x1), y1 + t * (y2 - y1))
+                     for (x1, y1), (x2, y2) in zip(verts, verts[1:] + verts[:1]) for t in np.linspace(0, 1, 157)])
+    edge = np.vstack([edge, np.nextafter(edge, 100.0), np.nextafter(edge, -100.0)])
+    # and a hair (1e-9) off each edge, both sides: float64 tells the side, float32 could not
+    normals = np.array([(y1 - y2, x2 - x1) for (x1, y1), (x2, y2) in zip(verts, verts[1:] + verts[:1])])
+    normals /= np.linalg.norm(normals, axis=1)[:, None]
+    normal = np.repeat(normals, 157, axis=0)
+    base = edge[: len(normal)]
+    edge = np.vstack([edge, base + 1e-9 * normal, base - 1e-9 * normal])
+    pts = np.vstack([rng.uniform(0, 10, (40_000, 2)), rng.uniform(0, 100, (40_000, 2)), edge])
+    events = np.column_stack([pts, rng.uniform(0, 10, len(pts))])
+    s = read_fcs(write_float64_fcs(tmp_path / "f64.fcs", events, ["x", "y", "z"])).sample
+    assert np.array_equal(s.get_events(source="raw"), events)          # float64 kept: not float32-representable
+    gs = fk.GatingStrategy()
+    dims = [fk.Dimension("x", compensation_ref="uncompensated"), fk.Dimension("y", compensation_ref="uncompensated")]
+    gs.add_gate(fk.gates.PolygonGate("poly", dims, verts), ("root",))                       # box: a small share
+    gs.add_gate(fk.gates.PolygonGate("big", dims, [(-1, -1), (101, -1), (101, 101), (-1, 101)]), ("root",))
+    gs.add_gate(fk.gates.RectangleGate("left", [fk.Dimension("z", compensation_ref="uncompensated", range_max=6.0)]),
+                ("root",))
+    gs.add_gate(fk.gates.PolygonGate("poly_in_left", dims, verts), ("root", "left"))
+    gs.add_gate(fk.gates.PolygonGate("not_poly", dims, verts, use_complement=True), ("root", "left"))
+    ref = same_as_flowkit(gs, s)
+    assert ref[("poly", ("root",))].count > 1000 and ref[("poly_in_left", ("root", "left"))].count > 500

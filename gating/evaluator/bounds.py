@@ -5,11 +5,14 @@ A bound on a transformed, compensated value is mapped back to raw units (the tra
 are monotone), then each event's float32 compensated value is compared with the bound widened
 and narrowed by two bands (``2e-6 x (1 + |bound|)``, far wider than float32's 6e-8 relative
 error and the thresholds' own float32 rounding): above both it is surely in, below both surely
-out, between them it is *near* and re-checked exactly by the caller.
+out, between them it is *near* and re-checked exactly by the caller. Also here: a gate's
+bounds mapped back to raw units, FlowKit's range test, and point-in-polygon on the bounding box.
 """
 from __future__ import annotations
 
+import flowkit as fk
 import numpy as np
+from flowutils import gating as fu_gating
 
 
 def band(r: float) -> float:
@@ -47,3 +50,50 @@ def sure_and_near(column: np.ndarray, lo: float | None, hi: float | None) -> tup
             outside = above if outside is None else np.logical_or(outside, above, out=outside)
     near = np.logical_or(sure, outside, out=outside)
     return sure, np.logical_not(near, out=near)
+
+
+#: Transforms whose bounds may be mapped back to raw values (monotone increasing, finite everywhere).
+_INVERTIBLE = (fk.transforms.LogicleTransform, fk.transforms.AsinhTransform, fk.transforms.LinearTransform,
+               fk.transforms.HyperlogTransform)
+#: A polygon is tested on the events of its bounding box only when they are at most this share.
+BOX_SHARE = 0.6
+
+
+def raw_bounds(xform, lo: float | None, hi: float | None) -> tuple[float | None, float | None] | None:
+    """The bounds of a dimension in raw (untransformed) units, or None when they cannot be mapped
+    back (a transform that is not monotone and finite everywhere, or an infinite image)."""
+    if xform is not None and not isinstance(xform, _INVERTIBLE):
+        return None
+    r = tuple(None if b is None else b if xform is None else
+              float(np.asarray(xform.inverse(np.array([[b]], dtype=float))).ravel()[0]) for b in (lo, hi))
+    return None if any(x is not None and not np.isfinite(x) for x in r) else r
+
+
+def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """FlowKit's point-in-polygon membership (flowutils' crossing test, edges and vertices as it
+    decides them), computed only for the points inside the vertices' bounding box, edges
+    included: a point outside the box is outside the polygon and off its edges."""
+    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    box = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
+    idx = np.flatnonzero(box)
+    if idx.size > BOX_SHARE * x.shape[0]:            # most events in the box: gathering them costs more
+        return fu_gating.points_in_polygon(vertices, np.column_stack([x, y]))
+    out = np.zeros(x.shape[0], dtype=bool)
+    if idx.size:
+        out[idx] = fu_gating.points_in_polygon(vertices, np.column_stack([x[idx], y[idx]]))
+    return out
+
+
+def margin(bound: float) -> float:
+    """Room for a transform's own rounding around a bound (far below any real spread of values)."""
+    return 1e-12 * (1.0 + abs(bound))
+
+
+def in_range(v: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    """``lo <= v < hi`` (None: no bound), as FlowKit's rectangle and quadrant tests."""
+    ok = np.ones(v.shape, dtype=bool)
+    if lo is not None:
+        ok &= v >= lo
+    if hi is not None:
+        ok &= v < hi
+    return ok

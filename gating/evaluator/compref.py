@@ -12,6 +12,10 @@ from gating import stable
 from gating.preprocess import compensated_channels
 
 
+#: Bound on |float64 multiply-add value - FlowKit's solve|, relative to the terms summed.
+CLOSE_TOLERANCE = 1e-11
+
+
 @dataclass
 class CompRef:
     """Detector columns of the sample, the spillover matrix and its inverse."""
@@ -33,6 +37,16 @@ class CompRef:
         if self.flowkit_values is None:
             self.flowkit_values = np.linalg.solve(self.matrix.T, raw[:, self.indices].T).T
         return self.flowkit_values[rows, self.col_of[ch]]
+
+    def close(self, raw: np.ndarray, rows: np.ndarray, ch: int) -> tuple[np.ndarray, np.ndarray]:
+        """Channel ``ch`` compensated for ``rows`` in float64 with a bound on its distance from
+        FlowKit's value: the multiply-adds of :func:`gating.stable.matmul` (within 1e-12 of the
+        terms summed of an exact solve, and FlowKit's own solve within 8 ulp of them: both
+        tested), bounded by 1e-11 of the terms summed, ten times wider than both."""
+        x = raw[np.ix_(rows, self.indices)]
+        col = self.inverse[:, [self.col_of[ch]]]
+        value = stable.matmul(x, col)[:, 0]
+        return value, CLOSE_TOLERANCE * (np.abs(x) @ np.abs(col)[:, 0] + 1.0)
 
     def fast(self, raw: np.ndarray, ch: int) -> np.ndarray:
         """Channel ``ch`` compensated for all events, float32 (relative error ~6e-8, well inside
