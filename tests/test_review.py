@@ -137,12 +137,13 @@ def test_a_moved_gate_comes_back_as_a_change(demo, tmp_path):
 def test_aurora_sample_gates_on_renamed_files(tmp_path):
     d = shared("flowjo_workspaces") / "coereba_aurora"
     truth = pd.read_csv(d / "flowjo_counts.csv")
-    for i, row in enumerate(truth.itertuples()):
+    assert len(truth) == 30
+    # every fifth sample (6 of 30); all 30 under their own names: test_tired_user.py
+    for i, row in enumerate(truth.iloc[::5].itertuples()):
         copy = tmp_path / f"renamed_{i:02d}.fcs"           # FlowJo's name for it no longer matches
         shutil.copy(d / "fcs" / row.sample_name, copy)
         got = counts_of(copy, strategy=d / "CytoML.wsp", wsp_sample=row.sample_name)
         assert got[row.population_path] == row.count, (row.sample_name, got, row.count)
-    assert len(truth) == 30
 
 
 def counts_of(fcs: Path, **options) -> dict[str, int]:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from cytomnt.cli import main
@@ -109,6 +110,11 @@ def test_workspace_strategy_outputs_open_elsewhere_and_the_run_says_why_no_car_c
     assert main(["analyze", str(w / "fcs"), "--strategy", str(w / "CytoML.wsp"), "--out", str(out), "--no-report"]) == 0
     err = capsys.readouterr().err
     assert "no CAR call in 30 of 30 sample(s)" in err and "--gate-map" in err
+    truth = pd.read_csv(w / "flowjo_counts.csv")             # FlowJo's own counts, all 30 samples
+    pops = pd.read_csv(out / "populations.csv")
+    ours = {(s, p): c for s, p, c in zip(pops.sample_id, pops.path, pops["count"])}
+    assert len(truth) == 30 and all(ours[(r.sample_name[:-4], r.population_path)] == r.count
+                                    for r in truth.itertuples())
     docs = sorted((out / "gates").glob("*.xml"))
     assert len(docs) == 30
     for doc in docs:
@@ -189,7 +195,6 @@ def test_a_closed_pipe_never_stops_a_run(tmp_path):
     p.stdout.readline()
     p.stdout.close()
     assert p.wait(timeout=300) == 0
-    import pandas as pd
     assert len(pd.read_csv(out / "samples.csv")) == len(list(FIXTURES.glob("*.fcs")))
 
 
