@@ -11,9 +11,12 @@ tree is sampled every 50 ms (the sampler's CPU would slow a timed run on a small
   `get_analysis_report()`.
 
 Counts are compared gate by gate. With --flat it also runs cytomnt on the first 50 files to
-show memory does not grow with the number of files.
+show memory does not grow with the number of files. With --flowio the tubes are FlowIO-written
+(13 channels, float32, $SPILLOVER) and the strategy FlowKit-written with two polygons, four
+rectangles and a quadrant gate (``flowio_tube.py``): files and gates cytomnt did not make.
 
     python benchmarks/bench_batch.py [--files 200] [--events 200000] [--jobs 2] [--flat] [--keep DIR] [--repeat N]
+    python benchmarks/bench_batch.py --flowio --files 100 --repeat 3
 
 The last line printed is the wall-time ratio.
 """
@@ -87,6 +90,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--flat", action="store_true", help="also run cytomnt on 50 files (memory flat in file count)")
     ap.add_argument("--keep", help="generate into / reuse this folder instead of a temporary one")
+    ap.add_argument("--flowio", action="store_true", help="FlowIO-written tubes and a polygon strategy (flowio_tube.py)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="run cytomnt and FlowKit this many times, alternating; the median wall time is compared "
                          "(shared machines vary by several percent between identical runs)")
@@ -103,15 +107,23 @@ def main() -> None:
     data = base / "fcs"
     data.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
+    sys.path.insert(0, str(Path(__file__).parent))
+    import flowio_tube
     for i in range(a.files):
         f = data / f"tube_{i:04d}.fcs"
         if not f.exists():
-            write_tube(f, TubeSpec(events=a.events, car_frac_of_t=0.02 + 0.6 * (i % 17) / 17,
-                                   style="bd"), 5000 + i)
+            if a.flowio:
+                flowio_tube.write_tube(f, a.events, 7000 + i)
+            else:
+                write_tube(f, TubeSpec(events=a.events, car_frac_of_t=0.02 + 0.6 * (i % 17) / 17,
+                                       style="bd"), 5000 + i)
     print(f"{a.files} files of {a.events} events in {data} ({time.perf_counter() - t:.0f}s to generate)")
-    first = read_fcs(data / "tube_0000.fcs").sample
-    g = auto_gate(first, Panel.default().resolve(channels_of(first)), compensation_for(first))
-    gml = write_gatingml(g.strategy, base / "gates.xml")
+    if a.flowio:
+        gml = flowio_tube.write_strategy(base / "gates.xml")
+    else:
+        first = read_fcs(data / "tube_0000.fcs").sample
+        g = auto_gate(first, Panel.default().resolve(channels_of(first)), compensation_for(first))
+        gml = write_gatingml(g.strategy, base / "gates.xml")
 
     rows = []
     out = base / "out_cytomnt"

@@ -5,6 +5,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,3 +44,24 @@ def fixture_files() -> dict[str, Path]:
     files = {p.name: p for p in FIXTURES.glob("*.fcs")}
     assert files, f"no fixtures in {FIXTURES}; regenerate with `cytomnt generate fixtures --fixtures`"
     return files
+
+
+def write_float64_fcs(path, events: np.ndarray, names: list[str], keywords: dict | None = None):
+    """A minimal FCS 3.1 file of float64 ($DATATYPE D) list-mode events (FlowIO writes float32 only)."""
+    n, par = events.shape
+    data = np.ascontiguousarray(events, dtype="<f8").tobytes()
+    kw = {"$BYTEORD": "1,2,3,4", "$DATATYPE": "D", "$MODE": "L", "$NEXTDATA": "0", "$PAR": str(par), "$TOT": str(n)}
+    for i, name in enumerate(names, 1):
+        kw.update({f"$P{i}N": name, f"$P{i}B": "64", f"$P{i}E": "0,0", f"$P{i}R": "262144"})
+    kw.update(keywords or {})
+
+    def text(begin):
+        offsets = {"$BEGINANALYSIS": "0", "$ENDANALYSIS": "0", "$BEGINSTEXT": "0", "$ENDSTEXT": "0",
+                   "$BEGINDATA": f"{begin:020d}", "$ENDDATA": f"{begin + len(data) - 1:020d}"}
+        return ("|" + "".join(f"{k}|{v}|" for k, v in {**offsets, **kw}.items())).encode()
+    begin = 58 + len(text(0))
+    body = text(begin)
+    header = b"FCS3.1    " + b"".join(f"{v:>8}".encode()
+                                        for v in (58, 58 + len(body) - 1, begin, begin + len(data) - 1, 0, 0))
+    Path(path).write_bytes(header + body + data)
+    return path

@@ -1,6 +1,4 @@
 """The fast evaluator gives FlowKit's per-event membership, on every kind of gate."""
-from pathlib import Path
-
 import flowkit as fk
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from gating.preprocess import compensation_for
 from cytomnt.inputs.panel import Panel, channels_of
 from cytomnt.sample.autogate import auto_gate
 
-from .conftest import FIXTURES, shared
+from .conftest import FIXTURES, shared, write_float64_fcs
 
 
 def same_as_flowkit(strategy, sample):
@@ -105,26 +103,6 @@ def test_evaluator_result_api():
     assert res.get("car_t").sum() == g.builder.count("car_t")
     assert res.counts()[("t_cells", ("root", "singlets", "leukocytes", "live", "cd45", "lymphocytes"))] == \
         g.builder.count("t_cells")
-
-
-def write_float64_fcs(path, events: np.ndarray, names: list[str]):
-    """A minimal FCS 3.1 file of float64 ($DATATYPE D) list-mode events (FlowIO writes float32 only)."""
-    n, par = events.shape
-    data = np.ascontiguousarray(events, dtype="<f8").tobytes()
-    kw = {"$BYTEORD": "1,2,3,4", "$DATATYPE": "D", "$MODE": "L", "$NEXTDATA": "0", "$PAR": str(par), "$TOT": str(n)}
-    for i, name in enumerate(names, 1):
-        kw.update({f"$P{i}N": name, f"$P{i}B": "64", f"$P{i}E": "0,0", f"$P{i}R": "262144"})
-
-    def text(begin):
-        offsets = {"$BEGINANALYSIS": "0", "$ENDANALYSIS": "0", "$BEGINSTEXT": "0", "$ENDSTEXT": "0",
-                   "$BEGINDATA": f"{begin:020d}", "$ENDDATA": f"{begin + len(data) - 1:020d}"}
-        return ("|" + "".join(f"{k}|{v}|" for k, v in {**offsets, **kw}.items())).encode()
-    begin = 58 + len(text(0))
-    body = text(begin)
-    header = b"FCS3.1    " + b"".join(f"{v:>8}".encode()
-                                        for v in (58, 58 + len(body) - 1, begin, begin + len(data) - 1, 0, 0))
-    Path(path).write_bytes(header + body + data)
-    return path
 
 
 def test_polygons_on_edges_and_vertices_in_float64_exactly_as_flowkit(tmp_path):

@@ -69,18 +69,19 @@ def raw_bounds(xform, lo: float | None, hi: float | None) -> tuple[float | None,
     return None if any(x is not None and not np.isfinite(x) for x in r) else r
 
 
-def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def in_polygon(vertices: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """FlowKit's point-in-polygon membership (flowutils' crossing test, edges and vertices as it
     decides them), computed only for the points inside the vertices' bounding box, edges
     included: a point outside the box is outside the polygon and off its edges."""
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+    x, y = pts[:, 0], pts[:, 1]
     box = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
     idx = np.flatnonzero(box)
-    if idx.size > BOX_SHARE * x.shape[0]:            # most events in the box: gathering them costs more
-        return fu_gating.points_in_polygon(vertices, np.column_stack([x, y]))
-    out = np.zeros(x.shape[0], dtype=bool)
+    if idx.size > BOX_SHARE * pts.shape[0]:          # most events in the box: gathering them costs more
+        return fu_gating.points_in_polygon(vertices, pts)
+    out = np.zeros(pts.shape[0], dtype=bool)
     if idx.size:
-        out[idx] = fu_gating.points_in_polygon(vertices, np.column_stack([x[idx], y[idx]]))
+        out[idx] = fu_gating.points_in_polygon(vertices, pts[idx])
     return out
 
 

@@ -155,7 +155,7 @@ def preprocess(fd, events: np.ndarray) -> bool:
             if str(text["timestep"]).strip():
                 return False
             time_step = 1.0
-        events[:, fd.time_index] = events[:, fd.time_index] * time_step
+        events[:, fd.time_index] *= time_step         # in place: the same single product
     for chan_num, chan in fd.channels.items():
         i = chan_num - 1
         decades, log0 = chan["pne"]
