@@ -124,7 +124,8 @@ def flow_share(ctx: FactorContext, threshold: float, column: str = "car_pct_of_t
     if (f[lo_col].astype(float) > threshold).any():
         j = f[lo_col].astype(float).idxmax()
         return Verdict(float(f.loc[j, column]), True), \
-            f"{f.loc[j, column]:.1f} (95% CI from {f.loc[j, lo_col]:.1f}) in {f.loc[j, 'sample_id']}"
+            f"{f.loc[j, column]:.1f} (95% CI {f.loc[j, lo_col]:.1f}-{f.loc[j, hi_col]:.1f}) in {f.loc[j, 'sample_id']} " \
+            f"({f.loc[j, 'collection_date']})"
     all_below = (f[hi_col].astype(float) < threshold).all()
     closed = ctx.window_closed(window_days[1])
     if all_below and closed and not unsure:
