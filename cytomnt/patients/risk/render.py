@@ -64,6 +64,11 @@ def render_text(a: RiskAssessment, evidence: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _amount(v: float) -> str:
+    """2,055 and 17,861 rather than 2055 and 1.786e+04; small values with 3 digits."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def car_kinetics_lines(kin: dict) -> list[str]:
     """CAR-T expansion (all, CD4, CD8): Cmax, Tmax, AUC 0-28, doubling time; shown, not tiered."""
     if not kin or not any(v.get("n_samples") for v in kin.values()):
@@ -76,9 +81,9 @@ def car_kinetics_lines(kin: dict) -> list[str]:
         auc = k.get("auc_0_28")
         dbl = k.get("doubling_time_days")
         share = k.get("car_pct_of_alc_at_cmax")
-        lines.append(f"    {name:<4} Cmax {k['cmax_per_ul']:.4g} on day {k['tmax_day']}"
+        lines.append(f"    {name:<4} Cmax {_amount(k['cmax_per_ul'])} on day {k['tmax_day']}"
                      + (f" ({share:.1f}% of ALC)" if share is not None else "")
-                     + f"; AUC 0-28 {'unknown' if auc is None else f'{auc:.4g} cells/uL x days'}"
+                     + f"; AUC 0-28 {'unknown' if auc is None else f'{_amount(auc)} cells/uL x days'}"
                      + f"; doubling time {'unknown' if dbl is None else f'{dbl:.2g} days'}; {k['n_samples']} samples"
                      + (f" ({k['note']})" if k.get("note") and (name == "all" or k["note"] != first_note) else ""))
     return lines
