@@ -292,3 +292,16 @@ def test_cohort_input_errors_are_one_line(tmp_path, capsys):
         code = main(["cohort", str(tmp_path / "c.csv"), *argv])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and "Traceback" not in err[0], (argv, err)
+
+
+def test_cohort_kinetics_columns_use_the_samples_the_evaluator_uses(tmp_path):
+    """A blood sample the evaluator leaves out (QC flag NO_T_CELLS) is left out of the cohort's
+    kinetics columns too."""
+    from cytomnt.patients.clinical import load
+    from cytomnt.patients.groups import patient_columns
+    (tmp_path / "clinical.csv").write_text(HEAD + f"G1,cilta-cel,{D0},PR,,,,,,,\n")
+    pd.DataFrame({"patient_id": "G1", "sample_type": "pb", "status": "ok",
+                  "collection_date": [D0 + dt.timedelta(days=7), D0 + dt.timedelta(days=14)],
+                  "car_t_per_ul": [120.0, 9000.0], "qc_flags": ["", "NO_T_CELLS"]}).to_csv(tmp_path / "f.csv", index=False)
+    cols = patient_columns(load(tmp_path / "clinical.csv", flow=tmp_path / "f.csv")).iloc[0]
+    assert cols.car_cmax_per_ul == 120.0

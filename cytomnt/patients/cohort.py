@@ -162,21 +162,24 @@ def validate(df: pd.DataFrame, factors: list[tuple[str, float | None]], by=None,
     return out
 
 
+def pct_ci(v: float, ci, digits: int = 1) -> str:
+    """A proportion and its interval as percentages, '23.0 (17.1-29.4)'; '-' when unknown."""
+    if not math.isfinite(v):
+        return "-"
+    return f"{100 * v:.{digits}f} ({100 * ci[0]:.{digits}f}-{100 * ci[1]:.{digits}f})"
+
+
 def render(results: list[FactorPerformance]) -> str:
     """A Table-1-style text table."""
-    def pct(v, ci):
-        if not math.isfinite(v):
-            return "-"
-        return f"{100 * v:.1f} ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
     gw = max([12] + [len(r.group) for r in results])
     head = (f"{'factor':<24} {'group':<{gw}} {'MNT if present':>16} {'MNT if absent':>15} {'PPV % (95% CI)':>18} "
             f"{'NPV % (95% CI)':>18} {'sens %':>18} {'spec %':>18} {'Fisher p':>9}")
     lines = [head, "-" * len(head)]
     for r in results:
         p = f"{r.fisher_p:.3g}" if math.isfinite(r.fisher_p) else "-"
-        lines.append(f"{r.rule:<24} {r.group:<{gw}} {r.pos_rate:>16} {r.neg_rate:>15} {pct(r.ppv, r.ppv_ci):>18} "
-                     f"{pct(r.npv, r.npv_ci):>18} {pct(r.sensitivity, r.sensitivity_ci):>18} "
-                     f"{pct(r.specificity, r.specificity_ci):>18} {p:>9}" + (f"  ({r.unknown_n} unknown)" if r.unknown_n else ""))
+        lines.append(f"{r.rule:<24} {r.group:<{gw}} {r.pos_rate:>16} {r.neg_rate:>15} {pct_ci(r.ppv, r.ppv_ci):>18} "
+                     f"{pct_ci(r.npv, r.npv_ci):>18} {pct_ci(r.sensitivity, r.sensitivity_ci):>18} "
+                     f"{pct_ci(r.specificity, r.specificity_ci):>18} {p:>9}" + (f"  ({r.unknown_n} unknown)" if r.unknown_n else ""))
     lines.append("MNT if present/absent: % (events/patients). Intervals: exact (Clopper-Pearson) 95%.")
     return "\n".join(lines) + "\n"
 

@@ -83,10 +83,10 @@ def expansion(days, values, alc_pct=None) -> Expansion:
     if window.sum() >= 2:
         auc = auc_linear_up_log_down(list(days[window]), list(values[window]))
         from_day, to_day = int(days[window][0]), int(days[window][-1])
-        if to_day < AUC_END_DAY or from_day > 0:
-            notes.append(f"AUC over the sampled days {from_day}-{to_day} (day"
-                         + (f" 0 and day {AUC_END_DAY}" if from_day > 0 and to_day < AUC_END_DAY else
-                            f" {AUC_END_DAY}" if to_day < AUC_END_DAY else " 0") + " not sampled)")
+        unsampled = [str(d) for d, seen in ((0, from_day == 0), (AUC_END_DAY, to_day == AUC_END_DAY)) if not seen]
+        if unsampled:
+            notes.append(f"AUC over the sampled days {from_day}-{to_day} (day {' and day '.join(unsampled)} "
+                         f"not sampled)")
     else:
         notes.append(f"AUC 0-{AUC_END_DAY} needs 2 samples on days 0-{AUC_END_DAY}")
     rising = (days <= tmax) & (values > 0)

@@ -4,6 +4,7 @@ subgroups the literature names (bridging response, CAR CD4:CD8, CAR share of the
 preemptive dexamethasone) and the CAR-T kinetics."""
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from cytomnt.patients.clinical import ClinicalData
 from cytomnt.patients.expansion import patient_expansion
+from cytomnt.patients.risk.factors import FactorContext
 from cytomnt.patients.treatments import preemptive_dexamethasone
 
 #: Derived column -> what it is (README and ``--help``).
@@ -32,7 +34,7 @@ def patient_columns(data: ClinicalData) -> pd.DataFrame:
     rows = []
     for pid in ids:
         p = data.patients[pid]
-        blood = _blood(data, pid)
+        blood = FactorContext(p, dt.date.max, flow=data.flow).flow_samples("pb")   # as the evaluator takes them
         kin = patient_expansion(blood, p.infusion_date)
         at_cmax = ""
         if kin["all"].tmax_day is not None and len(blood) and "car_predominance" in blood.columns:
@@ -51,14 +53,6 @@ def patient_columns(data: ClinicalData) -> pd.DataFrame:
 
 def _num(v) -> float:
     return float(v) if v is not None and math.isfinite(v) else np.nan
-
-
-def _blood(data: ClinicalData, pid: str) -> pd.DataFrame:
-    f = data.flow
-    if f is None or f.empty:
-        return pd.DataFrame()
-    f = f[(f.patient_id == pid) & (f.sample_type == "pb") & (f.status == "ok")]
-    return f.sort_values("collection_date", kind="stable")
 
 
 def with_patient_columns(df: pd.DataFrame, data: ClinicalData | None) -> pd.DataFrame:

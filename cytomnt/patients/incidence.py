@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cytomnt.patients.cohort import CohortError
+from cytomnt.patients.cohort import CohortError, pct_ci
 from cytomnt.patients.landmark import onset_days
 
 REPORT_DAYS = (7, 14, 21, 28, 60, 90, 180, 365)
@@ -81,7 +81,7 @@ def render_incidence(curves: list[IncidenceCurve]) -> str:
         cells = []
         for d in REPORT_DAYS:
             v, lo, hi = c.at(d)
-            cells.append(f"{100 * v:.0f} ({100 * lo:.0f}-{100 * hi:.0f})" if math.isfinite(v) else "-")
+            cells.append(pct_ci(v, (lo, hi), 0))
         lines.append(f"  {c.group:<16} {c.n:>4} {c.events:>4} " + " ".join(f"{s:>15}" for s in cells))
         lines.append(f"  {'  at risk':<26} " + " ".join(f"{c.at_risk[d]:>15}" for d in REPORT_DAYS))
     left = {c.group: c.excluded_no_day for c in curves if c.excluded_no_day}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cytomnt.patients.clinical import ClinicalData
-from cytomnt.patients.cohort import CohortError, FactorPerformance, performance
+from cytomnt.patients.cohort import CohortError, FactorPerformance, pct_ci, performance
 
 
 @dataclass
@@ -96,8 +96,6 @@ def landmarks(df: pd.DataFrame, data: ClinicalData, factor_id: str, days: list[i
 
 def render_landmarks(rows: list[Landmark]) -> str:
     """The table a reader wants: one line per landmark day."""
-    def pct(v, ci):
-        return "-" if not math.isfinite(v) else f"{100 * v:.0f} ({100 * ci[0]:.0f}-{100 * ci[1]:.0f})"
     head = (f"{'landmark':<9} {'MNT later if present':>21} {'if absent':>12} {'unknown':>8} {'excluded':>9} "
             f"{'PPV % (95% CI)':>16} {'NPV % (95% CI)':>16}")
     lines = [f"{rows[0].factor if rows else ''}: as known on the landmark day, against MNT after it", head,
@@ -105,8 +103,8 @@ def render_landmarks(rows: list[Landmark]) -> str:
     for r in rows:
         p = r.performance
         lines.append(f"day {r.day:<5} {p.pos_rate:>21} {p.neg_rate:>12} {p.unknown_n:>8} "
-                     f"{r.excluded_before_landmark + r.excluded_onset_unknown:>9} {pct(p.ppv, p.ppv_ci):>16} "
-                     f"{pct(p.npv, p.npv_ci):>16}")
+                     f"{r.excluded_before_landmark + r.excluded_onset_unknown:>9} {pct_ci(p.ppv, p.ppv_ci, 0):>16} "
+                     f"{pct_ci(p.npv, p.npv_ci, 0):>16}")
     lines.append("excluded: MNT onset on or before the landmark day (or MNT without an onset day). "
                  "Intervals: exact (Clopper-Pearson) 95%.")
     return "\n".join(lines) + "\n"
