@@ -56,6 +56,19 @@ def _json(doc) -> str:
     return json.dumps(clean(doc), indent=2, default=str, allow_nan=False)
 
 
+def _figure_problem(path: str) -> str:
+    """Why the figure cannot be written there ('' when it can)."""
+    from pathlib import Path
+
+    from cytomnt.inputs.files import out_problem
+    p = Path(path)
+    if p.is_dir():
+        return "is a folder; give a file name, e.g. incidence.png"
+    if p.suffix.lower() not in (".png", ".pdf", ".svg"):
+        return "give a .png, .pdf or .svg file name"
+    return out_problem(p.parent)
+
+
 def _split(values) -> list[str]:
     """Repeated and comma-separated option values as one list."""
     return [s.strip() for v in (values or []) for s in str(v).split(",") if s.strip()]
@@ -73,6 +86,12 @@ def cmd_cohort(a) -> int:
         print("cytomnt: cohort needs --factor (a 2x2 table, --landmark, --lead-time), --model or --incidence",
               file=sys.stderr)
         return EXIT_USAGE
+    if a.landmark:                  # options are checked before any input is read
+        from cytomnt.patients.landmark import parse_days
+        days = parse_days(a.landmark)
+    if a.figure and _figure_problem(a.figure):
+        print(f"cytomnt: --figure {a.figure}: {_figure_problem(a.figure)}", file=sys.stderr)
+        return EXIT_USAGE
     needs_clinical = a.landmark or a.lead_time
     if needs_clinical and not a.clinical:
         print("cytomnt: --landmark and --lead-time evaluate each patient's factors: give --clinical and --labs "
@@ -87,8 +106,7 @@ def cmd_cohort(a) -> int:
         df = with_patient_columns(df, data)
     doc, text = {}, []
     if factors and a.landmark:
-        from cytomnt.patients.landmark import landmarks, parse_days, render_landmarks
-        days = parse_days(a.landmark)
+        from cytomnt.patients.landmark import landmarks, render_landmarks
         for f in factors:
             rows = landmarks(df, data, f, days, rules)
             doc.setdefault("landmarks", []).extend(r.to_dict() for r in rows)
@@ -114,7 +132,9 @@ def cmd_cohort(a) -> int:
         doc["model"] = fit.to_dict()
         text.append(render_model(fit))
     if a.incidence:
+        from cytomnt.patients.cohort import check_groups
         from cytomnt.patients.groups import split_numeric
+        check_groups(df, bys, where)
         from cytomnt.patients.incidence import incidence_by, incidence_figure, render_incidence
         for by in bys or [None]:
             curves = incidence_by(split_numeric(df, by) if by else df, by, where)

@@ -287,11 +287,20 @@ def test_a_rules_file_can_add_a_factor_on_car_kinetics(tmp_path):
 
 def test_cohort_input_errors_are_one_line(tmp_path, capsys):
     pd.DataFrame({"x": [1, 2, 3, 4], "mnt": [0, 1, 0, 0]}).to_csv(tmp_path / "c.csv", index=False)
-    for argv in (["--model", "nosuch"], ["--factor", "x", "--landmark", "7"], ["--incidence"],
-                 ["--factor", "alc_d10_gt_3", "--landmark", "x,y", "--clinical", str(tmp_path / "c.csv")]):
-        code = main(["cohort", str(tmp_path / "c.csv"), *argv])
+    pd.DataFrame({"x": [1, 2, 3, 4], "mnt": [0, 1, 0, 0], "mnt_onset_day": ["", 9, "", ""],
+                  "followup_day": [30, "", 40, 50], "site": list("abab")}).to_csv(tmp_path / "d.csv", index=False)
+    for cohort, argv, says in (
+            ("c", ["--model", "nosuch"], "nosuch"), ("c", ["--factor", "x", "--landmark", "7"], "--clinical"),
+            ("c", ["--incidence"], "followup_day"),
+            ("c", ["--factor", "alc_d10_gt_3", "--landmark", "x,y", "--clinical", str(tmp_path / "c.csv")], "whole days"),
+            ("d", ["--incidence", "--by", "sitee"], "did you mean site?"),
+            ("d", ["--x", "--factor", "x", "--threshold", "2", "--by", "sitee"][1:], "did you mean site?"),
+            ("d", ["--incidence", "--figure", str(tmp_path)], "is a folder"),
+            ("d", ["--incidence", "--figure", str(tmp_path / "ci.txt")], ".png"),
+            ("d", ["--incidence", "--figure", "/proc/nope/ci.png"], "cannot make the folder")):
+        code = main(["cohort", str(tmp_path / f"{cohort}.csv"), *argv])
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 2 and len(err) == 1 and "Traceback" not in err[0], (argv, err)
+        assert code == 2 and len(err) == 1 and "Traceback" not in err[0] and says in err[0], (argv, err)
 
 
 def test_cohort_kinetics_columns_use_the_samples_the_evaluator_uses(tmp_path):

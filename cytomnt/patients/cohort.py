@@ -140,15 +140,23 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def check_groups(df: pd.DataFrame, bys, where: str = "cohort") -> None:
+    """Every ``--by`` column is in the cohort (a near miss is named)."""
+    from cytomnt.inputs.tables import near_miss
+    for b in bys:
+        if b not in df.columns:
+            hint = near_miss(b, df.columns, 0.6)
+            raise CohortError(f"{where}: no column '{b}' to group by{f' (did you mean {hint}?)' if hint else ''}; "
+                              f"columns are {', '.join(df.columns)}")
+
+
 def validate(df: pd.DataFrame, factors: list[tuple[str, float | None]], by=None, op: str = ">",
              where: str = "cohort") -> list[FactorPerformance]:
     """Performance of each (column, threshold) per group of each ``by`` column (one name or a
     list; a numeric column is split at its median) and pooled ('all')."""
     from cytomnt.patients.groups import split_numeric
     bys = [by] if isinstance(by, str) else list(by or [])
-    for b in bys:
-        if b not in df.columns:
-            raise CohortError(f"{where}: no column '{b}' to group by; columns are {', '.join(df.columns)}")
+    check_groups(df, bys, where)
     out = []
     for column, threshold in factors:
         present = factor_present(df, column, threshold, op, where)

@@ -69,8 +69,10 @@ def landmarks(df: pd.DataFrame, data: ClinicalData, factor_id: str, days: list[i
     rules = rules or Rules.default()
     known = {f.id for f in rules.factors + rules.warnings}
     if factor_id not in known:
-        raise CohortError(f"--factor {factor_id}: with --landmark, a factor of the rules file; known: "
-                          f"{', '.join(sorted(known))}")
+        from cytomnt.inputs.tables import near_miss
+        hint = near_miss(factor_id, known, 0.6)
+        raise CohortError(f"--factor {factor_id}: with --landmark, a factor of the rules file"
+                          f"{f' (did you mean {hint}?)' if hint else ''}; known: {', '.join(sorted(known))}")
     if "patient_id" not in df.columns:
         raise CohortError("--landmark needs the cohort's patient_id column (matched with --clinical)")
     if (df.mnt == 1).any() and "mnt_onset_day" not in df.columns:
