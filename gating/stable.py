@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 #: Rows per block: keeps a block's working set in cache; the result does not depend on it.
-BLOCK_ROWS = 1 << 12
+BLOCK_ROWS = 1 << 15
 
 
 class SingularMatrixError(ValueError):
@@ -57,6 +57,15 @@ def matmul(values: np.ndarray, inv: np.ndarray, out_dtype=np.float64) -> np.ndar
     return out
 
 
+def _float64_run(column: np.ndarray, buffer: np.ndarray) -> np.ndarray:
+    """A column slice as contiguous float64: itself when it is one (column-major events), else
+    copied into ``buffer``."""
+    if column.dtype == np.float64 and column.flags.c_contiguous:
+        return column
+    np.copyto(buffer, column)
+    return buffer
+
+
 def product_blocks(events: np.ndarray, columns, inv: np.ndarray):
     """(start, stop, block of ``events[start:stop, columns] @ inv`` transposed), block by block.
 
@@ -76,9 +85,8 @@ def product_blocks(events: np.ndarray, columns, inv: np.ndarray):
     for start in range(0, n, BLOCK_ROWS):
         stop = min(n, start + BLOCK_ROWS)
         m = stop - start
-        c, t, a = cols[:, :m], term[:, :m], acc[:, :m]
-        for i, col in enumerate(columns):
-            np.copyto(c[i], events[start:stop, col])
+        t, a = term[:, :m], acc[:, :m]
+        c = [_float64_run(events[start:stop, col], cols[i, :m]) for i, col in enumerate(columns)]
         np.multiply(inv[0][:, None], c[0], out=a)
         for i in range(1, d):
             np.multiply(inv[i][:, None], c[i], out=t)

@@ -81,6 +81,16 @@ def test_the_same_folder_spelled_otherwise_reuses_the_store(tubes, tmp_path, mon
     assert moved.analysed == s1.analysed
 
 
+def test_file_hash_is_the_sha256_of_its_bytes(tubes, tmp_path):
+    """Hashed through a memory map, or read in chunks where a file cannot be mapped (empty)."""
+    from cytomnt.inputs.hashing import sha256_file
+    for f in (tubes / "t00.fcs", tubes / "broken.fcs"):
+        assert sha256_file(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    empty = tmp_path / "empty.fcs"
+    empty.write_bytes(b"")
+    assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
+
+
 def _start(tubes, out):
     return subprocess.Popen([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

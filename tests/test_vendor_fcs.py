@@ -314,7 +314,8 @@ def test_a_sample_is_freed_as_soon_as_it_is_dropped(monkeypatch, tmp_path):
 
 def test_reading_equals_flowio_on_files_written_by_flowio_flowkit_and_by_hand(tmp_path):
     """The fast reader's events are FlowIO's ``as_array(preprocess=True)`` to the bit, on files
-    written by FlowIO (a $PnG gain, $TIMESTEP), by FlowKit (``Sample.export``), and by hand in
+    written by FlowIO (a $PnG gain, $TIMESTEP), by FlowKit (``Sample.export``), by fcswrite (FCS
+    3.0, big-endian), and by hand in
     float64, big-endian, with $PnE log decades (FlowIO's writer cannot make those)."""
     import flowio
     import flowkit as fk
@@ -339,10 +340,14 @@ def test_reading_equals_flowio_on_files_written_by_flowio_flowkit_and_by_hand(tm
     start = int(raw[26:34])
     body = np.frombuffer(raw[start:], dtype="<f8").astype(">f8").tobytes()
     swapped.write_bytes(raw[:cut] + b"4,3,2,1" + raw[cut + 7:start] + body)
-    for f in (by_flowio, by_flowkit, by_hand, swapped):
+    import fcswrite
+    by_fcswrite = tmp_path / "fcswrite.fcs"             # FCS 3.0, big-endian float32
+    fcswrite.write_fcs(str(by_fcswrite), ["FSC-A", "FL1-A", "FL2-A", "Time"], data, compat_negative=False)
+    for f in (by_flowio, by_flowkit, by_fcswrite, by_hand, swapped):
         s = read_fcs(f).sample
         assert isinstance(s, EventSample), f
         ref = flowio.FlowData(str(f)).as_array(preprocess=True)
         assert np.array_equal(s.get_events(source="raw"), ref), f.name
+        assert s.get_events(source="raw").flags.f_contiguous, f.name   # each channel read in one sweep
     assert not np.array_equal(read_fcs(by_hand).sample.get_events(source="raw")[:, 1],
                               flowio.FlowData(str(by_hand)).as_array(preprocess=False)[:, 1])   # log applied

@@ -96,11 +96,9 @@ def _cells(col: pd.Series) -> list[str]:
 def parquet_bytes(df: pd.DataFrame) -> bytes:
     """A table as Parquet; text columns as strings (None for empty), so the schema is stable."""
     buf = io.BytesIO()
-    clean = df.copy()
-    for c in clean.columns:
-        if clean[c].dtype == object:
-            clean[c] = clean[c].map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
-    clean.to_parquet(buf, index=False)
+    text = {c: [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[c].tolist()]
+            for c in df.columns if df[c].dtype == object}
+    (df.assign(**text) if text else df).to_parquet(buf, index=False)
     return buf.getvalue()
 
 

@@ -30,14 +30,20 @@ def fluorescence_by_channel(sample, comp: Compensation) -> np.ndarray:
     fluoro = list(sample.fluoro_indices)
     if comp.matrix is None:
         return np.ascontiguousarray(raw[:, fluoro].T, dtype=np.float32)
-    det = [sample.get_channel_index(d) for d in comp.matrix.detectors]
-    comped = compensated_channels(raw, det, inverse(np.asarray(comp.matrix.matrix, dtype=float)))
+    det, inv = _detectors_and_inverse(sample, comp)
+    comped = compensated_channels(raw, det, inv)
     if det == fluoro:
         return comped
     by_channel = np.empty((len(fluoro), raw.shape[0]), dtype=np.float32)
     for i, ch in enumerate(fluoro):
         by_channel[i] = comped[det.index(ch)] if ch in det else raw[:, ch]
     return by_channel
+
+
+def _detectors_and_inverse(sample, comp: Compensation) -> tuple[list[int], np.ndarray]:
+    """The sample's column of each detector of ``comp``'s matrix, and the matrix's inverse."""
+    return ([sample.get_channel_index(d) for d in comp.matrix.detectors],
+            inverse(np.asarray(comp.matrix.matrix, dtype=float)))
 
 
 #: A population derives its statistics from the sorted values of an ancestor holding at most
@@ -50,13 +56,18 @@ class StatisticsJob:
     """One sample's per-population statistics, started population by population (e.g. as each
     gate is done, while gating goes on): each channel is one task on the sample's threads (on
     one thread, queued until the first result). Populations must be started parents first
-    (tree order), so descendants find their ancestors."""
+    (tree order), so descendants find their ancestors.
+
+    A population holding at least SORTED_SHARE of the events waits for its first descendant: when
+    that one derives from it, it is sorted (a sort costs two selections, and serves both); when not,
+    it is done by selection at once, while gating goes on.
+    """
 
     def __init__(self, sample, comp: Compensation):
         self.sample, self.comp = sample, comp
         self._by_channel: np.ndarray | None = None
-        self._tasks: dict[tuple, list] = {}
-        self._sorted: dict[tuple, tuple] = {}       # key -> (mask, count, per-channel sorted references)
+        self._tasks: dict[tuple, list | None] = {}      # None: a large population not decided yet
+        self._large: dict[tuple, list] = {}             # key -> [mask, count, sorted references or None]
         # With one thread nothing runs beside the gating: the tasks wait for the first result
         # and then go channel by channel, every population of a channel while its values are in
         # cache (a quarter faster than population by population between gates).
@@ -77,35 +88,67 @@ class StatisticsJob:
         elif ref is not None:
             removed = np.flatnonzero(ref[0] & ~mask)
             self._tasks[key] = [self._task(statistics_after_removal, row, removed, n, r)
-                                for row, r in zip(self._by_channel, ref[2])]
+                                for row, r in zip(self._by_channel, self._sorted_refs(ref))]
         elif n >= SORTED_SHARE * mask.size:
-            rows = np.flatnonzero(mask)
-            refs = [self._task(sorted_reference, row, rows) for row in self._by_channel]
-            self._sorted[key] = (mask, n, refs)
-            self._tasks[key] = [self._task(statistics_of_sorted, r) for r in refs]
+            self._large[key] = [mask, n, None]
+            self._tasks[key] = None
         else:
-            rows = np.flatnonzero(mask)
-            self._tasks[key] = [self._task(selection_statistics, row, rows) for row in self._by_channel]
+            self._tasks[key] = self._selections(mask)
         if self._later:
             self._queued.append(key)
 
+    def _selections(self, mask: np.ndarray) -> list:
+        rows = np.flatnonzero(mask)
+        return [self._task(selection_statistics, row, rows) for row in self._by_channel]
+
+    def _sorted_refs(self, large: list) -> list:
+        """The per-channel sorted references of a large population (made now if not yet)."""
+        if large[2] is None:
+            key = next(k for k, v in self._large.items() if v is large)
+            rows = np.flatnonzero(large[0])
+            large[2] = [self._task(sorted_reference, row, rows) for row in self._by_channel]
+            self._tasks[key] = [self._task(statistics_of_sorted, r) for r in large[2]]
+        return large[2]
+
     def _reference(self, key: tuple, mask: np.ndarray, n: int):
-        """The nearest sorted ancestor this population lies in and lacks few events of, or None."""
+        """The nearest large ancestor when this population lies in it and lacks few of its events
+        (to derive from), else None. A large ancestor still waiting is decided here: its first
+        descendant either derives from it or, not deriving, has it done by selection now."""
         name, path = key
         for i in range(len(path) - 1, 0, -1):
-            anc = self._sorted.get((path[i], tuple(path[:i])))
-            if anc is not None:
-                a_mask, a_n, _ = anc
-                if a_n - n <= DERIVE_MAX_REMOVED * a_n and not np.any(mask & ~a_mask):
-                    return anc
-                return None
+            anc_key = (path[i], tuple(path[:i]))
+            anc = self._large.get(anc_key)
+            if anc is None:
+                continue
+            a_mask, a_n, refs = anc
+            if refs is not False and a_n - n <= DERIVE_MAX_REMOVED * a_n and not np.any(mask & ~a_mask):
+                return anc
+            if refs is None:
+                self._settle(anc_key)
+            return None
         return None
+
+    def _settle(self, key: tuple) -> None:
+        """A large population no descendant derived from: done by selection (no longer derivable from)."""
+        large = self._large[key]
+        if large[2] is None:
+            large[2] = False
+            self._tasks[key] = self._selections(large[0])
+
+    def start_all(self, populations: list[tuple[tuple, np.ndarray]]) -> None:
+        """Start every population (key, mask) not started yet, in tree order: before any result, so
+        each takes the same route as when all were started while gating."""
+        for key, mask in populations:
+            if key not in self._tasks:
+                self.start(key, mask)
 
     def result(self, key: tuple, mask: np.ndarray) -> list[tuple[float, float, float]]:
         """(median, mean, rCV) per channel of a population (started now if it was not)."""
         if key not in self._tasks:
             self.start(key, mask)
-        if self._queued:                            # channel by channel, populations in gating order
+        for large in list(self._large):
+            self._settle(large)
+        if self._later and self._queued:            # channel by channel, populations in gating order
             queued, self._queued = [self._tasks[k] for k in self._queued], []
             for channel in range(len(self._by_channel)):
                 for tasks in queued:
@@ -131,6 +174,7 @@ def statistics_columns(sample, comp: Compensation, pops: list[Population], rp: R
     markers = [chans[i].pns for i in fluoro]
     med, mean, rcv = (np.full((len(pops), len(fluoro)), np.nan) for _ in range(3))
     started = started or StatisticsJob(sample, comp)
+    started.start_all([((p.name, p.path), p.membership) for p in pops])
     for i, p in enumerate(pops):
         per_channel = started.result((p.name, p.path), p.membership)
         if per_channel:

@@ -55,10 +55,6 @@ def sure_and_near(column: np.ndarray, lo: float | None, hi: float | None) -> tup
 #: Transforms whose bounds may be mapped back to raw values (monotone increasing, finite everywhere).
 _INVERTIBLE = (fk.transforms.LogicleTransform, fk.transforms.AsinhTransform, fk.transforms.LinearTransform,
                fk.transforms.HyperlogTransform)
-#: A polygon is tested on the events of its bounding box only when they are at most this share.
-BOX_SHARE = 0.6
-
-
 def raw_bounds(xform, lo: float | None, hi: float | None) -> tuple[float | None, float | None] | None:
     """The bounds of a dimension in raw (untransformed) units, or None when they cannot be mapped
     back (a transform that is not monotone and finite everywhere, or an infinite image)."""
@@ -69,20 +65,26 @@ def raw_bounds(xform, lo: float | None, hi: float | None) -> tuple[float | None,
     return None if any(x is not None and not np.isfinite(x) for x in r) else r
 
 
-def in_polygon(vertices: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """FlowKit's point-in-polygon membership (flowutils' crossing test, edges and vertices as it
-    decides them), computed only for the points inside the vertices' bounding box, edges
-    included: a point outside the box is outside the polygon and off its edges."""
+def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+    """FlowKit's point-in-polygon membership of every event (flowutils' winding test, edges and
+    vertices as it decides them), of the events ``within`` only when given. The test runs only on
+    the events inside the vertices' bounding box, edges included (a point outside the box is
+    outside the polygon and off its edges): the box is four comparisons over the columns, and
+    only its events are gathered into points."""
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-    x, y = pts[:, 0], pts[:, 1]
-    box = (x >= lo[0]) & (x <= hi[0]) & (y >= lo[1]) & (y <= hi[1])
+    box = x >= lo[0]
+    box &= x <= hi[0]
+    box &= y >= lo[1]
+    box &= y <= hi[1]
+    if within is not None:
+        box &= within
     idx = np.flatnonzero(box)
-    if idx.size > BOX_SHARE * pts.shape[0]:          # most events in the box: gathering them costs more
-        return fu_gating.points_in_polygon(vertices, pts)
-    out = np.zeros(pts.shape[0], dtype=bool)
     if idx.size:
-        out[idx] = fu_gating.points_in_polygon(vertices, pts[idx])
-    return out
+        pts = np.empty((idx.size, 2))
+        np.take(x, idx, out=pts[:, 0], mode="clip")     # idx is in range: 'clip' skips the check and a buffer
+        np.take(y, idx, out=pts[:, 1], mode="clip")
+        box[idx] = fu_gating.points_in_polygon(vertices, pts)
+    return box
 
 
 def margin(bound: float) -> float:

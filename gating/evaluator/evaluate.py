@@ -199,7 +199,7 @@ class Evaluator:
             pts = np.column_stack([values(dim_source(d), rows) for d in gate.dimensions]) if rows.size else \
                 np.empty((0, len(gate.dimensions)))
             if isinstance(gate, fk_gates.PolygonGate):
-                ok = in_polygon(np.array(gate.vertices, dtype=np.float64), pts)
+                ok = in_polygon(np.array(gate.vertices, dtype=np.float64), pts[:, 0], pts[:, 1])
                 return ~ok if gate.use_complement else ok
             return fu_gating.points_in_ellipsoid(gate.covariance_matrix, gate.coordinates, gate.distance_square, pts)
         if isinstance(gate, fk_gates.QuadrantGate):
@@ -294,13 +294,8 @@ class Evaluator:
             if any(d.transformation_ref or d.compensation_ref not in (None, "uncompensated") for d in gate.dimensions):
                 return None
             cx, cy = (self._dim_channel(sample, d)[0] for d in gate.dimensions)
-            verts = np.array(gate.vertices, dtype=np.float64)
-            if parent is None:                            # float64 points: FlowKit's values
-                ok = in_polygon(verts, raw[:, [cx, cy]])
-            else:                                         # the parent's events only
-                rows = np.flatnonzero(parent)
-                ok = np.zeros(n, dtype=bool)
-                ok[rows] = in_polygon(verts, raw[np.ix_(rows, [cx, cy])])
+            # float64 raw values are FlowKit's values; the parent's events only
+            ok = in_polygon(np.array(gate.vertices, dtype=np.float64), raw[:, cx], raw[:, cy], parent)
             ok = ~ok if gate.use_complement else ok
             return ok if parent is None else ok & parent
         refs = {d.compensation_ref for d in gate.dimensions if d.compensation_ref not in (None, "uncompensated")}

@@ -134,12 +134,26 @@ def _read(fd, path: Path, sample_id: str, data_start: int, tot: int) -> EventSam
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if data_start + tot * par * dtype.itemsize > len(mm):
             return None
-        view = np.frombuffer(mm, dtype=dtype, count=tot * par, offset=data_start)
-        events = view.reshape(tot, par).astype(np.float64)
+        view = np.frombuffer(mm, dtype=dtype, count=tot * par, offset=data_start).reshape(tot, par)
+        events = column_major(view)
         del view
     if not preprocess(fd, events):
         return None
     return EventSample(fd, events, sample_id, path)
+
+
+#: Events converted per block of rows (the block's float32 source stays in cache while it is spread over the columns).
+_BLOCK_ROWS = 1 << 16
+
+
+def column_major(view: np.ndarray) -> np.ndarray:
+    """``view`` (events x channels) as float64 in column-major order: each channel one contiguous
+    run of memory, so the per-channel work (compensation, gates, statistics) reads it in one sweep
+    instead of one cache line per event. The values and indexing are the same as row-major."""
+    events = np.empty(view.shape, dtype=np.float64, order="F")
+    for start in range(0, view.shape[0], _BLOCK_ROWS):
+        events[start:start + _BLOCK_ROWS] = view[start:start + _BLOCK_ROWS]
+    return events
 
 
 def preprocess(fd, events: np.ndarray) -> bool:
