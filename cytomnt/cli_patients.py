@@ -154,7 +154,7 @@ def cmd_cohort(a) -> int:
 
 def add_patient_commands(sub) -> None:
     """The ``risk`` and ``cohort`` sub-commands."""
-    from cytomnt.patients.groups import DERIVED
+    from cytomnt.patients import DERIVED
     p = sub.add_parser("risk", help="MNT risk per patient as of a date, every factor with its evidence")
     p.add_argument("--clinical", required=True, help="clinical.csv: one row per patient (README)")
     p.add_argument("--labs", help="labs.csv: patient_id, date, alc_k_per_ul")

@@ -53,12 +53,12 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
                                   ["inspect", "{fcs}"]])
 def test_commands_that_do_not_gate_do_not_load_flowkit(argv):
     """``--help``, ``risk``, ``cohort``, ``panel`` and ``inspect`` answer without loading FlowKit
-    (1.2 s of imports, bokeh among them) or the gating engine."""
+    (1.2 s of imports, bokeh among them), scipy (1.3 s) or the gating engine."""
     import subprocess
     import sys
     args = [a.format(fcs=FIXTURES / "blood_bd.fcs") for a in argv]
     code = ("import sys\nfrom cytomnt.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print('LOADED', sorted(m for m in ('flowkit', 'bokeh', 'matplotlib', 'gating.evaluator.evaluate', 'gating.auto.engine') "
+            "print('LOADED', sorted(m for m in ('flowkit', 'bokeh', 'matplotlib', 'scipy', 'gating.evaluator.evaluate', 'gating.auto.engine') "
             "if m in sys.modules))" % args)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
     assert "LOADED []" in out, out[-500:]

@@ -10,23 +10,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from cytomnt.patients import DERIVED
 from cytomnt.patients.clinical import ClinicalData
 from cytomnt.patients.expansion import patient_expansion
 from cytomnt.patients.risk.factors import FactorContext
 from cytomnt.patients.treatments import preemptive_dexamethasone
-
-#: Derived column -> what it is (README and ``--help``).
-DERIVED = {
-    "bridging_response": "IMWG response to bridging therapy (clinical.csv)",
-    "preemptive_dexamethasone": "yes/no: a preemptive dexamethasone course in treatments.csv",
-    "car_predominance_at_cmax": "CAR CD4:CD8 call of the blood sample at CAR T-cell Cmax",
-    "car_pct_of_alc_at_cmax": "CAR T cells as % of the ALC at Cmax",
-    "car_cmax_per_ul": "CAR T-cell Cmax (cells/uL)",
-    "car_auc_0_28": "CAR T-cell AUC days 0-28 (cells/uL x days)",
-    "car_cd4_auc_0_28": "CAR CD4 T-cell AUC days 0-28",
-    "car_cd8_auc_0_28": "CAR CD8 T-cell AUC days 0-28",
-}
-
 
 def patient_columns(data: ClinicalData) -> pd.DataFrame:
     """One row per patient of the clinical file with the derived columns (empty: unknown)."""
