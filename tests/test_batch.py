@@ -96,6 +96,11 @@ def _start(tubes, out):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
+def _analyze_here(tubes, out) -> int:
+    """``cytomnt analyze TUBES --out OUT --jobs 2`` in this process (no interpreter to start)."""
+    return main(["analyze", str(tubes), "--out", str(out), "--jobs", "2"])
+
+
 def _stored(path) -> int:
     """Results committed so far (read-only, beside the writing run; 0 before the store exists)."""
     import sqlite3
@@ -119,9 +124,10 @@ def _wait_for_progress(path, proc, before: int, timeout=120.0) -> None:
 
 def test_sigkill_at_random_points_then_finish_gives_identical_tables(tubes, tmp_path):
     """SIGKILL the whole run 3 times at random points after it has stored something new, then let
-    it finish: the tables are byte-identical to an uninterrupted run's, nothing is stored twice."""
+    it finish: the tables are byte-identical to an uninterrupted run's, nothing is stored twice.
+    (The uninterrupted and the finishing runs are the same command, run in this process.)"""
     ref = tmp_path / "ref"
-    _start(tubes, ref).wait()
+    assert _analyze_here(tubes, ref) == 1
     out = tmp_path / "killed"
     store = out / "results.sqlite"
     rng = random.Random(20261126)
@@ -137,9 +143,7 @@ def test_sigkill_at_random_points_then_finish_gives_identical_tables(tubes, tmp_
             pass
         p.wait()
         stored_after_kill.append(_stored(store))
-    done = subprocess.run([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
-                          capture_output=True, text=True)
-    assert done.returncode == 1, done.stderr          # 1: the broken file failed, the rest is done
+    assert _analyze_here(tubes, out) == 1              # 1: the broken file failed, the rest is done
     assert tables(out) == tables(ref)
     print("results stored after each kill:", stored_after_kill)
     assert any(0 < n < 11 for n in stored_after_kill), stored_after_kill   # kills fell mid-batch
@@ -193,7 +197,7 @@ def test_longitudinal_store_feeds_risk(tubes, tmp_path, capsys):
     assert "A-d14" in car["detail"]
 
 
-def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path):
+def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path, capsys):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) at random moments: the
     run ends promptly (no hang, no worker left behind), exit 130, no traceback, a line saying how
     many files were kept and that the same command resumes; it does."""
@@ -237,9 +241,8 @@ def test_ctrl_c_says_what_was_kept_and_a_rerun_resumes(tubes, tmp_path):
         assert re.search(r"interrupted: \d+ of 44 files finished and kept in .*results.sqlite; run the same "
                          r"command again to resume", err), err
     assert interrupted, "no attempt was interrupted mid-run"
-    done = subprocess.run([sys.executable, "-m", "cytomnt.cli", "analyze", str(tubes), "--out", str(out), "--jobs", "2"],
-                          capture_output=True, text=True)
-    assert done.returncode == 1 and "reused from the store" in done.stderr
+    assert _analyze_here(tubes, out) == 1
+    assert "reused from the store" in capsys.readouterr().err
     assert _stored(store) == 44
 
 
