@@ -10,6 +10,8 @@ one thread (a batch worker) they run after the gating, channel by channel.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -52,6 +54,17 @@ def _detectors_and_inverse(sample, comp: Compensation) -> tuple[list[int], np.nd
 DERIVE_MAX_REMOVED, SORTED_SHARE = 0.25, 0.5
 
 
+@dataclass
+class _Large:
+    """A population holding at least SORTED_SHARE of the events: its per-channel sorted references
+    once a descendant derives from it, False once it was done by selection, None until then."""
+
+    key: tuple
+    mask: np.ndarray
+    count: int
+    refs: list | bool | None = None
+
+
 class StatisticsJob:
     """One sample's per-population statistics, started population by population (e.g. as each
     gate is done, while gating goes on): each channel is one task on the sample's threads (on
@@ -67,7 +80,7 @@ class StatisticsJob:
         self.sample, self.comp = sample, comp
         self._by_channel: np.ndarray | None = None
         self._tasks: dict[tuple, list | None] = {}      # None: a large population not decided yet
-        self._large: dict[tuple, list] = {}             # key -> [mask, count, sorted references or None]
+        self._large: dict[tuple, _Large] = {}
         # With one thread nothing runs beside the gating: the tasks wait for the first result
         # and then go channel by channel, every population of a channel while its values are in
         # cache (a quarter faster than population by population between gates).
@@ -86,11 +99,11 @@ class StatisticsJob:
         if n == 0:
             self._tasks[key] = []
         elif ref is not None:
-            removed = np.flatnonzero(ref[0] & ~mask)
+            removed = np.flatnonzero(ref.mask & ~mask)
             self._tasks[key] = [self._task(statistics_after_removal, row, removed, n, r)
                                 for row, r in zip(self._by_channel, self._sorted_refs(ref))]
         elif n >= SORTED_SHARE * mask.size:
-            self._large[key] = [mask, n, None]
+            self._large[key] = _Large(key, mask, n)
             self._tasks[key] = None
         else:
             self._tasks[key] = self._selections(mask)
@@ -101,14 +114,13 @@ class StatisticsJob:
         rows = np.flatnonzero(mask)
         return [self._task(selection_statistics, row, rows) for row in self._by_channel]
 
-    def _sorted_refs(self, large: list) -> list:
+    def _sorted_refs(self, large: "_Large") -> list:
         """The per-channel sorted references of a large population (made now if not yet)."""
-        if large[2] is None:
-            key = next(k for k, v in self._large.items() if v is large)
-            rows = np.flatnonzero(large[0])
-            large[2] = [self._task(sorted_reference, row, rows) for row in self._by_channel]
-            self._tasks[key] = [self._task(statistics_of_sorted, r) for r in large[2]]
-        return large[2]
+        if large.refs is None:
+            rows = np.flatnonzero(large.mask)
+            large.refs = [self._task(sorted_reference, row, rows) for row in self._by_channel]
+            self._tasks[large.key] = [self._task(statistics_of_sorted, r) for r in large.refs]
+        return large.refs
 
     def _reference(self, key: tuple, mask: np.ndarray, n: int):
         """The nearest large ancestor when this population lies in it and lacks few of its events
@@ -116,24 +128,21 @@ class StatisticsJob:
         descendant either derives from it or, not deriving, has it done by selection now."""
         name, path = key
         for i in range(len(path) - 1, 0, -1):
-            anc_key = (path[i], tuple(path[:i]))
-            anc = self._large.get(anc_key)
+            anc = self._large.get((path[i], tuple(path[:i])))
             if anc is None:
                 continue
-            a_mask, a_n, refs = anc
-            if refs is not False and a_n - n <= DERIVE_MAX_REMOVED * a_n and not np.any(mask & ~a_mask):
+            if anc.refs is not False and anc.count - n <= DERIVE_MAX_REMOVED * anc.count \
+                    and not np.any(mask & ~anc.mask):
                 return anc
-            if refs is None:
-                self._settle(anc_key)
+            self._settle(anc)
             return None
         return None
 
-    def _settle(self, key: tuple) -> None:
+    def _settle(self, large: "_Large") -> None:
         """A large population no descendant derived from: done by selection (no longer derivable from)."""
-        large = self._large[key]
-        if large[2] is None:
-            large[2] = False
-            self._tasks[key] = self._selections(large[0])
+        if large.refs is None:
+            large.refs = False
+            self._tasks[large.key] = self._selections(large.mask)
 
     def start_all(self, populations: list[tuple[tuple, np.ndarray]]) -> None:
         """Start every population (key, mask) not started yet, in tree order: before any result, so
@@ -146,7 +155,7 @@ class StatisticsJob:
         """(median, mean, rCV) per channel of a population (started now if it was not)."""
         if key not in self._tasks:
             self.start(key, mask)
-        for large in list(self._large):
+        for large in self._large.values():
             self._settle(large)
         if self._later and self._queued:            # channel by channel, populations in gating order
             queued, self._queued = [self._tasks[k] for k in self._queued], []
