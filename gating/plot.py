@@ -16,6 +16,7 @@ from pathlib import Path
 
 import flowkit as fk
 import matplotlib
+import matplotlib.markers
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -184,7 +185,8 @@ def plot_sample(strategy: fk.GatingStrategy, sample, membership: dict, path: str
         parent_name = ppath[-1] if ppath != ("root",) else "all events"
         ref = next(((name,) + references[name] for name, _ in gates if references and name in references), None)
         note = "" if ref is None else (f"\ngrey: {ref[1]}, scaled" if ref[2] is not None else f"\n{ref[1]}")
-        ax.set_title(f"{parent_name} ({rows.size:,} events){note}", fontsize=9)
+        # a fixed title position: matplotlib's automatic one lays each panel out once more
+        ax.set_title(f"{parent_name} ({rows.size:,} events){note}", fontsize=9, y=1.0, pad=4)
         _axes(ax, strategy, sample, first, vals, gates, markers)
         if vals.shape[1] >= 2:
             if shown.size:
@@ -223,9 +225,23 @@ def _axes(ax, strategy, sample, gate, vals, gates, markers) -> None:
         if pos:
             ticks(pos)
             ticklabels(text)
-            ticks(minor, minor=True)
+            _minor_ticks(ax, axis, minor)
     if vals.shape[1] == 1:
         ax.set_ylabel("events", fontsize=8)
+
+
+def _minor_ticks(ax, axis: int, positions: list[float]) -> None:
+    """Minor ticks drawn as one line of tick marks on the axis (as many matplotlib Tick objects
+    cost a gate plot a third of its time)."""
+    if not positions:
+        return
+    length, width = matplotlib.rcParams["xtick.minor.size"], matplotlib.rcParams["xtick.minor.width"]
+    if axis == 0:
+        ax.plot(positions, np.zeros(len(positions)), transform=ax.get_xaxis_transform(), ls="none",
+                marker=matplotlib.markers.TICKDOWN, ms=length, mew=width, color="black", clip_on=False)
+    else:
+        ax.plot(np.zeros(len(positions)), positions, transform=ax.get_yaxis_transform(), ls="none",
+                marker=matplotlib.markers.TICKLEFT, ms=length, mew=width, color="black", clip_on=False)
 
 
 def _histogram(ax, ev, sample, gate, values, ref, rng) -> None:

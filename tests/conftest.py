@@ -1,8 +1,11 @@
 """Shared paths and fixtures. Tests on ../shared/data skip with a reason when it is absent."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +47,27 @@ def fixture_files() -> dict[str, Path]:
     files = {p.name: p for p in FIXTURES.glob("*.fcs")}
     assert files, f"no fixtures in {FIXTURES}; regenerate with `cytomnt generate fixtures --fixtures`"
     return files
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """`cytomnt demo` as a user runs it: its folder, what it printed, its exit code."""
+
+    out: Path
+    printed: str
+    code: int
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> DemoRun:
+    """`cytomnt demo` run once per session (the end-to-end and report tests read it; a test that
+    changes anything works on a copy)."""
+    from cytomnt.cli import main
+    out = tmp_path_factory.mktemp("demo") / "run"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["demo", "--out", str(out)])
+    return DemoRun(out, printed.getvalue(), code)
 
 
 def write_float64_fcs(path, events: np.ndarray, names: list[str], keywords: dict | None = None):

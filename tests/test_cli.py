@@ -34,19 +34,20 @@ def test_analyze_exit_codes(tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nothing-here")]) == 2
 
 
-def test_demo_runs_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
-    text = capsys.readouterr().out
+def test_demo_runs_end_to_end(demo_run):
+    assert demo_run.code == 0
+    text, out = demo_run.printed, demo_run.out
     assert "PT-A_CSF_d28" in text and "Research use only" in text
     assert "Patient PT-A as of 2026-05-14, day +73: MNT risk tier HIGH" in text
     assert "Patient PT-B as of 2026-05-14, day +31: MNT risk tier LOW" in text
     assert "why: no risk factor present" in text            # every factor settled, all absent
-    df = pd.read_csv(tmp_path / "samples.csv")
+    df = pd.read_csv(out / "samples.csv")
     assert len(df) == 8 and (df.status == "ok").all()
     assert set(df.sample_type) == {"pb", "csf"} and set(df.patient_id) == {"PT-A", "PT-B"}
     a14 = df.set_index("sample_id").loc["PT-A_PB_d14"]
     assert a14.car_predominance == "CD4" and a14.car_pct_of_t > 60
-    assert (tmp_path / "summary.txt").exists() and len(list((tmp_path / "gates").glob("*.xml"))) == 8
+    assert (out / "summary.txt").exists() and len(list((out / "gates").glob("*.xml"))) == 8
+    assert len(list((out / "plots").glob("*.png"))) == 8 and (out / "report.html").exists()
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["risk", "--help"], ["cohort", "--help"], ["panel", "{fcs}"],

@@ -9,9 +9,7 @@ import pytest
 
 import cytomnt
 from cytomnt.cli import main
-from cytomnt.demo import make_demo_set, write_demo_clinical
 from cytomnt.exports.cells import to_anndata, to_fcs
-from cytomnt.exports.report import build_report
 from cytomnt.synth import TubeSpec, write_tube
 
 from .conftest import FIXTURES, ROOT
@@ -20,13 +18,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def demo_out(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    manifest = make_demo_set(out / "data", blood_events=20_000, csf_events=800)
-    cytomnt.analyze([out / "data" / "fcs"], manifest=manifest, out=out, plots=True, jobs=2)
-    clinical, labs, as_of = write_demo_clinical(out / "data")
-    build_report(out, clinical, labs, as_of)
-    return out
+def demo_out(demo_run):
+    """The folder `cytomnt demo` wrote (read only: copy it to change it)."""
+    return demo_run.out
 
 
 def test_report_content(demo_out):

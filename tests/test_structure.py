@@ -207,3 +207,19 @@ def test_every_file_the_readme_names_exists():
             if not any(p.name == name for p in (ROOT / folder.group(1)).rglob(name)):
                 missing.append(f"{folder.group(1)}/{name}")
     assert not missing, f"README names files that do not exist: {missing}"
+
+
+def test_ci_runs_the_readme_test_command_and_then_every_slow_test():
+    """CI installs and tests as the README says, then runs what the README's command leaves out:
+    together every test, none twice."""
+    import re
+    import shlex
+    readme = (ROOT / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if "pip install '.[test]'" in line)
+    readme_args = shlex.split(command.split("-m pytest", 1)[1])
+    ci = [shlex.split(line.split("-m pytest", 1)[1]) for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if "-m pytest" in line and not line.lstrip().startswith("#")]
+    quiet = {"-q", "-p", "no:cacheprovider"}                  # CI's log is shorter, nothing else differs
+    assert [a for a in ci[0] if a not in quiet] == readme_args, (ci[0], readme_args)
+    assert [a[a.index("-m") + 1] for a in ci] == ["not slow", "slow"], ci
+    assert re.search(r"pip\" install --quiet '\.\[test\]'", (ROOT / ".ci" / "run").read_text())

@@ -36,6 +36,7 @@ def test_blood_tubes_within_bars(blood):
     assert {truths[s]["spec"]["style"] for s in truths} == {"bd", "numbered"}
 
 
+@pytest.mark.slow
 def test_csf_interval_coverage(tmp_path):
     """The 95% interval of the CAR share holds the true CAR fraction of CSF tubes (no control: the
     tube's own non-T cells or the subset's shape as reference) at least 93% of the time.
