@@ -253,3 +253,45 @@ def test_flowkits_solve_is_made_only_for_events_on_a_bound(monkeypatch):
     monkeypatch.setattr(compref.np.linalg, "solve", real)
     ref = {p.name: p.membership for p in gate_sample(gs, s, engine="flowkit")}
     assert calls and all(np.array_equal(fast[k], ref[k]) for k in ref)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_population_with_the_members_of_another_takes_its_numbers(threads):
+    """Two populations with the very same events (a quadrant equal to a rectangle) get the numbers
+    the first one's computation gives, in every channel, bit for bit; a large twin still serves
+    its descendants, and they get what a job without the twin gives them."""
+    from cytomnt.sample.statistics import StatisticsJob
+    from gating.parallel import sample_threads, set_sample_threads
+    s = read_fcs(FIXTURES / "blood_bd.fcs").sample
+    comp = compensation_for(s)
+    rng = np.random.default_rng(91)
+    n = s.event_count
+    big = rng.random(n) < 0.9                       # large: sorted once a descendant derives from it
+    child = big & (rng.random(n) < 0.85)
+    small = rng.random(n) < 0.2
+    pops = [(("big", ("root",)), big), (("big_twin", ("root",)), big.copy()),
+            (("child", ("root", "big_twin")), child), (("small", ("root",)), small),
+            (("small_twin", ("root",)), small.copy())]
+    before = sample_threads()
+    try:
+        set_sample_threads(threads)
+        job = StatisticsJob(s, comp)
+        for key, mask in pops:
+            job.start(key, mask)
+        got = {key[0]: job.result(key, mask) for key, mask in pops}
+        alone = StatisticsJob(s, comp)
+        for key, mask in (pops[1], pops[2], pops[4]):
+            alone.start(key, mask)
+        ref = {key[0]: alone.result(key, mask) for key, mask in (pops[1], pops[2], pops[4])}
+    finally:
+        set_sample_threads(before)
+    assert np.array(got["big"]).tobytes() == np.array(got["big_twin"]).tobytes()
+    assert np.array(got["small"]).tobytes() == np.array(got["small_twin"]).tobytes()
+    for name in ("big_twin", "child", "small_twin"):
+        assert np.array(got[name]).tobytes() == np.array(ref[name]).tobytes(), name
+    from cytomnt.sample.statistics import fluorescence_by_channel
+    values = fluorescence_by_channel(s, comp)          # and the numbers are the events' own
+    assert len(got["small"]) == len(values)
+    for channel, (median, mean, _) in zip(values, got["small"]):
+        x = channel[small].astype(np.float64)
+        assert median == pytest.approx(np.median(x), rel=1e-12) and mean == pytest.approx(x.mean(), rel=1e-12)

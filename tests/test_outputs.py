@@ -72,3 +72,22 @@ def test_edited_template_is_read_again_in_the_same_process(tmp_path):
     st = ResultStore(tmp_path / "o" / "results.sqlite")
     assert len(st.keys()) == 2                                 # the edited template is a new configuration
     st.close()
+
+
+def test_csv_cells_are_what_pandas_writes():
+    """samples/populations/statistics.csv hold pandas' own ``to_csv(float_format="%.6g")`` bytes:
+    floats (NaN, -0.0, inf, float32), integers, nullable integers, text with commas and quotes,
+    mixed text/number columns, booleans, a one-row wide table and an empty one."""
+    import numpy as np
+    import pandas as pd
+
+    from cytomnt.run.outputs import csv_bytes
+    df = pd.DataFrame({"f": [1.0, np.nan, -0.0, np.inf, 1234567.891, 1e-9],
+                       "i": np.arange(6, dtype=np.int64),
+                       "I": pd.array([1, None, 3, 4, None, 6], dtype="Int64"),
+                       "o": ["a", None, 2.5, np.nan, "x,y", 'q"uote'],
+                       "b": [True, False, True, False, True, False],
+                       "f32": np.array([1.5, 2.25, np.nan, 3, 4, 5], dtype=np.float32)})
+    wide = pd.DataFrame({f"c{i}": [v] for i, v in enumerate([0.1, "t", 3, None, np.nan, True] * 10)})
+    for table in (df, wide, df.iloc[:0]):
+        assert csv_bytes(table) == table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()

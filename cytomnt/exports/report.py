@@ -26,7 +26,6 @@ from cytomnt.patients.clinical import load, parse_date
 from cytomnt.sample.flags import meaning
 from cytomnt.sample.metrics import MetricSettings
 from cytomnt.ruo import RUO
-from cytomnt.exports.charts import patient_charts
 from cytomnt.patients.treatments import treatments_of
 from cytomnt.run.store import ResultStore
 
@@ -230,6 +229,8 @@ def build_report(out: str | Path, clinical=None, labs=None, as_of=None, rules=No
     if data is not None:
         pids = list(dict.fromkeys(pids + sorted(data.patients)))
     patients = []
+    if pids:            # matplotlib (~1 s to import) only for a report that draws a patient's charts
+        from cytomnt.exports.charts import patient_charts
     for pid in pids:
         rows = _until(df[df.patient_id == pid], as_of)          # a patient's section shows what was known then
         pat = data.patients.get(pid) if data is not None else None

@@ -48,6 +48,7 @@ class RunSummary:
     manifest_issues: list[str] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)    # counts that differ from each sample's previous result
     unchanged_by_review: int = 0        # samples of a reviewed workspace whose gates nobody moved (results kept)
+    samples: pd.DataFrame | None = field(default=None, repr=False)   # the samples table written to OUT
 
     def line(self) -> str:
         kept = f" ({self.unchanged_by_review} with gates the review left unchanged)" if self.unchanged_by_review else ""
@@ -200,8 +201,8 @@ def _run_batch(t0, inputs, cfg, out, jobs, executor, scheduler, progress, hashes
     make_ids_unique(results)
     summary.failed = sum(not r.ok for r in results)
     if out is not None:
-        write_outputs(results, out, run_record(cfg), cfg.learned, summary.manifest_issues, xlsx=cfg.xlsx,
-                      changes=summary.changes)
+        summary.samples = write_outputs(results, out, run_record(cfg), cfg.learned, summary.manifest_issues,
+                                        xlsx=cfg.xlsx, changes=summary.changes)
     summary.seconds = time.monotonic() - t0
     return results, summary
 
@@ -230,5 +231,5 @@ def analyze(inputs, panel=None, strategy="auto", gate_map=None, manifest=None, s
                                 learned_cuts=learned_cuts, plots=plots, deidentify=deidentify,
                                 acquisition_qc=acquisition_qc, xlsx=xlsx, wsp_group=wsp_group, wsp_sample=wsp_sample,
                                 keywords=keywords)
-    results, _ = run_batch(inputs, cfg, out, jobs, executor, scheduler, progress=progress or False)
-    return results_frame(results)
+    results, summary = run_batch(inputs, cfg, out, jobs, executor, scheduler, progress=progress or False)
+    return summary.samples if summary.samples is not None else results_frame(results)

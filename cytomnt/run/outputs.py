@@ -74,23 +74,34 @@ def _sync(path: Path, content: bytes | None) -> None:
 def csv_bytes(table: pd.DataFrame) -> bytes:
     """A table as CSV: 6 significant digits, '\\n' line ends, no index, empty cells for missing
     values (the same bytes everywhere, and the same as pandas' ``to_csv(float_format="%.6g")``,
-    formatted column by column and joined by the csv module: ~2x faster on a large batch)."""
+    formatted from one object array and joined by the csv module: ~2x faster on a large batch,
+    and no per-column pandas calls on a wide one-row table)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow([str(c) for c in table.columns])
-    writer.writerows(zip(*(_cells(table[c]) for c in table.columns)) if len(table.columns) else [])
+    if len(table.columns) and len(table):
+        floats = [dtype.kind == "f" for dtype in table.dtypes]
+        writer.writerows(zip(*(_cells(column.tolist(), f) for column, f in zip(table.to_numpy(dtype=object).T, floats))))
     return out.getvalue().encode()
 
 
-def _cells(col: pd.Series) -> list[str]:
-    """One column's CSV cells as pandas writes them with ``float_format="%.6g"`` and ``na_rep=""``."""
-    missing = col.isna().to_numpy()
-    if col.dtype.kind == "f":
-        values = col.to_numpy().tolist()
-        return ["" if m else "%.6g" % v for v, m in zip(values, missing)]
-    values = col.astype(object).tolist()
-    return ["" if m else ("%.6g" % v if isinstance(v, float) else text_cell(v) if isinstance(v, str) else str(v))
-            for v, m in zip(values, missing)]
+def _cells(values: list, floats: bool) -> list[str]:
+    """One column's CSV cells as pandas writes them with ``float_format="%.6g"`` and ``na_rep=""``:
+    missing values (None, NaN, pd.NA, NaT) empty, floats in 6 significant digits, text as
+    :func:`text_cell` shows it, anything else as ``str``. ``floats``: a float column."""
+    if floats:
+        return ["" if v != v else "%.6g" % v for v in values]
+    return [_cell(v) for v in values]
+
+
+def _cell(v) -> str:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, float):
+        return "" if v != v else "%.6g" % v
+    if isinstance(v, str):
+        return text_cell(v)
+    return str(v)
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:

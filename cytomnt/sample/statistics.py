@@ -73,7 +73,9 @@ class StatisticsJob:
 
     A population holding at least SORTED_SHARE of the events waits for its first descendant: when
     that one derives from it, it is sorted (a sort costs two selections, and serves both); when not,
-    it is done by selection at once, while gating goes on.
+    it is done by selection at once, while gating goes on. A population with the very members of
+    one started before (a quadrant equal to a rectangle, a Boolean gate equal to its operand) takes
+    that one's numbers.
     """
 
     def __init__(self, sample, comp: Compensation):
@@ -86,6 +88,8 @@ class StatisticsJob:
         # cache (a quarter faster than population by population between gates).
         self._later = sample_threads() <= 1
         self._queued: list[tuple] = []
+        self._by_count: dict[int, list[tuple[tuple, np.ndarray]]] = {}   # count -> (key, mask) started
+        self._twin_of: dict[tuple, tuple] = {}     # a population with the very members of one started before
 
     def _task(self, fn, *args):
         return Later(fn, args) if self._later else in_background(fn, *args)
@@ -95,6 +99,13 @@ class StatisticsJob:
         if self._by_channel is None:
             self._by_channel = fluorescence_by_channel(self.sample, self.comp)
         n = int(np.count_nonzero(mask))
+        twin = next((k for k, m in self._by_count.get(n, ()) if np.array_equal(m, mask)), None)
+        if twin is not None:            # e.g. a quadrant equal to a rectangle: the same numbers, computed once
+            self._twin_of[key] = twin
+            if twin in self._large:
+                self._large[key] = self._large[twin]
+            return
+        self._by_count.setdefault(n, []).append((key, mask))
         ref = self._reference(key, mask, n)
         if n == 0:
             self._tasks[key] = []
@@ -148,13 +159,14 @@ class StatisticsJob:
         """Start every population (key, mask) not started yet, in tree order: before any result, so
         each takes the same route as when all were started while gating."""
         for key, mask in populations:
-            if key not in self._tasks:
+            if key not in self._tasks and key not in self._twin_of:
                 self.start(key, mask)
 
     def result(self, key: tuple, mask: np.ndarray) -> list[tuple[float, float, float]]:
         """(median, mean, rCV) per channel of a population (started now if it was not)."""
-        if key not in self._tasks:
+        if key not in self._tasks and key not in self._twin_of:
             self.start(key, mask)
+        key = self._twin_of.get(key, key)
         for large in self._large.values():
             self._settle(large)
         if self._later and self._queued:            # channel by channel, populations in gating order
