@@ -72,11 +72,22 @@ def demo_run(tmp_path_factory) -> DemoRun:
 
 def write_float64_fcs(path, events: np.ndarray, names: list[str], keywords: dict | None = None):
     """A minimal FCS 3.1 file of float64 ($DATATYPE D) list-mode events (FlowIO writes float32 only)."""
+    return write_list_fcs(path, events, names, "<f8", keywords)
+
+
+def write_list_fcs(path, events: np.ndarray, names: list[str], dtype: str, keywords: dict | None = None):
+    """A minimal FCS 3.1 list-mode file of ``events`` stored as numpy ``dtype``: '<f8'/'>f8'
+    ($DATATYPE D), '<f4'/'>f4' (F), or unsigned integers '<u2', '>u4', 'u1' ... (I, $PnB the
+    width, $PnR 2^width unless ``keywords`` say otherwise)."""
+    dt = np.dtype(dtype)
     n, par = events.shape
-    data = np.ascontiguousarray(events, dtype="<f8").tobytes()
-    kw = {"$BYTEORD": "1,2,3,4", "$DATATYPE": "D", "$MODE": "L", "$NEXTDATA": "0", "$PAR": str(par), "$TOT": str(n)}
+    data = np.ascontiguousarray(events, dtype=dt).tobytes()
+    kind = {"f": "F" if dt.itemsize == 4 else "D", "u": "I"}[dt.kind]
+    kw = {"$BYTEORD": "4,3,2,1" if dt.byteorder == ">" else "1,2,3,4", "$DATATYPE": kind, "$MODE": "L",
+          "$NEXTDATA": "0", "$PAR": str(par), "$TOT": str(n)}
     for i, name in enumerate(names, 1):
-        kw.update({f"$P{i}N": name, f"$P{i}B": "64", f"$P{i}E": "0,0", f"$P{i}R": "262144"})
+        kw.update({f"$P{i}N": name, f"$P{i}B": str(8 * dt.itemsize), f"$P{i}E": "0,0",
+                   f"$P{i}R": str(2 ** (8 * dt.itemsize)) if kind == "I" else "262144"})
     kw.update(keywords or {})
 
     def text(begin):

@@ -351,3 +351,43 @@ def test_reading_equals_flowio_on_files_written_by_flowio_flowkit_and_by_hand(tm
         assert s.get_events(source="raw").flags.f_contiguous, f.name   # each channel read in one sweep
     assert not np.array_equal(read_fcs(by_hand).sample.get_events(source="raw")[:, 1],
                               flowio.FlowData(str(by_hand)).as_array(preprocess=False)[:, 1])   # log applied
+
+
+@pytest.mark.parametrize("dtype", ["<u2", ">u2", "u1", "<u4", ">u4"])
+def test_integer_files_are_read_in_place_as_flowio_reads_them(tmp_path, dtype):
+    """Integer DATA of one width (8, 16, 32 bits, either byte order) is viewed by numpy in place
+    and gives FlowIO's ``as_array(preprocess=True)`` to the bit: with FlowIO's masking of every
+    channel to its ``$PnR`` (rounded up to a power of 2) when one range is narrower than ``$PnB``
+    (a few values above it, as instruments write), a $PnG gain, $PnE log decades and $TIMESTEP."""
+    import flowio
+
+    from gating.io.events import EventSample
+
+    from .conftest import write_list_fcs
+    bits = 8 * np.dtype(dtype).itemsize
+    top = min(2 ** bits, 2 ** 20)
+    rng = np.random.default_rng(bits * 7 + (dtype[0] == ">"))
+    events = rng.integers(0, top, (4000, 4), dtype=np.uint64)
+    narrow = {"$P2R": str(top // 4)} if bits > 8 else {}               # 10-bit data in 16-bit words ...
+    if narrow:
+        events[:, 1] = rng.integers(0, top // 4, 4000)
+        events[rng.choice(4000, 12, replace=False), 1] += top // 4       # ... a few past the range: masked
+    plain = write_list_fcs(tmp_path / "plain.fcs", events, ["FSC-A", "FL1-A", "FL2-A", "Time"], dtype,
+                           {**narrow, "$P1G": "2.0", "$P3E": "4,1", "$TIMESTEP": "0.01"})
+    s = read_fcs(plain).sample
+    ref = flowio.FlowData(str(plain)).as_array(preprocess=True)
+    assert isinstance(s, EventSample) and s.get_events(source="raw").flags.f_contiguous   # the in-place path
+    assert np.array_equal(s.get_events(source="raw"), ref)
+    if narrow:
+        assert s.get_events(source="raw")[:, 1].max() < top // 4 <= events[:, 1].max()
+    assert not np.array_equal(s.get_events(source="raw")[:, 2], flowio.FlowData(str(plain)).as_array(preprocess=False)[:, 2])
+
+
+def test_integers_that_are_not_what_the_keywords_say_are_refused_by_name(tmp_path):
+    """16-bit integers whose values mostly exceed their $PnR (floats labelled integers, a wrong
+    $PnB): the same one-line refusal on the in-place path as when the file is decoded."""
+    from .conftest import write_list_fcs
+    events = np.random.default_rng(5).integers(2000, 60000, (3000, 3), dtype=np.uint64)
+    bad = write_list_fcs(tmp_path / "bad.fcs", events, ["FSC-A", "FL1-A", "Time"], "<u2", {"$P2R": "1024"})
+    with pytest.raises(FcsReadError, match=r"bad.fcs: parameter 2 \(FL1-A\): \d+% of its values exceed \$P2R = 1024"):
+        read_fcs(bad)

@@ -5,8 +5,9 @@ shuffles a million indices for a plot subsample on every read; for a 1M-event tu
 of the reading time. :class:`EventSample` has the attributes and methods of ``flowkit.Sample``
 that gating needs, with the same values: the TEXT is parsed by FlowIO (FlowKit's own parser),
 the events are FlowIO's ``as_array`` pre-processing (gain, log and time scaling, the same
-expressions) applied to the DATA segment decoded by numpy in one pass from the page cache. Only ordinary float files take this path (see
-:func:`gating.io.fcs.read_fcs`); :meth:`EventSample.flowkit` gives FlowKit's own ``Sample`` of
+expressions, and FlowIO's masking of integers to ``$PnR``) applied to the DATA segment decoded by
+numpy in one pass from the page cache. Ordinary float, double and single-width integer files take
+this path (see :func:`gating.io.fcs.read_fcs`); :meth:`EventSample.flowkit` gives FlowKit's own ``Sample`` of
 the same events where a FlowKit call needs one.
 """
 from __future__ import annotations
@@ -109,10 +110,11 @@ def flowkit_sample(sample):
     return sample.flowkit() if isinstance(sample, EventSample) else sample
 
 
-def read_float_events(path: Path, sample_id: str, data_start: int, tot: int) -> EventSample | None:
-    """An ordinary float/double FCS file as an :class:`EventSample`; None when it is not one
-    (integer data, an unusual byte order, a DATA segment that is not exactly $TOT events):
-    those are read by FlowIO as before."""
+def read_plain_events(path: Path, sample_id: str, data_start: int, tot: int) -> EventSample | None:
+    """An ordinary FCS file (float, double, or integers of one width: 8, 16 or 32 bits) as an
+    :class:`EventSample`; None when it is not one (mixed integer widths, an unusual byte order, a
+    DATA segment that is not exactly $TOT events, a keyword FlowIO reads otherwise): those are
+    read by FlowIO as before."""
     import flowio
     try:
         with warnings.catch_warnings():
@@ -126,33 +128,70 @@ def _read(fd, path: Path, sample_id: str, data_start: int, tot: int) -> EventSam
     text = fd.text
     dtype_code = str(text.get("datatype", "")).strip().upper()
     order = NUMPY_BYTEORDER.get(str(text.get("byteord", "")))
-    if dtype_code not in ("F", "D") or order is None or fd.event_count != tot or fd.null_channels:
+    if order is None or fd.event_count != tot or fd.null_channels:
         return None
-    dtype = np.dtype(order + ("f4" if dtype_code == "F" else "f8"))
     par = fd.channel_count
+    masks = None
+    if dtype_code in ("F", "D"):
+        dtype = np.dtype(order + ("f4" if dtype_code == "F" else "f8"))
+    elif dtype_code == "I":
+        plan = integer_plan(text, par, order)
+        if plan is None:
+            return None
+        dtype, masks = plan
+    else:
+        return None
     # the DATA segment decoded once, straight from the page cache into float64 (no read buffer)
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if data_start + tot * par * dtype.itemsize > len(mm):
             return None
         view = np.frombuffer(mm, dtype=dtype, count=tot * par, offset=data_start).reshape(tot, par)
-        events = column_major(view)
+        events = column_major(view, masks)
         del view
     if not preprocess(fd, events):
         return None
     return EventSample(fd, events, sample_id, path)
 
 
-#: Events converted per block of rows (the block's float32 source stays in cache while it is spread over the columns).
+def integer_plan(text: dict, par: int, order: str) -> tuple[np.dtype, np.ndarray | None] | None:
+    """How FlowIO reads integer DATA of one width (8, 16, 32 bits): the unsigned type, and the
+    per-channel masks it applies to every channel when any ``$PnR`` (rounded up to a power of 2)
+    holds fewer bits than ``$PnB`` (None: no masking). None: a file FlowIO reads another way
+    (mixed widths) or refuses (a ``$PnR`` that is not an integer, a mask wider than the data)."""
+    try:
+        widths = {int(text[f"p{i}b"]) for i in range(1, par + 1)}
+        ranges = [_next_power_of_2(int(text[f"p{i}r"])) for i in range(1, par + 1)]
+    except (KeyError, ValueError):
+        return None
+    if len(widths) != 1 or next(iter(widths)) not in (8, 16, 32):
+        return None
+    bits = next(iter(widths))
+    dtype = np.dtype(order + f"u{bits // 8}")
+    if not any(2 ** bits > r for r in ranges):
+        return dtype, None
+    if any(r - 1 > 2 ** bits - 1 for r in ranges):      # FlowIO's mask array would not hold it
+        return None
+    return dtype, np.array([r - 1 for r in ranges], dtype=dtype.newbyteorder("="))
+
+
+def _next_power_of_2(x: int) -> int:
+    """FlowIO's rounding of ``$PnR`` for masking."""
+    return 1 if x == 0 else 2 ** (x - 1).bit_length()
+
+
+#: Events converted per block of rows (the block's source stays in cache while it is spread over the columns).
 _BLOCK_ROWS = 1 << 16
 
 
-def column_major(view: np.ndarray) -> np.ndarray:
-    """``view`` (events x channels) as float64 in column-major order: each channel one contiguous
-    run of memory, so the per-channel work (compensation, gates, statistics) reads it in one sweep
-    instead of one cache line per event. The values and indexing are the same as row-major."""
+def column_major(view: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+    """``view`` (events x channels, optionally ANDed with per-channel integer ``masks``) as float64
+    in column-major order: each channel one contiguous run of memory, so the per-channel work
+    (compensation, gates, statistics) reads it in one sweep instead of one cache line per event.
+    The values and indexing are the same as row-major."""
     events = np.empty(view.shape, dtype=np.float64, order="F")
     for start in range(0, view.shape[0], _BLOCK_ROWS):
-        events[start:start + _BLOCK_ROWS] = view[start:start + _BLOCK_ROWS]
+        block = view[start:start + _BLOCK_ROWS]
+        events[start:start + _BLOCK_ROWS] = block if masks is None else block & masks
     return events
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import io
+import mmap
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from gating.io import fcsrepair
 from gating.io.inputs import FCS_EXTENSIONS, find_fcs_files, has_fcs_header  # noqa: F401 - part of this module's API
-from gating.io.events import EventSample, flowkit_read, read_float_events
+from gating.io.events import EventSample, flowkit_read, read_plain_events
 
 if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
     import flowkit as fk
@@ -94,8 +95,8 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
         found = _read_by_evidence(path, sid, lay)
         if isinstance(found, LoadedSample):
             return _plausible(found, path)
-        if isinstance(found, OrdinaryFloat):      # most files: numpy reads DATA in one call
-            fast = read_float_events(path, sid, found.data_start, found.tot)
+        if isinstance(found, PlainData):          # most files: numpy reads DATA in one call
+            fast = read_plain_events(path, sid, found.data_start, found.tot)
             if fast is not None:
                 return _plausible(LoadedSample(fast), path)
     # the files numpy does not read: FlowIO, FlowKit's own reader, as FlowKit's Sample calls it
@@ -126,17 +127,42 @@ def read_fcs(path: str | Path, sample_id: str | None = None) -> LoadedSample:
 
 
 @dataclass(frozen=True)
-class OrdinaryFloat:
-    """A float/double file whose DATA segment is exactly $TOT events where HEADER and TEXT say."""
+class PlainData:
+    """A float, double or single-width integer file whose DATA segment is exactly $TOT events
+    where HEADER and TEXT say (integers checked against ``$PnR``)."""
 
     data_start: int
     tot: int
 
 
-def _read_by_evidence(path: Path, sid: str, lay: fcsrepair.Layout | None = None) -> LoadedSample | OrdinaryFloat | None:
+def _plain_integers(path: Path, ds: int, de: int, lay: fcsrepair.Layout) -> bool:
+    """Integers of one width numpy can view in place (8, 16, 32 bits, exactly $TOT events),
+    checked against their ``$PnR`` as :func:`fcsrepair.decode` checks them (a LayoutError names a
+    parameter whose values are not the integers the keywords declare)."""
+    width = lay.bits()[0]
+    if width not in (8, 16, 32) or (de - ds + 1) != lay.events * lay.params * width // 8:
+        return False
+    big = lay.keywords["BYTEORD"].strip().replace(" ", "").startswith(("4,3", "2,1"))
+    refused = None
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if de >= len(mm):
+            return False
+        values = np.frombuffer(mm, dtype=(">" if big else "<") + f"u{width // 8}", count=lay.events * lay.params,
+                               offset=ds).reshape(lay.events, lay.params)
+        try:
+            fcsrepair.check_integers(values, lay)
+        except fcsrepair.LayoutError as exc:       # raised once the map is closed (no view of it left)
+            refused = str(exc)
+        del values
+    if refused is not None:
+        raise fcsrepair.LayoutError(refused)
+    return True
+
+
+def _read_by_evidence(path: Path, sid: str, lay: fcsrepair.Layout | None = None) -> LoadedSample | PlainData | None:
     """Files FlowIO would misread or refuse (HEADER and TEXT offsets that disagree, padded
     keywords, 24-bit or mixed-width integers) decoded by :mod:`gating.io.fcsrepair`; integer data
-    always checked against ``$PnR``. ``OrdinaryFloat``: read by :mod:`gating.io.events`; None: an
+    always checked against ``$PnR``. ``PlainData``: read by :mod:`gating.io.events`; None: an
     ordinary file, for FlowIO as it is. ``lay``: the layout :func:`check_structure` read."""
     try:
         lay = lay or fcsrepair.read_layout(path, parse_text)
@@ -154,10 +180,13 @@ def _read_by_evidence(path: Path, sid: str, lay: fcsrepair.Layout | None = None)
         misread = order == ("8,7,6,5,4,3,2,1" if sys.byteorder == "little" else "1,2,3,4,5,6,7,8")
         standard = len(set(bits)) == 1 and bits[0] in (8, 16, 32, 64) and not unnamed and not misread
         agree = lay.text_data in (None, (0, 0), lay.header_data) or lay.header_data == (0, 0)
-        if dtype != "I" and standard and not lay.padded_keys and agree:
+        if standard and not lay.padded_keys and agree:
             exact = all(seg[1] - seg[0] + 1 == de - ds + 1 for seg in (lay.header_data, lay.text_data)
                         if seg not in (None, (0, 0)))
-            return OrdinaryFloat(ds, int(lay.keywords["TOT"].strip())) if exact and not notes else None
+            if exact and not notes and (dtype != "I" or _plain_integers(path, ds, de, lay)):
+                return PlainData(ds, int(lay.keywords["TOT"].strip()))
+            if dtype != "I":
+                return None
         with open(path, "rb") as fh:
             fh.seek(ds)
             buf = fh.read(de - ds + 1)

@@ -127,24 +127,54 @@ def decode(buf: bytes, lay: Layout) -> tuple[np.ndarray, list[str]]:
         out[:, j] = v
         pos += w
     for j in range(par):
-        try:
-            rng = float(kw.get(f"P{j + 1}R", "0").strip() or 0)
-        except ValueError:
-            raise LayoutError(f"$P{j + 1}R '{kw[f'P{j + 1}R'].strip()[:20]}' is not a number") from None
-        if rng <= 0 or kw.get(f"P{j + 1}N", "").strip().lower() == "time":
-            continue          # many writers let the time counter run past its $PnR: never masked
-        bits = max(1, math.ceil(math.log2(rng)))
-        over = out[:, j] >= np.uint64(1 << bits) if bits < 64 else np.zeros(n, dtype=bool)
-        if over.mean() > MAX_OUT_OF_RANGE:
-            raise LayoutError(f"parameter {j + 1} ({kw.get(f'P{j + 1}N', '?').strip()}): {100 * over.mean():.0f}% of "
-                              f"its values exceed $P{j + 1}R = {rng:g}; the data are not the {widths[j] * 8}-bit "
-                              f"integers $DATATYPE/$P{j + 1}B declare")
-        if over.any():
+        bits = range_bits(lay, j)
+        over = out_of_range(out[:, j], lay, j, bits)
+        if over is not None and over.any():
             out[:, j] &= np.uint64((1 << bits) - 1)
             notes.append(f"FCS_MASKED_TO_RANGE:P{j + 1}")
     if set(widths) - {1, 2, 4, 8} or len(set(widths)) > 1:
         notes.append(f"FCS_INT_WIDTHS:{'/'.join(str(w * 8) for w in sorted(set(widths)))}")
     return out, notes
+
+
+def range_bits(lay: Layout, j: int) -> int | None:
+    """The bits parameter ``j`` (0-based) holds by its ``$PnR``; None when it is never masked (no
+    range, or the time counter, which many writers let run past its ``$PnR``)."""
+    kw = lay.keywords
+    try:
+        rng = float(kw.get(f"P{j + 1}R", "0").strip() or 0)
+    except ValueError:
+        raise LayoutError(f"$P{j + 1}R '{kw[f'P{j + 1}R'].strip()[:20]}' is not a number") from None
+    if rng <= 0 or kw.get(f"P{j + 1}N", "").strip().lower() == "time":
+        return None
+    return max(1, math.ceil(math.log2(rng)))
+
+
+def out_of_range(values: np.ndarray, lay: Layout, j: int, bits: int | None) -> np.ndarray | None:
+    """Which integer ``values`` of parameter ``j`` reach past its ``range_bits`` (None: not
+    checked); a LayoutError when more than MAX_OUT_OF_RANGE of them do: then they are not the
+    integers the keywords declare (a wrong $DATATYPE, $PnB or $BYTEORD)."""
+    if bits is None:
+        return None
+    over = values >= (1 << bits) if bits < 64 else np.zeros(values.shape, dtype=bool)
+    if over.mean() > MAX_OUT_OF_RANGE:
+        kw = lay.keywords
+        raise LayoutError(f"parameter {j + 1} ({kw.get(f'P{j + 1}N', '?').strip()}): {100 * over.mean():.0f}% of "
+                          f"its values exceed $P{j + 1}R = {float(kw[f'P{j + 1}R'].strip()):g}; the data are not the "
+                          f"{lay.bits()[j]}-bit integers $DATATYPE/$P{j + 1}B declare")
+    return over
+
+
+def check_integers(values: np.ndarray, lay: Layout) -> None:
+    """:func:`out_of_range`'s refusal over every parameter of events x parameters ``values`` (the
+    channels whose largest value fits their range pass at a glance)."""
+    if not values.size:
+        return
+    top = values.max(axis=0)
+    for j in range(lay.params):
+        bits = range_bits(lay, j)
+        if bits is not None and bits < 64 and int(top[j]) >= (1 << bits):
+            out_of_range(values[:, j], lay, j, bits)
 
 
 def rebuild(lay: Layout, events: np.ndarray) -> bytes:
