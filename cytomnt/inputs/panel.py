@@ -6,6 +6,7 @@ a list of names. See ``data/default_panel.yaml`` for the format and the matching
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -235,8 +236,19 @@ def _role_like(key: str, known: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _word_pattern(name: str) -> re.Pattern:
+    """``name`` as a whole word, any case (compiled once per name: every file of a batch asks)."""
     return re.compile(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", re.IGNORECASE)
+
+
+def _matches(name: str, channels: Sequence[Channel]):
+    """The channels ``name`` points to, level by level (exact $PnN, exact $PnS, whole word in $PnS);
+    a level is looked at only when the ones before it found none."""
+    key = name.strip().lower()
+    yield [c for c in channels if c.pnn.strip().lower() == key]
+    yield [c for c in channels if c.pns.strip().lower() == key]
+    yield [c for c in channels if c.pns and _word_pattern(name.strip()).search(c.pns)]
 
 
 def match_role(role: str, names: Sequence[str], channels: Sequence[Channel], file: str = "<sample>") -> Channel | None:
@@ -246,13 +258,7 @@ def match_role(role: str, names: Sequence[str], channels: Sequence[Channel], fil
     whole-word match inside $PnS. Two channels matching one name at the same level is an error.
     """
     for name in names:
-        key = name.strip().lower()
-        levels = (
-            [c for c in channels if c.pnn.strip().lower() == key],
-            [c for c in channels if c.pns.strip().lower() == key],
-            [c for c in channels if c.pns and _word_pattern(name.strip()).search(c.pns)],
-        )
-        for hits in levels:
+        for hits in _matches(name, channels):
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:

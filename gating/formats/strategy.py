@@ -217,17 +217,17 @@ def gate_sample(strategy: fk.GatingStrategy, sample: fk.Sample, engine: str = "f
         members = evaluator_for(strategy).evaluate(sample, sample_id, on_gate).membership
     else:
         raise ValueError(f"engine must be 'fast' or 'flowkit', not {engine!r}")
+    counts = {key: int(np.count_nonzero(mask)) for key, mask in members.items()}
     out = []
     for (name, path), mask in members.items():
         if path == ("root",):
             parent_count = n
         else:
             pkey = (path[-1], path[:-1])
-            parent = members.get(pkey)
-            if parent is None:        # the parent is a quadrant: its results sit beside the quadrant gate
-                parent = members.get((path[-1], path[:-2]))
-            parent_count = int(parent.sum()) if parent is not None else n
-        out.append(Population(name, path, int(mask.sum()), parent_count, mask))
+            if pkey not in counts:    # the parent is a quadrant: its results sit beside the quadrant gate
+                pkey = (path[-1], path[:-2])
+            parent_count = counts.get(pkey, n)
+        out.append(Population(name, path, counts[(name, path)], parent_count, mask))
     return out
 
 
