@@ -41,6 +41,7 @@ def test_demo_runs_end_to_end(demo_run):
     assert "Patient PT-A as of 2026-05-14, day +73: MNT risk tier HIGH" in text
     assert "Patient PT-B as of 2026-05-14, day +31: MNT risk tier LOW" in text
     assert "why: no risk factor present" in text            # every factor settled, all absent
+    assert "\nQC_SATURATED: acquisition QC removed saturated events" in text   # each flag shown says what it means
     df = pd.read_csv(out / "samples.csv")
     assert len(df) == 8 and (df.status == "ok").all()
     assert set(df.sample_type) == {"pb", "csf"} and set(df.patient_id) == {"PT-A", "PT-B"}

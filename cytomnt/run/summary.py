@@ -5,6 +5,8 @@ import math
 
 import pandas as pd
 
+from cytomnt.sample.flags import meaning
+
 
 def _fmt(v, spec="{:.1f}") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
@@ -28,8 +30,19 @@ def summary_text(df: pd.DataFrame, ruo: str) -> str:
                      f"{str(r.car_predominance or '-'):<13} {_fmt(r.car_t_per_ul, '{:.0f}'):>7}  {flags}")
         if getattr(r, "car_status", "ok") not in ("ok", None):
             lines.append(f"{'':<18} CAR {str(r.car_status).replace('_', ' ')}: {r.car_status_reason}")
+    lines += flag_legend(line for r in df.itertuples(index=False) if r.status == "ok"
+                         for line in [str(r.qc_flags or "")])
     lines += ["", ruo]
     return "\n".join(lines) + "\n"
+
+
+def flag_legend(flag_cells) -> list[str]:
+    """One line per QC flag shown in the table (cells of ``;``-joined flags): what it means, so
+    a flag in a summary is never a code to look up."""
+    codes = dict.fromkeys(f.split(":", 1)[0] for cell in flag_cells for f in cell.split(";")
+                          if f and not f.startswith("NO_VALLEY"))
+    known = [(code, meaning(code)) for code in codes if meaning(code)]
+    return [""] + [f"{code}: {text}" for code, text in known] if known else []
 
 
 def car_call_notes(rows: list[dict]) -> list[str]:
