@@ -22,7 +22,7 @@ from flowkit import gates as fk_gates
 from flowkit.exceptions import QuadrantReferenceError
 from flowutils import gating as fu_gating
 
-from gating.evaluator.bounds import in_polygon, in_range, margin, raw_bounds, sure_and_near
+from gating.evaluator.bounds import in_ellipse, in_polygon, in_range, margin, raw_bounds, sure_and_near
 from gating.evaluator.compref import CompRef, resolve_comp
 from gating.evaluator.order import evaluation_order
 from gating.preprocess import raw_column
@@ -281,10 +281,12 @@ class Evaluator:
         return out_masks
 
     def _whole_columns(self, gate, sample, raw, parent, comps, n: int):
-        """A rectangle's membership (a quadrant gate's, per quadrant) over all events at once, or
-        None when the gate is not one, its parent is small, or a dimension needs the row path
-        (a ratio, a transform whose bounds cannot be mapped back)."""
-        if not isinstance(gate, (fk_gates.RectangleGate, fk_gates.QuadrantGate, fk_gates.PolygonGate)):
+        """A rectangle's membership (a quadrant gate's, per quadrant; a raw-valued polygon's or
+        2-D ellipse's) over all events at once, or None when the gate is not one, its parent is
+        small, or a dimension needs the row path (a ratio, a transform whose bounds cannot be
+        mapped back)."""
+        if not isinstance(gate, (fk_gates.RectangleGate, fk_gates.QuadrantGate, fk_gates.PolygonGate,
+                                 fk_gates.EllipsoidGate)):
             return None
         if parent is not None and np.count_nonzero(parent) < WHOLE_COLUMN_SHARE * n:
             return None
@@ -297,6 +299,14 @@ class Evaluator:
             # float64 raw values are FlowKit's values; the parent's events only
             ok = in_polygon(np.array(gate.vertices, dtype=np.float64), raw[:, cx], raw[:, cy], parent)
             ok = ~ok if gate.use_complement else ok
+            return ok if parent is None else ok & parent
+        if isinstance(gate, fk_gates.EllipsoidGate):      # 2-D, on raw values only, as the polygons
+            if len(gate.dimensions) != 2 or any(d.transformation_ref or d.compensation_ref not in (None, "uncompensated")
+                                                for d in gate.dimensions):
+                return None
+            cx, cy = (self._dim_channel(sample, d)[0] for d in gate.dimensions)
+            ok = in_ellipse(gate.covariance_matrix, gate.coordinates, gate.distance_square, raw[:, cx], raw[:, cy],
+                            parent)
             return ok if parent is None else ok & parent
         refs = {d.compensation_ref for d in gate.dimensions if d.compensation_ref not in (None, "uncompensated")}
         if len(refs) > 1:
