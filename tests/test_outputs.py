@@ -77,7 +77,8 @@ def test_edited_template_is_read_again_in_the_same_process(tmp_path):
 def test_csv_cells_are_what_pandas_writes():
     """samples/populations/statistics.csv hold pandas' own ``to_csv(float_format="%.6g")`` bytes:
     floats (NaN, -0.0, inf, float32), integers, nullable integers, text with commas and quotes,
-    mixed text/number columns, booleans, a one-row wide table and an empty one."""
+    mixed text/number columns, booleans, nullable floats, a one-row wide table, an empty one, and
+    a long one whose repeated values are formatted once (0.0 and -0.0 kept apart)."""
     import numpy as np
     import pandas as pd
 
@@ -88,6 +89,10 @@ def test_csv_cells_are_what_pandas_writes():
                        "o": ["a", None, 2.5, np.nan, "x,y", 'q"uote'],
                        "b": [True, False, True, False, True, False],
                        "f32": np.array([1.5, 2.25, np.nan, 3, 4, 5], dtype=np.float32)})
+    df["F"] = pd.array([1.5, None, 3, 4, None, -0.0], dtype="Float64")
+    df["s"] = ["a", None, "b", np.nan, "a", "x,y"]
     wide = pd.DataFrame({f"c{i}": [v] for i, v in enumerate([0.1, "t", 3, None, np.nan, True] * 10)})
-    for table in (df, wide, df.iloc[:0]):
+    long = pd.concat([df.assign(f=df.f * k) for k in (1.0, -1.0, 0.0)] * 10, ignore_index=True)   # -0.0 beside 0.0
+    assert len(long) >= 64                            # each distinct value formatted once
+    for table in (df, wide, df.iloc[:0], long):
         assert csv_bytes(table) == table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
