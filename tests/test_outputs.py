@@ -96,3 +96,16 @@ def test_csv_cells_are_what_pandas_writes():
     assert len(long) >= 64                            # each distinct value formatted once
     for table in (df, wide, df.iloc[:0], long):
         assert csv_bytes(table) == table.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+
+
+def test_summary_explains_each_flag_shown_and_shows_no_empty_ones(tmp_path):
+    """A samples table read back from CSV (empty flags are NaN there): no 'nan' flag, and one line
+    of meaning per flag code the table shows, none for a flag it leaves out (NO_VALLEY)."""
+    from cytomnt.run.summary import summary_text
+    cytomnt.analyze([FIXTURES / "csf_bd.fcs", FIXTURES / "blood_beads.fcs"], out=tmp_path)
+    df = pd.read_csv(tmp_path / "samples.csv")
+    df.loc[0, "qc_flags"] = float("nan")
+    df.loc[1, "qc_flags"] = "QC_SATURATED:12;NO_VALLEY:cd4"
+    text = summary_text(df, "RUO")
+    assert "nan" not in text.lower().replace("(", " ").split()
+    assert "\nQC_SATURATED: acquisition QC removed saturated events" in text and "NO_VALLEY" not in text

@@ -8,6 +8,11 @@ import pandas as pd
 from cytomnt.sample.flags import meaning
 
 
+def _text(v) -> str:
+    """A text cell, '-' when empty (None, '', or NaN in a table read back from CSV)."""
+    return "-" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v)
+
+
 def _fmt(v, spec="{:.1f}") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return "-"
@@ -24,23 +29,28 @@ def summary_text(df: pd.DataFrame, ruo: str) -> str:
             lines.append(f"{r.sample_id:<18} ERROR: {r.error}")
             continue
         ci = f"{_fmt(r.car_pct_of_t)} ({_fmt(r.car_pct_of_t_ci_low)}-{_fmt(r.car_pct_of_t_ci_high)})"
-        flags = ";".join(f for f in str(r.qc_flags or "").split(";") if f and not f.startswith("NO_VALLEY"))
-        lines.append(f"{r.sample_id:<18} {str(r.patient_id or '-'):<8} {str(r.collection_date or '-'):<10} "
+        flags = ";".join(_shown_flags(r.qc_flags))
+        lines.append(f"{r.sample_id:<18} {_text(r.patient_id):<8} {_text(r.collection_date):<10} "
                      f"{r.sample_type:<4} {_fmt(r.t_cells, '{:d}'):>8} {ci:>22} {_fmt(r.car_cd4_cd8_ratio, '{:.2f}'):>11} "
-                     f"{str(r.car_predominance or '-'):<13} {_fmt(r.car_t_per_ul, '{:.0f}'):>7}  {flags}")
+                     f"{_text(r.car_predominance):<13} {_fmt(r.car_t_per_ul, '{:.0f}'):>7}  {flags}")
         if getattr(r, "car_status", "ok") not in ("ok", None):
             lines.append(f"{'':<18} CAR {str(r.car_status).replace('_', ' ')}: {r.car_status_reason}")
-    lines += flag_legend(line for r in df.itertuples(index=False) if r.status == "ok"
-                         for line in [str(r.qc_flags or "")])
+    lines += flag_legend(r.qc_flags for r in df.itertuples(index=False) if r.status == "ok")
     lines += ["", ruo]
     return "\n".join(lines) + "\n"
 
 
+def _shown_flags(cell) -> list[str]:
+    """The flags of a ``qc_flags`` cell the summary shows (NO_VALLEY, a detail of gating, left out)."""
+    if not isinstance(cell, str):         # empty (None, or NaN in a table read back from CSV)
+        return []
+    return [f for f in cell.split(";") if f and not f.startswith("NO_VALLEY")]
+
+
 def flag_legend(flag_cells) -> list[str]:
-    """One line per QC flag shown in the table (cells of ``;``-joined flags): what it means, so
-    a flag in a summary is never a code to look up."""
-    codes = dict.fromkeys(f.split(":", 1)[0] for cell in flag_cells for f in cell.split(";")
-                          if f and not f.startswith("NO_VALLEY"))
+    """One line per QC flag shown in the table (``qc_flags`` cells): what it means, so a flag in a
+    summary is never a code to look up."""
+    codes = dict.fromkeys(f.split(":", 1)[0] for cell in flag_cells for f in _shown_flags(cell))
     known = [(code, meaning(code)) for code in codes if meaning(code)]
     return [""] + [f"{code}: {text}" for code, text in known] if known else []
 

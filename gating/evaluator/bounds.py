@@ -66,19 +66,25 @@ def raw_bounds(xform, lo: float | None, hi: float | None) -> tuple[float | None,
     return None if any(x is not None and not np.isfinite(x) for x in r) else r
 
 
-def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
-    """FlowKit's point-in-polygon membership of every event (flowutils' winding test, edges and
-    vertices as it decides them), of the events ``within`` only when given. The test runs only on
-    the events inside the vertices' bounding box, edges included (a point outside the box is
-    outside the polygon and off its edges): the box is four comparisons over the columns, and
-    only its events are gathered into points."""
-    lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+def _in_box(x: np.ndarray, y: np.ndarray, lo, hi, within: np.ndarray | None) -> np.ndarray:
+    """Events with ``lo <= (x, y) <= hi`` (edges included), of ``within`` only when given: four
+    comparisons over the columns, into one mask."""
     box = x >= lo[0]
     box &= x <= hi[0]
     box &= y >= lo[1]
     box &= y <= hi[1]
     if within is not None:
         box &= within
+    return box
+
+
+def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
+    """FlowKit's point-in-polygon membership of every event (flowutils' winding test, edges and
+    vertices as it decides them), of the events ``within`` only when given. The test runs only on
+    the events inside the vertices' bounding box, edges included (a point outside the box is
+    outside the polygon and off its edges): the box is four comparisons over the columns, and
+    only its events are gathered into points."""
+    box = _in_box(x, y, vertices.min(axis=0), vertices.max(axis=0), within)
     idx = np.flatnonzero(box)
     if idx.size:
         pts = np.empty((idx.size, 2))
@@ -105,12 +111,7 @@ def in_ellipse(covariance, center, distance_square: float, x: np.ndarray, y: np.
     c = np.asarray(center, dtype=np.float64)
     inv = np.linalg.inv(cov)
     reach = np.sqrt(max(float(distance_square), 0.0) * np.abs(np.diag(cov))) * (1 + 1e-6) + 1e-9 * (1 + np.abs(c))
-    box = x >= c[0] - reach[0]
-    box &= x <= c[0] + reach[0]
-    box &= y >= c[1] - reach[1]
-    box &= y <= c[1] + reach[1]
-    if within is not None:
-        box &= within
+    box = _in_box(x, y, c - reach, c + reach, within)
     idx = np.flatnonzero(box)
     if idx.size:
         tx, ty = x[idx] - c[0], y[idx] - c[1]

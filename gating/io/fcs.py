@@ -142,7 +142,7 @@ def _plain_integers(path: Path, ds: int, de: int, lay: fcsrepair.Layout) -> bool
     width = lay.bits()[0]
     if width not in (8, 16, 32) or (de - ds + 1) != lay.events * lay.params * width // 8:
         return False
-    big = lay.keywords["BYTEORD"].strip().replace(" ", "").startswith(("4,3", "2,1"))
+    big = fcsrepair.big_endian(lay)
     refused = None
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         if de >= len(mm):

@@ -109,7 +109,7 @@ def decode(buf: bytes, lay: Layout) -> tuple[np.ndarray, list[str]]:
     kw = lay.keywords
     n, par = lay.events, lay.params
     dtype = kw["DATATYPE"].strip().upper()
-    big = kw["BYTEORD"].strip().replace(" ", "").startswith(("4,3", "2,1", "8,7"))
+    big = big_endian(lay)
     if dtype in ("F", "D"):
         return np.frombuffer(buf, dtype=(">" if big else "<") + ("f4" if dtype == "F" else "f8")).reshape(n, par), []
     widths = [b // 8 for b in lay.bits()]
@@ -135,6 +135,11 @@ def decode(buf: bytes, lay: Layout) -> tuple[np.ndarray, list[str]]:
     if set(widths) - {1, 2, 4, 8} or len(set(widths)) > 1:
         notes.append(f"FCS_INT_WIDTHS:{'/'.join(str(w * 8) for w in sorted(set(widths)))}")
     return out, notes
+
+
+def big_endian(lay: Layout) -> bool:
+    """Whether ``$BYTEORD`` says the most significant byte comes first (4,3,2,1; 2,1; 8,7,...)."""
+    return lay.keywords["BYTEORD"].strip().replace(" ", "").startswith(("4,3", "2,1", "8,7"))
 
 
 def range_bits(lay: Layout, j: int) -> int | None:
