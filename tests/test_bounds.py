@@ -107,3 +107,81 @@ def test_events_on_an_ellipse_are_decided_as_flowkit_decides_them(monkeypatch):
     monkeypatch.undo()
     assert calls == [len(events)]                      # the band held events: flowutils over all of them, once
     assert np.array_equal(ours, strategy.gate_sample(fks).get_gate_membership("ell"))
+
+
+def _random_polygon(rng, kind: str) -> np.ndarray:
+    """A polygon of a given kind, vertices in arbitrary (lab-like) units."""
+    k = int(rng.integers(3, 13))
+    centre, size = rng.uniform(-5e4, 2e5, 2), rng.uniform(1e2, 1e5, 2)
+    ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+    if kind == "convex":
+        r = np.ones(k)
+    elif kind == "star":
+        r = rng.uniform(0.2, 1.0, k)
+    elif kind == "tangled":                          # crossing edges: holes and double windings
+        ang = rng.uniform(0, 2 * np.pi, k)
+        r = rng.uniform(0.1, 1.0, k)
+    else:                                            # "thin": a diagonal band, events crowd its long edges
+        t = np.array([0.0, 1.0, 1.0, 0.0])
+        w = rng.uniform(0.01, 0.1)
+        return np.column_stack([centre[0] + size[0] * t, centre[1] + size[1] * (t + np.array([0, 0, w, w]))])
+    return np.column_stack([centre[0] + size[0] * r * np.cos(ang), centre[1] + size[1] * r * np.sin(ang)])
+
+
+@pytest.mark.parametrize("seed", [7, 1913, 4242, 90210])
+def test_polygons_decided_by_grid_cells_are_flowutils_event_for_event(seed):
+    """in_polygon (bounding box, then a grid of cells wholly inside or outside, flowutils near the
+    edges) against flowutils over every event: random convex, star-shaped, self-crossing and thin
+    polygons; events spread over and around the box, crowded along the edges, exactly on edges and
+    vertices and one float step either side, with and without a parent mask."""
+    from flowutils import gating as fu_gating
+
+    from gating.evaluator.bounds import in_polygon
+    rng = np.random.default_rng(seed)
+    for kind in ("convex", "star", "tangled", "thin"):
+        v = _random_polygon(rng, kind)
+        lo, hi = v.min(axis=0), v.max(axis=0)
+        a, b = v, np.roll(v, -1, axis=0)
+        t = rng.uniform(0, 1, (30_000, 1))
+        e = rng.integers(0, len(v), 30_000)
+        on_edges = a[e] + t * (b[e] - a[e])
+        crowd = on_edges + rng.normal(0, 1e-3, on_edges.shape) * (hi - lo)
+        exact = np.vstack([v, on_edges[:2000]])
+        pts = np.vstack([rng.uniform(lo - 0.2 * (hi - lo), hi + 0.2 * (hi - lo), (60_000, 2)), crowd, exact,
+                         np.nextafter(exact, np.inf), np.nextafter(exact, -np.inf), [[np.nan, lo[1]], [lo[0], np.inf]]])
+        x, y = np.ascontiguousarray(pts[:, 0]), np.ascontiguousarray(pts[:, 1])
+        want = fu_gating.points_in_polygon(v, pts)
+        assert np.array_equal(in_polygon(v, x, y), want), kind
+        parent = rng.random(x.size) < 0.7
+        assert np.array_equal(in_polygon(v, x, y, parent), want & parent), kind
+
+
+def test_polygon_grid_cells_are_what_their_events_are():
+    """Every cell the grid calls inside (outside) holds only events flowutils puts inside (outside),
+    sampled densely up to the cells' borders; the grid leaves few events to flowutils."""
+    from flowutils import gating as fu_gating
+
+    from gating.evaluator.bounds import INSIDE, NEAR, OUTSIDE, PolygonGrid
+    rng = np.random.default_rng(31337)
+    v = _random_polygon(rng, "star")
+    grid = PolygonGrid(v, 128)
+    lo, hi = v.min(axis=0), v.max(axis=0)
+    pts = rng.uniform(lo, hi, (400_000, 2))
+    cls = grid.classes(pts[:, 0].copy(), pts[:, 1].copy())
+    inside = fu_gating.points_in_polygon(v, pts)
+    assert inside[cls == INSIDE].all() and not inside[cls == OUTSIDE].any()
+    assert (cls == NEAR).mean() < 0.25 and (cls == INSIDE).any() and (cls == OUTSIDE).any()
+
+
+def test_degenerate_polygons_go_to_flowutils():
+    """A polygon without width or height, or with a non-finite vertex, has no grid: flowutils decides."""
+    from flowutils import gating as fu_gating
+
+    from gating.evaluator.bounds import in_polygon, polygon_grid
+    rng = np.random.default_rng(5)
+    pts = np.vstack([rng.uniform(0, 10, (20_000, 2)), [[3.0, 5.0], [3.0, 2.0]]])
+    for v in ([(3.0, 1.0), (3.0, 9.0), (3.0, 4.0)], [(1.0, 5.0), (9.0, 5.0), (4.0, 5.0)]):
+        v = np.array(v)
+        assert polygon_grid(tuple(map(tuple, v.tolist())), 128) is None
+        assert np.array_equal(in_polygon(v, pts[:, 0].copy(), pts[:, 1].copy()), fu_gating.points_in_polygon(v, pts))
+    assert polygon_grid(((0.0, 0.0), (1.0, np.inf), (2.0, 0.0)), 64) is None

@@ -11,6 +11,8 @@ on the bounding box.
 """
 from __future__ import annotations
 
+import functools
+
 import flowkit as fk
 import numpy as np
 from flowutils import gating as fu_gating
@@ -80,18 +82,135 @@ def _in_box(x: np.ndarray, y: np.ndarray, lo, hi, within: np.ndarray | None) -> 
 
 def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.ndarray | None = None) -> np.ndarray:
     """FlowKit's point-in-polygon membership of every event (flowutils' winding test, edges and
-    vertices as it decides them), of the events ``within`` only when given. The test runs only on
-    the events inside the vertices' bounding box, edges included (a point outside the box is
-    outside the polygon and off its edges): the box is four comparisons over the columns, and
-    only its events are gathered into points."""
+    vertices as it decides them), of the events ``within`` only when given.
+
+    Only the events inside the vertices' bounding box (edges included) are tested: a point outside
+    the box is outside the polygon and off its edges. Of those, an event in a cell of the polygon's
+    grid (:class:`PolygonGrid`) lying wholly inside or outside is decided by its cell; the events
+    of cells on or next to an edge go to flowutils, so every decision near an edge is FlowKit's."""
     box = _in_box(x, y, vertices.min(axis=0), vertices.max(axis=0), within)
     idx = np.flatnonzero(box)
-    if idx.size:
-        pts = np.empty((idx.size, 2))
-        np.take(x, idx, out=pts[:, 0], mode="clip")     # idx is in range: 'clip' skips the check and a buffer
-        np.take(y, idx, out=pts[:, 1], mode="clip")
-        box[idx] = fu_gating.points_in_polygon(vertices, pts)
+    if not idx.size:
+        return box
+    grid = polygon_grid(tuple(map(tuple, vertices.tolist())), cells_per_side(idx.size)) \
+        if idx.size >= GRID_MIN_EVENTS else None
+    if grid is None:
+        box[idx] = _flowutils_polygon(vertices, x, y, idx)
+        return box
+    cls = grid.classes(np.take(x, idx), np.take(y, idx))
+    ok = cls == INSIDE
+    near = np.flatnonzero(cls == NEAR)
+    if near.size:
+        ok[near] = _flowutils_polygon(vertices, x, y, idx[near])
+    box[idx] = ok
     return box
+
+
+def _flowutils_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """flowutils' winding test of the events ``idx`` (FlowKit's membership, edges inclusive)."""
+    pts = np.empty((idx.size, 2))
+    np.take(x, idx, out=pts[:, 0], mode="clip")     # idx is in range: 'clip' skips the check and a buffer
+    np.take(y, idx, out=pts[:, 1], mode="clip")
+    return fu_gating.points_in_polygon(vertices, pts)
+
+
+#: A grid cell's class: wholly outside the polygon, wholly inside, or on or next to an edge.
+OUTSIDE, INSIDE, NEAR = 0, 1, 2
+#: Fewer events than this in a polygon's box go straight to flowutils (a grid would not pay).
+GRID_MIN_EVENTS = 4096
+
+
+def cells_per_side(events: int) -> int:
+    """Grid cells per side for ``events`` in a polygon's box: about sqrt(events), a power of two
+    between 64 and 1024, so cells on an edge hold few events and the grid stays small."""
+    return int(min(1024, max(64, 2 ** round(np.log2(max(events, 1)) / 2))))
+
+
+class PolygonGrid:
+    """A polygon's bounding box cut into ``n`` x ``n`` cells (plus one row and column for the
+    box's far edges), each cell classed OUTSIDE, INSIDE or NEAR.
+
+    A cell is INSIDE or OUTSIDE by the parity of the edges crossing its centre's row to the left
+    of the centre (flowutils counts windings and keeps the odd ones: the same parity). A cell an
+    edge passes through, and every cell within two cells of one, is NEAR, so an event whose cell
+    index is off by one through rounding is still sent to flowutils when it is near an edge."""
+
+    def __init__(self, vertices: np.ndarray, n: int):
+        self.n, self.lo = n, vertices.min(axis=0)
+        self.scale = n / (vertices.max(axis=0) - self.lo)          # cells per data unit, per axis
+        side = n + 1
+        inside = _centre_parity(vertices, self.lo, self.scale, side)
+        near = _edge_cells(vertices, self.lo, self.scale, side)
+        near[n, :] = near[:, n] = True                              # events on the box's far edges
+        for _ in range(2):
+            near = _dilated(near)
+        table = inside.astype(np.uint8)
+        table[near] = NEAR
+        self.table = table.ravel()
+
+    def classes(self, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """The class of each event's cell; ``xs``, ``ys`` are the box's events (float64, consumed)."""
+        cell = self._index(ys, 1)
+        cell *= self.n + 1
+        cell += self._index(xs, 0)
+        return self.table[cell]
+
+    def _index(self, v: np.ndarray, axis: int) -> np.ndarray:
+        v -= self.lo[axis]
+        v *= self.scale[axis]
+        i = v.astype(np.int32)
+        return np.minimum(i, self.n, out=i)
+
+
+def _centre_parity(vertices: np.ndarray, lo: np.ndarray, scale: np.ndarray, side: int) -> np.ndarray:
+    """Whether each cell centre lies inside (odd crossings of its row to its left), rows by y."""
+    a, b = vertices, np.roll(vertices, -1, axis=0)
+    cy = lo[1] + (np.arange(side) + 0.5) / scale[1]
+    ylo, yhi = np.minimum(a[:, 1], b[:, 1]), np.maximum(a[:, 1], b[:, 1])
+    crosses = (ylo[None, :] <= cy[:, None]) & (cy[:, None] < yhi[None, :])          # half-open: even per row
+    row, e = np.nonzero(crosses)
+    t = (cy[row] - a[e, 1]) / (b[e, 1] - a[e, 1])
+    xc = a[e, 0] + t * (b[e, 0] - a[e, 0])
+    first = np.clip(np.floor((xc - lo[0]) * scale[0] - 0.5).astype(np.int64) + 1, 0, side)   # first centre right of it
+    toggles = np.zeros((side, side + 1), dtype=np.int32)
+    np.add.at(toggles, (row, first), 1)
+    return (np.cumsum(toggles, axis=1)[:, :side] & 1).astype(bool)
+
+
+def _edge_cells(vertices: np.ndarray, lo: np.ndarray, scale: np.ndarray, side: int) -> np.ndarray:
+    """Cells an edge passes through: each edge sampled at least four times per cell it crosses."""
+    hit = np.zeros((side, side), dtype=bool)
+    for a, b in zip(vertices, np.roll(vertices, -1, axis=0)):
+        steps = int(np.ceil(np.max(np.abs(b - a) * scale) * 4)) + 2
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        cells = np.clip(np.floor((a + t * (b - a) - lo) * scale).astype(np.int64), 0, side - 1)
+        hit[cells[:, 1], cells[:, 0]] = True
+    return hit
+
+
+def _dilated(m: np.ndarray) -> np.ndarray:
+    """``m`` grown by one cell in all eight directions."""
+    out = m.copy()
+    out[1:] |= m[:-1]
+    out[:-1] |= m[1:]
+    rows = out.copy()
+    out[:, 1:] |= rows[:, :-1]
+    out[:, :-1] |= rows[:, 1:]
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def polygon_grid(vertices: tuple, n: int) -> PolygonGrid | None:
+    """The grid of a polygon (vertices as a tuple of points), made once per polygon and size (a
+    batch gates every file with the same polygons); None when it would not help or cannot be
+    made (few events, a box without width or height, non-finite vertices)."""
+    v = np.array(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] < 3 or v.shape[1] != 2 or not np.all(np.isfinite(v)):
+        return None
+    span = v.max(axis=0) - v.min(axis=0)
+    if not np.all(span > 0) or not np.all(np.isfinite(n / span)):
+        return None
+    return PolygonGrid(v, n)
 
 
 #: Relative width of the band around an ellipse's boundary where flowutils decides (as FlowKit calls it).
