@@ -84,6 +84,45 @@ def test_bounds_exactly_on_event_values():
     same_as_flowkit(gs, s)
 
 
+def test_quadrants_on_event_values_share_their_dividers_exactly():
+    """Quadrant gates whose dividers sit on actual event values (one value per divider: four
+    quadrants; two values: nine regions), at the root and under a parent: each divider's range is
+    decided once and shared by the quadrants using it, and every quadrant is FlowKit's."""
+    s = read_fcs(FIXTURES / "blood_bd.fcs").sample
+    comp = compensation_for(s)
+    xf = fk.transforms.LogicleTransform(262144, 0.5, 4.5, 0)
+    fkm = comp.matrix.to_flowkit()
+    comped = fkm.apply(flowkit_sample(s))
+
+    def value_at(ch, q):
+        v = np.sort(np.asarray(xf.apply(comped[:, [s.get_channel_index(ch)]])).ravel())
+        return float(v[int(q * (v.size - 1))])
+    gs = fk.GatingStrategy()
+    gs.add_comp_matrix("spill", fkm)
+    gs.add_transform("xf", xf)
+    gs.add_gate(fk.gates.RectangleGate("big", [fk.Dimension("FSC-A", "uncompensated", None, range_min=20000.0)]), ("root",))
+    for parent in (("root",), ("root", "big")):
+        a, b = value_at("PerCP-Cy5.5-A", 0.4), value_at("PE-Cy7-A", 0.6)
+        divs = [fk.QuadrantDivider("dx", "PerCP-Cy5.5-A", "spill", [a], "xf"),
+                fk.QuadrantDivider("dy", "PE-Cy7-A", "spill", [b], "xf")]
+        quads = [fk.gates.Quadrant(f"q{i}{len(parent)}", ["dx", "dy"], [rx, ry])
+                 for i, (rx, ry) in enumerate([((a, None), (b, None)), ((None, a), (b, None)),
+                                               ((None, a), (None, b)), ((a, None), (None, b))])]
+        gs.add_gate(fk.gates.QuadrantGate(f"quad{len(parent)}", divs, quads), parent)
+        xs = sorted({value_at("PerCP-Cy5.5-A", 0.3), value_at("PerCP-Cy5.5-A", 0.7)})
+        ys = sorted({value_at("PE-Cy7-A", 0.25), value_at("PE-Cy7-A", 0.75)})
+        divs = [fk.QuadrantDivider("mx", "PerCP-Cy5.5-A", "spill", xs, "xf"),
+                fk.QuadrantDivider("my", "PE-Cy7-A", "spill", ys, "xf")]
+        cuts_x = [(None, xs[0]), (xs[0], xs[1]), (xs[1], None)]
+        cuts_y = [(None, ys[0]), (ys[0], ys[1]), (ys[1], None)]
+        regions = [fk.gates.Quadrant(f"r{i}{j}{len(parent)}", ["mx", "my"], [rx, ry])
+                   for i, rx in enumerate(cuts_x) for j, ry in enumerate(cuts_y)]
+        gs.add_gate(fk.gates.QuadrantGate(f"nine{len(parent)}", divs, regions), parent)
+    ref = same_as_flowkit(gs, s)
+    quads = [p for k, p in ref.items() if k[0].startswith(("q", "r"))]
+    assert len(quads) == 26 and sum(p.count > 0 for p in quads) >= 20
+
+
 def test_gatingml_compliance_through_fast_evaluator():
     d = shared("gatingml2_compliance")
     s = read_fcs(d / "data1.fcs").sample

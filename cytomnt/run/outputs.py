@@ -131,10 +131,13 @@ def _cell(v) -> str:
 
 
 def parquet_bytes(df: pd.DataFrame) -> bytes:
-    """A table as Parquet; text columns as strings (None for empty), so the schema is stable."""
+    """A table as Parquet; text columns as strings (None for empty), so the schema is stable. A
+    column holding only text and empty cells is Arrow's string column as it is; only a column
+    mixing text with other values is converted, value by value."""
     buf = io.BytesIO()
     text = {c: [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[c].tolist()]
-            for c in df.columns if df[c].dtype == object}
+            for c in df.columns if df[c].dtype == object
+            and pd.api.types.infer_dtype(df[c], skipna=True) not in ("string", "empty")}
     (df.assign(**text) if text else df).to_parquet(buf, index=False)
     return buf.getvalue()
 

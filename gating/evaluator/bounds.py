@@ -87,7 +87,9 @@ def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.nd
     Only the events inside the vertices' bounding box (edges included) are tested: a point outside
     the box is outside the polygon and off its edges. Of those, an event in a cell of the polygon's
     grid (:class:`PolygonGrid`) lying wholly inside or outside is decided by its cell; the events
-    of cells on or next to an edge go to flowutils, so every decision near an edge is FlowKit's."""
+    of cells on or next to an edge go to flowutils, so every decision near an edge is FlowKit's.
+    An event's cell index may be one more than its true cell, never less (its value is at least
+    the box's low corner): the two-cell NEAR margin covers it."""
     box = _in_box(x, y, vertices.min(axis=0), vertices.max(axis=0), within)
     idx = np.flatnonzero(box)
     if not idx.size:
@@ -133,7 +135,8 @@ class PolygonGrid:
     A cell is INSIDE or OUTSIDE by the parity of the edges crossing its centre's row to the left
     of the centre (flowutils counts windings and keeps the odd ones: the same parity). A cell an
     edge passes through, and every cell within two cells of one, is NEAR, so an event whose cell
-    index is off by one through rounding is still sent to flowutils when it is near an edge."""
+    index is off by one (rounding to the nearest cell, and float error) is still sent to
+    flowutils when it is near an edge."""
 
     def __init__(self, vertices: np.ndarray, n: int):
         self.n, self.lo = n, vertices.min(axis=0)
@@ -156,10 +159,20 @@ class PolygonGrid:
         return self.table[cell]
 
     def _index(self, v: np.ndarray, axis: int) -> np.ndarray:
+        """Each box event's cell along ``axis`` (``v`` is consumed): ``(v - lo) x scale`` rounded
+        to the nearest integer by adding 1.5 x 2^52 (a float64 conversion to integers costs three
+        times more), so the floor or one more, 0 to n: the NEAR margin covers the extra cell."""
         v -= self.lo[axis]
         v *= self.scale[axis]
-        i = v.astype(np.int32)
-        return np.minimum(i, self.n, out=i)
+        v += _ROUND
+        i = v.view(np.int64)
+        i -= _ROUND_BITS
+        return i
+
+
+#: Adding this to a float64 in [0, 2^51) leaves its nearest integer in the low bits of the sum.
+_ROUND = 1.5 * 2.0 ** 52
+_ROUND_BITS = int(np.float64(_ROUND).view(np.int64))
 
 
 def _centre_parity(vertices: np.ndarray, lo: np.ndarray, scale: np.ndarray, side: int) -> np.ndarray:

@@ -14,6 +14,8 @@ events and builds DataFrames. Here:
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 
 import flowkit as fk
@@ -313,34 +315,43 @@ class Evaluator:
             return None
         comp = self._comp(sample, next(iter(refs)) if refs else None, comps)
 
-        def inside(bounds) -> np.ndarray | None:        # bounds: [(dim, lo, hi)], all must hold
-            ok = np.ones(n, dtype=bool)
-            for dim, lo, hi in bounds:
-                ch, xf = self._dim_channel(sample, dim)
-                r = raw_bounds(xf, lo, hi)
-                if r is None:
-                    return None
-                sure, near = sure_and_near(self._fast_column(raw, comp, ch), *r)
-                check = np.flatnonzero(near & ok if parent is None else near & ok & parent)
-                if check.size:
-                    sure[check] = self._decide(raw, check, comp, ch, xf, lo, hi)
-                ok &= sure
-            return ok
+        def in_bound(dim, lo, hi, within) -> np.ndarray | None:    # lo <= value < hi, exact for ``within``'s events
+            ch, xf = self._dim_channel(sample, dim)
+            r = raw_bounds(xf, lo, hi)
+            if r is None:
+                return None
+            sure, near = sure_and_near(self._fast_column(raw, comp, ch), *r)
+            check = np.flatnonzero(near if within is None else near & within)
+            if check.size:
+                sure[check] = self._decide(raw, check, comp, ch, xf, lo, hi)
+            return sure
 
         if isinstance(gate, fk_gates.RectangleGate):
-            ok = inside([(d, d.min, d.max) for d in gate.dimensions])
-            if ok is None:
-                return None
+            ok = np.ones(n, dtype=bool)
+            for d in gate.dimensions:
+                sure = in_bound(d, d.min, d.max, ok if parent is None else ok & parent)
+                if sure is None:
+                    return None
+                ok &= sure
             if gate.use_complement:
                 ok = ~ok
             return ok if parent is None else ok & parent
+        # a quadrant gate: each divider's range (x >= v, x < v, ...) is shared by two quadrants, so
+        # it is decided once, over the parent's events
         dims = {d.id: d for d in gate.dimensions}
+        ranges: dict[tuple, np.ndarray | None] = {}
         out = {}
         for q_id, quad in gate.quadrants.items():
-            ok = inside([(dims[ref], *quad.get_divider_range(ref)) for ref in quad.divider_refs])
-            if ok is None:
-                return None
-            out[q_id] = ok if parent is None else ok & parent
+            terms = [] if parent is None else [parent]
+            for ref in quad.divider_refs:
+                lo, hi = quad.get_divider_range(ref)
+                if (ref, lo, hi) not in ranges:
+                    ranges[(ref, lo, hi)] = in_bound(dims[ref], lo, hi, parent)
+                if ranges[(ref, lo, hi)] is None:
+                    return None
+                terms.append(ranges[(ref, lo, hi)])
+            out[q_id] = functools.reduce(np.logical_and, terms) if len(terms) > 1 else \
+                terms[0].copy() if terms else np.ones(n, dtype=bool)
         return out
 
     @staticmethod
