@@ -135,10 +135,10 @@ def _fmt(v) -> str:
 
 def changes_frame(changes: list[Change]) -> pd.DataFrame:
     """changes.csv: one row per changed population (nullable integer counts)."""
-    df = pd.DataFrame([astuple(c) for c in changes], columns=COLUMNS)
-    for c in ("old_count", "new_count"):
-        df[c] = df[c].astype("Int64")
-    return df
+    rows = [astuple(c) for c in changes]
+    return pd.DataFrame({name: pd.array([r[i] for r in rows], dtype="Int64") if name in ("old_count", "new_count")
+                         else [r[i] for r in rows] if rows else np.array([], dtype=object)
+                         for i, name in enumerate(COLUMNS)})
 
 
 def summary(changes: list[Change], analysed: int) -> str:

@@ -134,11 +134,13 @@ def parquet_bytes(df: pd.DataFrame) -> bytes:
     """A table as Parquet; text columns as strings (None for empty), so the schema is stable. A
     column holding only text and empty cells is Arrow's string column as it is; only a column
     mixing text with other values is converted, value by value."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    text = {c: [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in col.tolist()]
+            for c, col in df.items() if col.dtype == object
+            and pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty")}
     buf = io.BytesIO()
-    text = {c: [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in df[c].tolist()]
-            for c in df.columns if df[c].dtype == object
-            and pd.api.types.infer_dtype(df[c], skipna=True) not in ("string", "empty")}
-    (df.assign(**text) if text else df).to_parquet(buf, index=False)
+    pq.write_table(pa.Table.from_pandas(df.assign(**text) if text else df, preserve_index=False), buf)
     return buf.getvalue()
 
 
@@ -167,7 +169,9 @@ def write_quarantine(results: Sequence[SampleResult], out: Path) -> None:
     """errors.csv: every file that could not be read or gated, with the reason."""
     err = pd.DataFrame([{"sample_id": r.sample_id, "file": r.row["file"], "sha256": r.row["sha256"],
                          "error": r.row["error"]} for r in results if not r.ok],
-                       columns=["sample_id", "file", "sha256", "error"]).sort_values(["sample_id", "file"])
+                       columns=["sample_id", "file", "sha256", "error"])
+    if len(err) > 1:
+        err = err.sort_values(["sample_id", "file"])
     atomic_write(out / "errors.csv", csv_bytes(err))
 
 
