@@ -242,6 +242,14 @@ def _word_pattern(name: str) -> re.Pattern:
     return re.compile(r"(?<![A-Za-z0-9])" + re.escape(name) + r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+def compile_names(panel: "Panel") -> None:
+    """Compile the whole-word pattern of every name of ``panel`` now (e.g. in a batch's parent
+    before its workers fork, so they share the compiled patterns instead of each compiling them)."""
+    for names in panel.roles.values():
+        for name in names:
+            _word_pattern(name.strip())
+
+
 def _matches(name: str, channels: Sequence[Channel]):
     """The channels ``name`` points to, level by level (exact $PnN, exact $PnS, whole word in $PnS);
     a level is looked at only when the ones before it found none."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from gating.parallel import available_cores, set_sample_threads
 
 from cytomnt.errors import ConfigError
+from cytomnt.inputs.panel import compile_names
 from cytomnt.sample.pipeline import analyze_tube
 from cytomnt.sample.setup import SampleSetup
 
@@ -39,6 +40,16 @@ def _init_worker(setup: SampleSetup, jobs: int) -> None:
     set_sample_threads(max(1, available_cores() // jobs))
 
 
+def _load_before_fork(setup: SampleSetup) -> None:
+    """What every worker needs for its first tube, made once here so the forked workers share it
+    instead of each making it: the evaluator (imported lazily by the strategy module), BLAS
+    thread control, the panel's compiled name patterns."""
+    import threadpoolctl  # noqa: F401
+
+    import gating.evaluator.evaluate  # noqa: F401
+    compile_names(setup.gating.panel)
+
+
 def _work(item, sha256=None):
     return analyze_tube(item, _SETUP, sha256)
 
@@ -52,6 +63,7 @@ def run_local(todo: list, setup: SampleSetup, jobs: int, hashes: dict, key, on_s
         for item in todo:
             yield item, analyze_tube(item, setup, hashes.get(key(item)))
         return
+    _load_before_fork(setup)
     pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(setup, jobs))
     try:
         pending = {}
