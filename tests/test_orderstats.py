@@ -70,3 +70,23 @@ def test_a_gated_tubes_statistics_equal_numpy_per_population():
             assert r["median"] == med, (p.name, ch)
             assert r["mean"] == pytest.approx(mean, rel=1e-12, abs=1e-9), (p.name, ch)
             assert (np.isnan(rcv) and np.isnan(r["rcv_pct"])) or r["rcv_pct"] == pytest.approx(rcv, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_integer_keys_order_as_the_floats_and_give_them_back(dtype):
+    """The integers selection works on sort exactly as their floats (-0.0 just before +0.0), and
+    each comes back as its float bit for bit: subnormals, the extremes, signed zeros, ties."""
+    from cytomnt.sample.orderstats import as_keys, from_key
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(2027)
+    special = np.array([0.0, -0.0, info.tiny, -info.tiny, info.smallest_subnormal, -info.smallest_subnormal,
+                        info.max, -info.max, 1.0, -1.0, 1.0, -1.0], dtype=dtype)
+    vals = np.concatenate([special, (rng.standard_cauchy(5000) * 1e3).astype(dtype), rng.integers(-3, 4, 500).astype(dtype)])
+    keys = as_keys(vals.copy())
+    order = np.argsort(keys, kind="stable")
+    assert np.array_equal(vals[order], np.sort(vals))                 # the same order as the floats
+    assert np.all(np.diff(keys[order]) >= 0)
+    zeros = order[vals[order] == 0]
+    assert np.signbit(vals[zeros[: np.count_nonzero(np.signbit(vals[zeros]))]]).all()   # -0.0 first
+    back = np.array([from_key(k, np.dtype(dtype)) for k in keys], dtype=dtype)
+    assert np.array_equal(back.view(keys.dtype), vals.view(keys.dtype))        # bit for bit

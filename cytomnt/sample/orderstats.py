@@ -42,31 +42,60 @@ def _summary(n: int, total: float, kth) -> tuple[float, float, float]:
     return med, total / n, rcv
 
 
+#: Float type -> (integer type of its width, the mask that orders its bit patterns as the floats).
+_KEYS = {np.dtype(np.float32): (np.int32, np.int32(0x7FFFFFFF)),
+         np.dtype(np.float64): (np.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
+
+
+def as_keys(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """``x`` (float32/64, finite) turned in place into integers that order as the floats do, -0.0
+    just before +0.0 (a negative float's bits but the sign flipped): integer selection is twice as
+    fast as float selection, and the values come back exactly (:func:`from_key`)."""
+    itype, mask = _KEYS[x.dtype]
+    keys = x.view(itype)
+    sign = np.right_shift(keys, keys.dtype.itemsize * 8 - 1, out=scratch)   # -1 for negatives, else 0
+    np.bitwise_and(sign, mask, out=sign)
+    return np.bitwise_xor(keys, sign, out=keys)
+
+
+def from_key(key, dtype: np.dtype) -> float:
+    """The float whose :func:`as_keys` integer is ``key``."""
+    itype, mask = _KEYS[dtype]
+    k = itype(key)
+    return float((k ^ mask if k < 0 else k).view(dtype))
+
+
 def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, float, float]:
     """(median, mean, robust CV %) of ``values[rows]`` by in-place selection in this thread's
-    reusable buffer (no sort, no allocation); the mean by numpy's pairwise sum in file order."""
+    reusable buffer (no sort, no allocation); the mean by numpy's pairwise sum in file order.
+    Float32/64 values are selected as order-preserving integers (:func:`as_keys`)."""
     n = rows.size
     if n == 0:
         return math.nan, math.nan, math.nan
     buf = getattr(_BUFFERS, "buf", None)
     if buf is None or buf.size < n or buf.dtype != values.dtype:
         buf = _BUFFERS.buf = np.empty(max(n, 1), dtype=values.dtype)
+        _BUFFERS.scratch = np.empty(buf.size, dtype=_KEYS[buf.dtype][0]) if buf.dtype in _KEYS else None
     x = buf[:n]
     np.take(values, rows, out=x)
     total = float(np.add.reduce(x, dtype=np.float64))          # numpy's mean is this sum over n
+    value = float
+    if x.dtype in _KEYS:
+        x = as_keys(x, _BUFFERS.scratch[:n])
+        value = lambda key: from_key(key, values.dtype)  # noqa: E731
     k = n // 2
     x.partition(k)
 
     def kth(r: int) -> float:               # ranks within the half the median partition left them in
         if r == k:
-            return float(x[k])
+            return value(x[k])
         if r == k - 1:
-            return float(x[:k].max())
+            return value(x[:k].max())
         if r < k:
             x[:k].partition(r)
         else:
             x[k + 1:].partition(r - k - 1)
-        return float(x[r])
+        return value(x[r])
     return _summary(n, total, kth)
 
 
