@@ -391,3 +391,35 @@ def test_integers_that_are_not_what_the_keywords_say_are_refused_by_name(tmp_pat
     bad = write_list_fcs(tmp_path / "bad.fcs", events, ["FSC-A", "FL1-A", "Time"], "<u2", {"$P2R": "1024"})
     with pytest.raises(FcsReadError, match=r"bad.fcs: parameter 2 \(FL1-A\): \d+% of its values exceed \$P2R = 1024"):
         read_fcs(bad)
+
+
+def test_implausible_values_are_judged_after_gains_and_named(tmp_path):
+    """The reader judges plausibility on the values gated (after $PnG), scanning the file's own
+    width: NaN or a value past 1e12 is refused naming its channel; 2e12 divided by a gain of 1000
+    is a plausible 2e9; an ordinary file is scanned once, by the reader."""
+    from .conftest import write_list_fcs
+    rng = np.random.default_rng(77)
+    ev = rng.uniform(0, 5e4, (2000, 3))
+    ok = read_fcs(write_list_fcs(tmp_path / "ok.fcs", ev, ["FSC-A", "FL1-A", "Time"], "<f4")).sample
+    assert ok.plausible and np.isfinite(ok.get_events(source="raw")).all()
+    nan = ev.copy()
+    nan[17, 1] = np.nan
+    with pytest.raises(FcsReadError, match=r"nan.fcs: channel FL1-A holds non-finite values"):
+        read_fcs(write_list_fcs(tmp_path / "nan.fcs", nan, ["FSC-A", "FL1-A", "Time"], "<f4"))
+    big = ev.copy()
+    big[5, 1] = 2e12
+    with pytest.raises(FcsReadError, match=r"big.fcs: channel FL1-A holds values up to 2e\+12"):
+        read_fcs(write_list_fcs(tmp_path / "big.fcs", big, ["FSC-A", "FL1-A", "Time"], "<f4"))
+    gained = read_fcs(write_list_fcs(tmp_path / "gained.fcs", big, ["FSC-A", "FL1-A", "Time"], ">f4",
+                                     {"$P2G": "1000"})).sample
+    assert gained.get_events(source="raw")[5, 1] == pytest.approx(2e9, rel=1e-6)
+    too_big = big.copy()
+    too_big[6, 0] = 3e12                                    # no gain on FSC-A: still refused, by name
+    with pytest.raises(FcsReadError, match=r"too_big.fcs: channel FSC-A holds values up to 3e\+12"):
+        read_fcs(write_list_fcs(tmp_path / "too_big.fcs", too_big, ["FSC-A", "FL1-A", "Time"], "<f8",
+                                {"$P2G": "1000"}))
+    tiny_gain = ev.copy()
+    tiny_gain[9, 1] = 4e7                                   # plausible as written, 4e13 once divided by 1e-6
+    with pytest.raises(FcsReadError, match=r"tiny_gain.fcs: channel FL1-A holds values up to 4e\+13"):
+        read_fcs(write_list_fcs(tmp_path / "tiny_gain.fcs", tiny_gain, ["FSC-A", "FL1-A", "Time"], "<f4",
+                                {"$P2G": "0.000001"}))

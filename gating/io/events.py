@@ -49,6 +49,7 @@ class EventSample:
         self.original_filename = self.metadata.get("fil", self._path.name)
         self.acquisition_date = self.metadata.get("date")
         self._flowkit = None
+        self.plausible = False      # True: the reader found every value finite and within MAX_PLAUSIBLE
 
     def __repr__(self) -> str:
         return f"EventSample(v{self.version}, {self.id}, {len(self.pnn_labels)} channels, {self.event_count} events)"
@@ -147,10 +148,16 @@ def _read(fd, path: Path, sample_id: str, data_start: int, tot: int) -> EventSam
             return None
         view = np.frombuffer(mm, dtype=dtype, count=tot * par, offset=data_start).reshape(tot, par)
         events = column_major(view, masks)
+        # integers of 8 to 32 bits are finite and below 2^32; floats are checked in their file's
+        # own width (half the bytes of the float64 events for float32 DATA)
+        source_plausible = dtype.kind == "u" or within_plausible(view)
         del view
-    if not preprocess(fd, events):
+    changed = preprocess(fd, events)
+    if changed is None:
         return None
-    return EventSample(fd, events, sample_id, path)
+    sample = EventSample(fd, events, sample_id, path)
+    sample.plausible = source_plausible and all(within_plausible(events[:, i]) for i in changed)
+    return sample
 
 
 def integer_plan(text: dict, par: int, order: str) -> tuple[np.dtype, np.ndarray | None] | None:
@@ -195,26 +202,42 @@ def column_major(view: np.ndarray, masks: np.ndarray | None = None) -> np.ndarra
     return events
 
 
-def preprocess(fd, events: np.ndarray) -> bool:
+def preprocess(fd, events: np.ndarray) -> list[int] | None:
     """FlowIO's ``as_array(preprocess=True)``, in place on the float64 events and with its very
     expressions (so the values are FlowIO's to the bit, tested): the time channel times
-    $TIMESTEP, $PnE log decades to linear, division by $PnG. False: a keyword only FlowIO's own
-    reading should judge (it names the problem)."""
+    $TIMESTEP, $PnE log decades to linear, division by $PnG. Returns the columns it changed;
+    None: a keyword only FlowIO's own reading should judge (it names the problem)."""
     text = fd.text
+    changed = []
     if "timestep" in text and fd.time_index is not None:
         try:
             time_step = float(text["timestep"])
         except ValueError:
             if str(text["timestep"]).strip():
-                return False
+                return None
             time_step = 1.0
         events[:, fd.time_index] *= time_step         # in place: the same single product
+        changed.append(fd.time_index)
     for chan_num, chan in fd.channels.items():
         i = chan_num - 1
         decades, log0 = chan["pne"]
         if decades > 0:
             events[:, i] = (10 ** (decades * events[:, i] / chan["pnr"])) * log0
+            changed.append(i)
         gain = chan["png"]
         if gain != 1.0 and gain != 0:
             events[:, i] = events[:, i] / gain
-    return True
+            changed.append(i)
+    return sorted(set(changed))
+
+
+#: No cytometer writes values this large; such values mean a wrong $BYTEORD or $DATATYPE.
+MAX_PLAUSIBLE = 1e12
+
+
+def within_plausible(values: np.ndarray) -> bool:
+    """Every value finite and within +-MAX_PLAUSIBLE (True when there are none)."""
+    if not values.size:
+        return True
+    lo, hi = float(values.min()), float(values.max())
+    return bool(np.isfinite(lo) and np.isfinite(hi) and max(-lo, hi) <= MAX_PLAUSIBLE)

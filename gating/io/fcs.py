@@ -21,7 +21,7 @@ from flowio.exceptions import FCSParsingError, MultipleDataSetsError
 
 from gating.io import fcsrepair
 from gating.io.inputs import FCS_EXTENSIONS, find_fcs_files, has_fcs_header  # noqa: F401 - part of this module's API
-from gating.io.events import EventSample, flowkit_read, read_plain_events
+from gating.io.events import MAX_PLAUSIBLE, EventSample, flowkit_read, read_plain_events, within_plausible
 
 if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
     import flowkit as fk
@@ -333,15 +333,13 @@ def check_structure(path: Path) -> tuple[dict[str, str], fcsrepair.Layout | None
     return kw, lay
 
 
-#: No cytometer writes values this large; such values mean a wrong $BYTEORD or $DATATYPE.
-MAX_PLAUSIBLE = 1e12
-
-
 def _plausible(loaded: LoadedSample, path: Path) -> LoadedSample:
-    """Refuse data no instrument produces (NaN/inf, |x| > 1e12): a misread, not numbers to gate."""
+    """Refuse data no instrument produces (NaN/inf, |x| > 1e12): a misread, not numbers to gate.
+    A sample its reader already found plausible is not scanned again."""
+    if getattr(loaded.sample, "plausible", False):
+        return loaded
     ev = loaded.sample.get_events(source="raw")
-    lo, hi = (float(ev.min()), float(ev.max())) if ev.size else (0.0, 0.0)
-    if ev.size and not (np.isfinite(lo) and np.isfinite(hi) and max(-lo, hi) <= MAX_PLAUSIBLE):
+    if not within_plausible(ev):
         finite = np.isfinite(ev)          # something is wrong: find the channel to name it
         bad_col = None
         if not finite.all():
