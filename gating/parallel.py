@@ -44,10 +44,16 @@ def pool() -> ThreadPoolExecutor:
 
 
 def thread_map(fn, items: list) -> list:
-    """``[fn(x) for x in items]``, spread over the sample's threads (in order)."""
+    """``[fn(x) for x in items]``, spread over the sample's threads (in order). The calling thread
+    takes the first item and then any item no pool thread has started (the pool may be busy,
+    e.g. hashing the file), so it never sits waiting for work it could do."""
     if sample_threads() <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
-    return list(pool().map(fn, items))
+    futures = [pool().submit(fn, x) for x in items[1:]]
+    out = [fn(items[0])]
+    for x, f in zip(items[1:], futures):
+        out.append(fn(x) if f.cancel() else f.result())
+    return out
 
 
 def row_shares(n: int, parts: int, align: int = 4096) -> list[tuple[int, int]]:

@@ -38,6 +38,10 @@ def test_no_bounds_and_huge_bounds():
     with np.errstate(over="ignore"):
         sure, near = sure_and_near(column, -1e300, 1e300)
     assert sure.all() and not near.any()
+    nan = np.array([np.nan, 1.0], dtype=np.float32)          # NaN is in no range (FlowKit's lo <= v < hi)
+    for lo, hi in ((0.0, None), (None, 2.0), (0.0, 2.0), (1.0, 1.0)):
+        sure, near = sure_and_near(nan, lo, hi)
+        assert not sure[0] and not near[0]
 
 
 def _ellipse_strategy(names, center, cov, d2, parent_gate=None):

@@ -40,19 +40,19 @@ def sure_and_near(column: np.ndarray, lo: float | None, hi: float | None) -> tup
     ``lo``/``hi`` in the column's (raw) units; None is no bound."""
     if lo is None and hi is None:
         return np.ones(column.shape, dtype=bool), np.zeros(column.shape, dtype=bool)
-    sure = outside = None
+    sure = maybe = None                 # surely within the bounds; within them widened by the band
     with np.errstate(over="ignore"):
         if lo is not None:
             w = 2 * band(lo)
             sure = column >= _up(lo + w)
-            outside = column < _down(lo - w)
+            maybe = column >= _down(lo - w)
         if hi is not None:
             w = 2 * band(hi)
-            below, above = column < _down(hi - w), column >= _up(hi + w)
+            below, reach = column < _down(hi - w), column < _up(hi + w)
             sure = below if sure is None else np.logical_and(sure, below, out=sure)
-            outside = above if outside is None else np.logical_or(outside, above, out=outside)
-    near = np.logical_or(sure, outside, out=outside)
-    return sure, np.logical_not(near, out=near)
+            maybe = reach if maybe is None else np.logical_and(maybe, reach, out=maybe)
+    # surely in implies maybe in, so the band's events are the ones only maybe in (a NaN is neither)
+    return sure, np.logical_xor(maybe, sure, out=maybe)
 
 
 #: Transforms whose bounds may be mapped back to raw values (monotone increasing, finite everywhere).

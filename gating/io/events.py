@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gating.parallel import row_shares, sample_threads, thread_map
+
 #: $BYTEORD values read here, with the byte order FlowIO gives them (others go to FlowIO itself).
 NUMPY_BYTEORDER = {"1,2,3,4": "<", "4,3,2,1": ">", "1,2": "<", "2,1": ">"}
 
@@ -196,9 +198,13 @@ def column_major(view: np.ndarray, masks: np.ndarray | None = None) -> np.ndarra
     (compensation, gates, statistics) reads it in one sweep instead of one cache line per event.
     The values and indexing are the same as row-major."""
     events = np.empty(view.shape, dtype=np.float64, order="F")
-    for start in range(0, view.shape[0], _BLOCK_ROWS):
-        block = view[start:start + _BLOCK_ROWS]
-        events[start:start + _BLOCK_ROWS] = block if masks is None else block & masks
+
+    def convert(part: tuple[int, int]) -> None:         # one share of the rows per thread
+        for start in range(part[0], part[1], _BLOCK_ROWS):
+            stop = min(part[1], start + _BLOCK_ROWS)
+            block = view[start:stop]
+            events[start:stop] = block if masks is None else block & masks
+    thread_map(convert, row_shares(view.shape[0], sample_threads(), _BLOCK_ROWS))
     return events
 
 
