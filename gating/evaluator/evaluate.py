@@ -327,15 +327,17 @@ class Evaluator:
             return sure
 
         if isinstance(gate, fk_gates.RectangleGate):
-            ok = np.ones(n, dtype=bool)
+            ok = None                                   # in every dimension so far (None: no dimension yet)
             for d in gate.dimensions:
-                sure = in_bound(d, d.min, d.max, ok if parent is None else ok & parent)
+                within = parent if ok is None else ok if parent is None else ok & parent
+                sure = in_bound(d, d.min, d.max, within)
                 if sure is None:
                     return None
-                ok &= sure
+                ok = sure if ok is None else np.logical_and(ok, sure, out=ok)
+            ok = np.ones(n, dtype=bool) if ok is None else ok
             if gate.use_complement:
-                ok = ~ok
-            return ok if parent is None else ok & parent
+                ok = np.logical_not(ok, out=ok)
+            return ok if parent is None else np.logical_and(ok, parent, out=ok)
         # a quadrant gate: each divider's range (x >= v, x < v, ...) is shared by two quadrants, so
         # it is decided once, over the parent's events
         dims = {d.id: d for d in gate.dimensions}
