@@ -189,3 +189,29 @@ def test_degenerate_polygons_go_to_flowutils():
         assert polygon_grid(tuple(map(tuple, v.tolist())), 128) is None
         assert np.array_equal(in_polygon(v, pts[:, 0].copy(), pts[:, 1].copy()), fu_gating.points_in_polygon(v, pts))
     assert polygon_grid(((0.0, 0.0), (1.0, np.inf), (2.0, 0.0)), 64) is None
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_polygons_in_row_shares_on_threads_are_flowutils(monkeypatch, threads):
+    """A polygon decided in row shares on several threads (each share with the grid its own box
+    count picks) gives flowutils' membership, with and without a parent."""
+    from flowutils import gating as fu_gating
+
+    from gating.evaluator import bounds
+    from gating.parallel import sample_threads, set_sample_threads
+    rng = np.random.default_rng(60606)
+    monkeypatch.setattr(bounds, "THREADED_EVENTS", 1000)
+    before = sample_threads()
+    set_sample_threads(threads)
+    try:
+        for kind in ("star", "thin", "tangled"):
+            v = _random_polygon(rng, kind)
+            lo, hi = v.min(axis=0), v.max(axis=0)
+            pts = rng.uniform(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), (50_001, 2))
+            x, y = pts[:, 0].copy(), pts[:, 1].copy()
+            want = fu_gating.points_in_polygon(v, pts)
+            parent = rng.random(x.size) < 0.5
+            assert np.array_equal(bounds.in_polygon(v, x, y), want), kind
+            assert np.array_equal(bounds.in_polygon(v, x, y, parent), want & parent), kind
+    finally:
+        set_sample_threads(before)

@@ -17,6 +17,8 @@ import flowkit as fk
 import numpy as np
 from flowutils import gating as fu_gating
 
+from gating.parallel import row_shares, sample_threads, thread_map
+
 
 def band(r: float) -> float:
     """Half-width (raw units) of the zone around a raw bound where the exact path is used."""
@@ -89,7 +91,26 @@ def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.nd
     grid (:class:`PolygonGrid`) lying wholly inside or outside is decided by its cell; the events
     of cells on or next to an edge go to flowutils, so every decision near an edge is FlowKit's.
     An event's cell index may be one more than its true cell, never less (its value is at least
-    the box's low corner): the two-cell NEAR margin covers it."""
+    the box's low corner): the two-cell NEAR margin covers it. Many events are split in row
+    shares over the sample's threads (each decided as alone: the result does not depend on it)."""
+    n = x.shape[0]
+    if n >= THREADED_EVENTS and sample_threads() > 1:
+        out = np.empty(n, dtype=bool)
+
+        def share(part: tuple[int, int]) -> None:
+            a, b = part
+            out[a:b] = _in_polygon(vertices, x[a:b], y[a:b], None if within is None else within[a:b])
+        thread_map(share, row_shares(n, sample_threads()))
+        return out
+    return _in_polygon(vertices, x, y, within)
+
+
+#: Events from which a polygon is decided in row shares on the sample's threads.
+THREADED_EVENTS = 1 << 18
+
+
+def _in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.ndarray | None) -> np.ndarray:
+    """:func:`in_polygon` on one thread."""
     box = _in_box(x, y, vertices.min(axis=0), vertices.max(axis=0), within)
     idx = np.flatnonzero(box)
     if not idx.size:
