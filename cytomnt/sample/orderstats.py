@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,15 +48,26 @@ _KEYS = {np.dtype(np.float32): (np.int32, np.int32(0x7FFFFFFF)),
          np.dtype(np.float64): (np.int64, np.int64(0x7FFFFFFFFFFFFFFF))}
 
 
-def as_keys(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+def as_keys(x: np.ndarray) -> np.ndarray:
     """``x`` (float32/64, finite) turned in place into integers that order as the floats do, -0.0
-    just before +0.0 (a negative float's bits but the sign flipped): integer selection is twice as
-    fast as float selection, and the values come back exactly (:func:`from_key`)."""
+    just before +0.0 (a negative float's bits but the sign flipped): integer selection and sorting
+    are twice as fast as float ones, and the values come back exactly (:func:`from_key`; turning
+    keys again gives the floats' bits back). Done in cache-sized chunks with one small buffer."""
     itype, mask = _KEYS[x.dtype]
     keys = x.view(itype)
-    sign = np.right_shift(keys, keys.dtype.itemsize * 8 - 1, out=scratch)   # -1 for negatives, else 0
-    np.bitwise_and(sign, mask, out=sign)
-    return np.bitwise_xor(keys, sign, out=keys)
+    shift = keys.dtype.itemsize * 8 - 1
+    sign = np.empty(min(keys.size, _CHUNK), dtype=itype)
+    for start in range(0, keys.size, _CHUNK):
+        part = keys[start:start + _CHUNK]
+        t = sign[:part.size]
+        np.right_shift(part, shift, out=t)                 # -1 for negatives, else 0
+        np.bitwise_and(t, mask, out=t)
+        np.bitwise_xor(part, t, out=part)
+    return keys
+
+
+#: Elements turned into keys per step (the step's buffer stays in the core's cache).
+_CHUNK = 1 << 15
 
 
 def from_key(key, dtype: np.dtype) -> float:
@@ -75,13 +87,12 @@ def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, f
     buf = getattr(_BUFFERS, "buf", None)
     if buf is None or buf.size < n or buf.dtype != values.dtype:
         buf = _BUFFERS.buf = np.empty(max(n, 1), dtype=values.dtype)
-        _BUFFERS.scratch = np.empty(buf.size, dtype=_KEYS[buf.dtype][0]) if buf.dtype in _KEYS else None
     x = buf[:n]
     np.take(values, rows, out=x)
     total = float(np.add.reduce(x, dtype=np.float64))          # numpy's mean is this sum over n
     value = float
     if x.dtype in _KEYS:
-        x = as_keys(x, _BUFFERS.scratch[:n])
+        x = as_keys(x)
         value = lambda key: from_key(key, values.dtype)  # noqa: E731
     k = n // 2
     x.partition(k)
@@ -99,44 +110,67 @@ def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, f
     return _summary(n, total, kth)
 
 
-def sorted_reference(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, float]:
-    """(the sorted values of ``values[rows]``, their pairwise sum in file order): what a
+class SortedReference(NamedTuple):
+    """A population's values sorted (as :func:`as_keys` integers for float32/64 values: an
+    integer sort is twice as fast), their pairwise sum in file order, and the values' dtype."""
+
+    elements: np.ndarray
+    total: float
+    dtype: np.dtype
+
+    def value(self, element) -> float:
+        """The float of one of ``elements``."""
+        return from_key(element, self.dtype) if self.dtype in _KEYS else float(element)
+
+
+def sorted_reference(values: np.ndarray, rows: np.ndarray) -> SortedReference:
+    """The sorted values of ``values[rows]`` and their pairwise sum in file order: what a
     population's descendants derive their statistics from."""
     x = np.take(values, rows)
     total = float(np.add.reduce(x, dtype=np.float64))
+    if x.dtype in _KEYS:
+        x = as_keys(x)
     x.sort()
-    return x, total
+    return SortedReference(x, total, values.dtype)
 
 
-def _value(ref):
+def _value(ref) -> SortedReference:
     """A reference, or the result of the Future computing it."""
     return ref.result() if hasattr(ref, "result") else ref
 
 
 def statistics_of_sorted(ref) -> tuple[float, float, float]:
     """(median, mean, rCV %) of a reference made by :func:`sorted_reference` (or a Future of one)."""
-    s, total = _value(ref)
-    return _summary(s.size, total, lambda r: float(s[r]))
+    ref = _value(ref)
+    return _summary(ref.elements.size, ref.total, lambda r: ref.value(ref.elements[r]))
 
 
 def statistics_after_removal(values: np.ndarray, removed_rows: np.ndarray, n: int, ref) -> tuple[float, float, float]:
     """(median, mean, rCV %) of an ancestor's events minus ``removed_rows`` (``n`` events left),
-    from the ancestor's sorted reference (or a Future of it)."""
-    s, total = _value(ref)
-    gone = np.sort(np.take(values, removed_rows))
+    from the ancestor's sorted reference (or a Future of it). The removed values' sum runs over
+    them sorted, as it always has (the same bits)."""
+    ref = _value(ref)
+    gone = np.take(values, removed_rows)
+    if gone.dtype in _KEYS:
+        gone = as_keys(gone)
+        gone.sort()
+        gone_values = as_keys(gone.view(values.dtype).copy()).view(values.dtype)   # keys -> floats: the same flip
+    else:
+        gone.sort()
+        gone_values = gone
     k, lo, hi = ranks(n)
     wanted = sorted({k, lo, hi} | ({k - 1} if n % 2 == 0 else set()))
-    found = dict(zip(wanted, kths_after_removal(s, gone, wanted)))
-    return _summary(n, total - float(np.add.reduce(gone, dtype=np.float64)), found.__getitem__)
+    found = dict(zip(wanted, map(ref.value, kths_after_removal(ref.elements, gone, wanted))))
+    return _summary(n, ref.total - float(np.add.reduce(gone_values, dtype=np.float64)), found.__getitem__)
 
 
 #: Removed values probed at once when locating a rank among them (see kths_after_removal).
 _GRID = 64
 
 
-def kths_after_removal(s: np.ndarray, gone: np.ndarray, wanted: list[int]) -> list[float]:
-    """The r-th smallest (0-based) of the multiset ``s`` (sorted) minus ``gone`` (sorted, a
-    sub-multiset of ``s``), for each r of ``wanted``.
+def kths_after_removal(s: np.ndarray, gone: np.ndarray, wanted: list[int]) -> list:
+    """The r-th smallest (0-based) element of the multiset ``s`` (sorted) minus ``gone`` (sorted,
+    a sub-multiset of ``s``), for each r of ``wanted``.
 
     Removing, for each removed value, its first occurrences in ``s``, the i-th removed element has
     ``before_i = searchsorted(s, g_i) - searchsorted(gone, g_i)`` kept elements before it (non-
@@ -146,7 +180,7 @@ def kths_after_removal(s: np.ndarray, gone: np.ndarray, wanted: list[int]) -> li
     """
     d = gone.size
     if d == 0:
-        return [float(s[r]) for r in wanted]
+        return [s[r] for r in wanted]
     grid = np.arange(0, d, _GRID)
     coarse = s.searchsorted(gone[grid]) - gone.searchsorted(gone[grid])
     out = []
@@ -156,10 +190,10 @@ def kths_after_removal(s: np.ndarray, gone: np.ndarray, wanted: list[int]) -> li
         last = int(grid[c]) if c < grid.size else d
         cell = gone[first:last]
         before = s.searchsorted(cell) - gone.searchsorted(cell)
-        out.append(float(s[r + first + int(before.searchsorted(r, side="right"))]))
+        out.append(s[r + first + int(before.searchsorted(r, side="right"))])
     return out
 
 
 def kth_after_removal(s: np.ndarray, gone: np.ndarray, r: int) -> float:
-    """The r-th smallest of ``s`` minus ``gone`` (both sorted): :func:`kths_after_removal` for one rank."""
-    return kths_after_removal(s, gone, [r])[0]
+    """The r-th smallest of ``s`` minus ``gone`` (both sorted floats): :func:`kths_after_removal` for one rank."""
+    return float(kths_after_removal(s, gone, [r])[0])
