@@ -56,6 +56,12 @@ def thread_map(fn, items: list) -> list:
     return out
 
 
+def over_row_shares(fn, n: int, align: int = 4096) -> None:
+    """``fn(start, stop)`` for shares of ``n`` rows, one per sample thread (bounds on multiples
+    of ``align``): each share's work writes its own rows of a shared result."""
+    thread_map(lambda part: fn(*part), row_shares(n, sample_threads(), align))
+
+
 def row_shares(n: int, parts: int, align: int = 4096) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges splitting ``n`` rows into at most ``parts`` shares (bounds on
     multiples of ``align``)."""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from gating import stable
-from gating.parallel import row_shares, sample_threads, thread_map
+from gating.parallel import over_row_shares
 
 if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
     import flowkit as fk
@@ -239,10 +239,10 @@ def compensated_channels(raw: np.ndarray, columns: list[int], inverse: np.ndarra
         n = raw.shape[0]
         rows = np.empty((np.shape(inverse)[1], n), dtype=np.float32)
 
-        def fill(part: tuple[int, int]) -> None:            # one share of the events per thread
-            for start, stop, block in stable.product_blocks(raw[part[0]:part[1]], columns, inverse):
-                rows[:, part[0] + start:part[0] + stop] = block
-        thread_map(fill, row_shares(n, sample_threads()))
+        def fill(first: int, last: int) -> None:            # one share of the events per thread
+            for start, stop, block in stable.product_blocks(raw[first:last], columns, inverse):
+                rows[:, first + start:first + stop] = block
+        over_row_shares(fill, n)
         rows.setflags(write=False)
         per_array[key] = rows
     return per_array[key]

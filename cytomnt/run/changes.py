@@ -11,6 +11,8 @@ from dataclasses import astuple, dataclass, fields
 import numpy as np
 import pandas as pd
 
+from cytomnt.sample.frames import cells_frame
+
 CHANGES_NAME = "changes.csv"
 
 
@@ -136,9 +138,7 @@ def _fmt(v) -> str:
 def changes_frame(changes: list[Change]) -> pd.DataFrame:
     """changes.csv: one row per changed population (nullable integer counts)."""
     rows = [astuple(c) for c in changes]
-    return pd.DataFrame({name: pd.array([r[i] for r in rows], dtype="Int64") if name in ("old_count", "new_count")
-                         else [r[i] for r in rows] if rows else np.array([], dtype=object)
-                         for i, name in enumerate(COLUMNS)})
+    return cells_frame({name: [r[i] for r in rows] for i, name in enumerate(COLUMNS)}, ("old_count", "new_count"))
 
 
 def summary(changes: list[Change], analysed: int) -> str:

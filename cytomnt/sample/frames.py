@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa         # here, not per call: a batch's parent loads it before its workers fork
 
@@ -15,6 +16,16 @@ _TEXT_COLUMNS = ("sample_id", "population", "parent", "path", "channel", "marker
 
 #: A table as (column name, values) pairs, in order: values a numpy array or a list.
 Columns = list[tuple[str, object]]
+
+
+def cells_frame(cells: dict[str, list], nullable_ints=()) -> pd.DataFrame:
+    """A table from each column's cells, in one construction (a one-row table: 4 ms where
+    setting columns one by one took 20): the ``nullable_ints`` columns as Int64, the others as
+    pandas infers them (text, and every column of an empty table, as object)."""
+    ints = set(nullable_ints)
+    return pd.DataFrame({name: pd.array(values, dtype="Int64") if name in ints else
+                         values if len(values) else np.array([], dtype=object)
+                         for name, values in cells.items()}, columns=list(cells))
 
 
 def _table(columns: Columns) -> pa.Table:

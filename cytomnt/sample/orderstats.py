@@ -14,6 +14,7 @@ the removed values' (equal to ~1e-15 relative).
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from typing import NamedTuple
@@ -77,6 +78,12 @@ def from_key(key, dtype: np.dtype) -> float:
     return float((k ^ mask if k < 0 else k).view(dtype))
 
 
+def element_value(dtype: np.dtype):
+    """How one selected or sorted element of ``dtype`` values becomes its float: a key back
+    (:func:`from_key`) for float32/64, else ``float``."""
+    return functools.partial(from_key, dtype=np.dtype(dtype)) if np.dtype(dtype) in _KEYS else float
+
+
 def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, float, float]:
     """(median, mean, robust CV %) of ``values[rows]`` by in-place selection in this thread's
     reusable buffer (no sort, no allocation); the mean by numpy's pairwise sum in file order.
@@ -90,10 +97,9 @@ def selection_statistics(values: np.ndarray, rows: np.ndarray) -> tuple[float, f
     x = buf[:n]
     np.take(values, rows, out=x)
     total = float(np.add.reduce(x, dtype=np.float64))          # numpy's mean is this sum over n
-    value = float
+    value = element_value(x.dtype)
     if x.dtype in _KEYS:
         x = as_keys(x)
-        value = lambda key: from_key(key, values.dtype)  # noqa: E731
     k = n // 2
     x.partition(k)
 
@@ -120,7 +126,7 @@ class SortedReference(NamedTuple):
 
     def value(self, element) -> float:
         """The float of one of ``elements``."""
-        return from_key(element, self.dtype) if self.dtype in _KEYS else float(element)
+        return element_value(self.dtype)(element)
 
 
 def sorted_reference(values: np.ndarray, rows: np.ndarray) -> SortedReference:

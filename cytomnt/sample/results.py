@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from cytomnt.sample.frames import frame_doc, frame_from_doc, stacked
+from cytomnt.sample.frames import cells_frame, frame_doc, frame_from_doc, stacked
 
 #: samples.csv columns, in order.
 SAMPLE_COLUMNS = (
@@ -130,13 +130,11 @@ def results_frame(results: Sequence[SampleResult]) -> pd.DataFrame:
     """The samples table: one row per result, columns as ``SAMPLE_COLUMNS`` then the FCS keywords
     asked for (``--keywords``; text, '' where a file lacks one), sorted by sample id."""
     counts = set(COUNT_COLUMNS)
-    columns = {c: pd.array([r.row.get(c) for r in results], dtype="Int64") if c in counts else
-               [r.row.get(c, np.nan) for r in results] if results else np.array([], dtype=object)
-               for c in SAMPLE_COLUMNS}
+    cells = {c: [r.row.get(c) if c in counts else r.row.get(c, np.nan) for r in results] for c in SAMPLE_COLUMNS}
     keywords = [r.row.get("keywords") or {} for r in results]
     for k in dict.fromkeys(k for kw in keywords for k in kw):
-        columns[k] = pd.array([kw.get(k, "") for kw in keywords], dtype=object)
-    df = pd.DataFrame(columns, columns=list(columns))          # one construction (a run of one file: 20 -> 4 ms)
+        cells[k] = np.array([kw.get(k, "") for kw in keywords], dtype=object)
+    df = cells_frame(cells, COUNT_COLUMNS)
     if len(df) < 2:
         return df
     return df.sort_values(["sample_id", "file"], kind="stable").reset_index(drop=True)

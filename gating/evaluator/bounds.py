@@ -17,7 +17,7 @@ import flowkit as fk
 import numpy as np
 from flowutils import gating as fu_gating
 
-from gating.parallel import row_shares, sample_threads, thread_map
+from gating.parallel import over_row_shares, sample_threads
 
 
 def band(r: float) -> float:
@@ -97,10 +97,9 @@ def in_polygon(vertices: np.ndarray, x: np.ndarray, y: np.ndarray, within: np.nd
     if n >= THREADED_EVENTS and sample_threads() > 1:
         out = np.empty(n, dtype=bool)
 
-        def share(part: tuple[int, int]) -> None:
-            a, b = part
+        def share(a: int, b: int) -> None:
             out[a:b] = _in_polygon(vertices, x[a:b], y[a:b], None if within is None else within[a:b])
-        thread_map(share, row_shares(n, sample_threads()))
+        over_row_shares(share, n)
         return out
     return _in_polygon(vertices, x, y, within)
 

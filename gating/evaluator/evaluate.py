@@ -300,16 +300,17 @@ class Evaluator:
             cx, cy = (self._dim_channel(sample, d)[0] for d in gate.dimensions)
             # float64 raw values are FlowKit's values; the parent's events only
             ok = in_polygon(np.array(gate.vertices, dtype=np.float64), raw[:, cx], raw[:, cy], parent)
-            ok = ~ok if gate.use_complement else ok
-            return ok if parent is None else ok & parent
+            if not gate.use_complement:
+                return ok                                 # already of the parent's events only
+            ok = np.logical_not(ok, out=ok)
+            return ok if parent is None else np.logical_and(ok, parent, out=ok)
         if isinstance(gate, fk_gates.EllipsoidGate):      # 2-D, on raw values only, as the polygons
             if len(gate.dimensions) != 2 or any(d.transformation_ref or d.compensation_ref not in (None, "uncompensated")
                                                 for d in gate.dimensions):
                 return None
             cx, cy = (self._dim_channel(sample, d)[0] for d in gate.dimensions)
-            ok = in_ellipse(gate.covariance_matrix, gate.coordinates, gate.distance_square, raw[:, cx], raw[:, cy],
-                            parent)
-            return ok if parent is None else ok & parent
+            return in_ellipse(gate.covariance_matrix, gate.coordinates, gate.distance_square, raw[:, cx], raw[:, cy],
+                              parent)                 # of the parent's events only
         refs = {d.compensation_ref for d in gate.dimensions if d.compensation_ref not in (None, "uncompensated")}
         if len(refs) > 1:
             return None

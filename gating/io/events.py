@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gating.parallel import row_shares, sample_threads, thread_map
+from gating.parallel import over_row_shares
 
 #: $BYTEORD values read here, with the byte order FlowIO gives them (others go to FlowIO itself).
 NUMPY_BYTEORDER = {"1,2,3,4": "<", "4,3,2,1": ">", "1,2": "<", "2,1": ">"}
@@ -199,12 +199,12 @@ def column_major(view: np.ndarray, masks: np.ndarray | None = None) -> np.ndarra
     The values and indexing are the same as row-major."""
     events = np.empty(view.shape, dtype=np.float64, order="F")
 
-    def convert(part: tuple[int, int]) -> None:         # one share of the rows per thread
-        for start in range(part[0], part[1], _BLOCK_ROWS):
-            stop = min(part[1], start + _BLOCK_ROWS)
+    def convert(first: int, last: int) -> None:         # one share of the rows per thread
+        for start in range(first, last, _BLOCK_ROWS):
+            stop = min(last, start + _BLOCK_ROWS)
             block = view[start:stop]
             events[start:stop] = block if masks is None else block & masks
-    thread_map(convert, row_shares(view.shape[0], sample_threads(), _BLOCK_ROWS))
+    over_row_shares(convert, view.shape[0], _BLOCK_ROWS)
     return events
 
 

@@ -9,7 +9,7 @@ whose layout cannot be settled by evidence is refused with the reason.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
