@@ -46,6 +46,8 @@ def _cases(d: Path):
         (["analyze", str(BLOOD), "--negative-control", str(d / "folder")], 2, "a folder, not a file"),
         (["analyze", str(BLOOD), "--negative-control", missing], 2, "does not exist"),
         (["analyze", str(BLOOD), "--panel", str(d / "folder")], 2, str(d / "folder")),
+        (["analyze", str(BLOOD), "--strategy", str(d / "folder")], 2, "is a folder, not a strategy file"),
+        (["analyze", str(BLOOD), "--strategy", str(d / "a_file")], 2, "has no extension to tell its kind"),
         (["inspect", missing], 2, "no such file or folder"),
         (["inspect", str(d / "folder")], 2, "no FCS files found"),
         (["inspect", str(d / "not_fcs.fcs")], 1, "not_fcs.fcs"),

@@ -28,7 +28,9 @@ def strategy_kind(spec: str) -> str:
     kinds = {".yaml": "template", ".yml": "template", ".csv": "opencyto", ".xml": "gatingml", ".gml": "gatingml",
              ".gatingml": "gatingml", ".wsp": "workspace"}
     if suffix not in kinds:
-        raise ConfigError(f"strategy {spec}: unknown kind '{suffix}'; expected {', '.join(STRATEGY_KINDS)}")
+        what = "is a folder, not a strategy file" if Path(spec).is_dir() else \
+            f"unknown kind '{suffix}'" if suffix else "has no extension to tell its kind"
+        raise ConfigError(f"strategy {spec}: {what}; expected {', '.join(STRATEGY_KINDS)}")
     return kinds[suffix]
 
 
