@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -76,6 +77,30 @@ def in_background(fn, *args) -> Future:
     if sample_threads() <= 1:
         return Done(fn, args)
     return pool().submit(fn, *args)
+
+
+def in_spare_time(fn, *args) -> Future:
+    """Run ``fn(*args)`` on a thread of its own at the lowest priority (Linux; elsewhere at the
+    normal one), for work nothing waits on until the end, e.g. a file's hash: it takes a core
+    only while the sample's threads leave one idle, so it never slows them. With one thread per
+    sample it is done now (a :class:`Done`)."""
+    if sample_threads() <= 1:
+        return Done(fn, args)
+    future: Future = Future()
+
+    def run() -> None:
+        if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
+            try:                            # a thread's own niceness: it can lower it, never raise it
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except OSError:
+                pass
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - delivered by result()
+                future.set_exception(exc)
+    threading.Thread(target=run, name="cytomnt spare time", daemon=True).start()
+    return future
 
 
 class Done:

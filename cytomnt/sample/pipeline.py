@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from gating.auto.bias import flagged
-from gating.parallel import in_background
+from gating.parallel import in_spare_time
 from gating.preprocess import compensation_for
 
 from cytomnt.inputs.files import item_hash, item_name
@@ -35,8 +35,8 @@ def analyze_tube(item, setup: SampleSetup, sha256: str | None = None) -> SampleR
     idn = setup.identification
     if idn.deidentify and not sha256:
         sha256 = item_hash(item)
-    # the file's hash on another core while this one reads and gates it
-    hashing = None if sha256 else in_background(item_hash, item)
+    # the file's hash in the time the sample's threads leave a core idle
+    hashing = None if sha256 else in_spare_time(item_hash, item)
     ident = identify(path, name, idn.manifest, idn.deidentify, sha256)
     row = _first_row(ident, path, setup.strategy_label, setup.gating.panel.source)
     secrets = (path_secrets(path) if path is not None else [name]) if idn.deidentify else []
