@@ -265,7 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from cytomnt.failures import debugging, explain, guard_streams, silence_stdout
+    from cytomnt.startup import defer_flowkit_plotting
     args = build_parser().parse_args(argv)
+    defer_flowkit_plotting()        # no command draws a FlowKit plot: a second less before the first gate
     if argv is None:                # the command line (not a test's captured streams)
         guard_streams()
     try:

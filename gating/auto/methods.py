@@ -15,7 +15,6 @@ from typing import Callable
 
 import flowkit as fk
 import numpy as np
-from scipy.stats import chi2
 
 from gating.auto import acquisition, finders, positivity
 from gating.auto.finders import Cut
@@ -363,6 +362,7 @@ def scatter_cluster(ctx, n_components: int = 3, pick: str = "lowest", coverage: 
          "largest": int(np.argmax(gm.weights_))}.get(pick)
     if k is None:
         raise ValueError(f"population '{ctx.name}': pick must be lowest, highest or largest, not '{pick}'")
+    from scipy.stats import chi2           # scipy.stats: 0.6-0.9 s to import, only for this method
     d2 = float(chi2.ppf(coverage, 2))
     gate = fk.gates.EllipsoidGate(ctx.name, [ctx.dimension(0), ctx.dimension(1)], means[k].tolist(),
                                   covs[k].tolist(), d2)

@@ -14,7 +14,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest, ks_2samp, poisson
 
 from gating.auto.netcount import LEVELS, LOWER_LEVELS, NetCount, ReferenceTail, interval, net_count
 
@@ -65,6 +64,7 @@ def background(parent_count: int, ref: Reference, confidence: float = 0.95) -> t
     ``parent_count``, and its upper bound from the exact (Clopper-Pearson) one-sided interval."""
     if ref.n <= 0:
         return math.nan, math.nan
+    from scipy.stats import binomtest      # scipy.stats: 0.6-0.9 s to import, only when a reference is used
     rate = ref.above / ref.n
     high = binomtest(ref.above, ref.n).proportion_ci(confidence_level=2 * confidence - 1, method="exact").high
     return parent_count * rate, parent_count * float(high)
@@ -148,6 +148,7 @@ def call(population: str, values: np.ndarray, cut: float, ref: Reference, min_ev
 def _gate_counts(values: np.ndarray, cut: float, ref: Reference) -> tuple[int, float, float, float]:
     """(events at or above ``cut``, background expected there and its upper bound, the chance of
     that many from background alone)."""
+    from scipy.stats import poisson
     k = int(np.count_nonzero(values >= cut))
     expected, high = background(int(values.size), ref)
     return k, expected, high, float(poisson.sf(k - 1, high)) if k > 0 and math.isfinite(high) else 1.0
@@ -176,6 +177,7 @@ def control_fit_check(subset: np.ndarray, lower: np.ndarray, control_n: int, pos
     background on this subset only (Fc receptors), another instrument setting or another
     spreading all show here.
     """
+    from scipy.stats import binomtest
     edge = float(lower[-1])
     low = np.sort(subset[subset <= edge])
     negatives = max(int(subset.size) - int(positives), 0)
@@ -237,6 +239,7 @@ def internal_reference_check(subset: np.ndarray, reference: np.ndarray, min_refe
     if a.size < 20:
         return (f"only {a.size} events of the subset lie in the internal negatives' range: its negatives "
                 f"cannot be compared with them")
+    from scipy.stats import ks_2samp
     res = ks_2samp(a, b)
     if res.statistic > max_distance and res.pvalue < 0.01:
         return (f"the subset's negative events differ from the internal negatives' (KS distance "
