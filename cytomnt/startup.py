@@ -26,7 +26,9 @@ import types
 DEFERRED = ("bokeh", "contourpy", "scipy.stats", "scipy.interpolate")
 
 _LOCK = threading.RLock()
-_state = {"deferring": False}
+#: The thread executing FlowKit's package while it is deferring (None: not deferring); only its
+#: own imports get placeholders, never another thread's.
+_state = {"deferring": None}
 
 
 class _Deferred:
@@ -84,7 +86,7 @@ def _real_module(name: str) -> types.ModuleType:
     """The real module ``name`` (the placeholders dropped first)."""
     with _LOCK:
         _drop_placeholders()
-        before, _state["deferring"] = _state["deferring"], False
+        before, _state["deferring"] = _state["deferring"], None
         try:
             return importlib.import_module(name)
         finally:
@@ -115,7 +117,7 @@ class _FlowKitLoader(importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         with _LOCK:
-            _state["deferring"] = True
+            _state["deferring"] = threading.get_ident()
         try:
             self._loader.exec_module(module)
             return
@@ -123,7 +125,7 @@ class _FlowKitLoader(importlib.abc.Loader):
             pass
         finally:
             with _LOCK:
-                _state["deferring"] = False
+                _state["deferring"] = None
                 _drop_placeholders()        # the ones FlowKit holds stay with it; nobody else gets one
         for key in [k for k in sys.modules if k.startswith("flowkit.")]:
             del sys.modules[key]
@@ -137,7 +139,7 @@ class _Finder(importlib.abc.MetaPathFinder):
             if spec is not None and spec.loader is not None:
                 spec.loader = _FlowKitLoader(spec.loader)
             return spec
-        if _state["deferring"] and _deferred(fullname):
+        if _state["deferring"] == threading.get_ident() and _deferred(fullname):
             return importlib.machinery.ModuleSpec(fullname, _PlaceholderLoader(), is_package=True)
         return None
 
