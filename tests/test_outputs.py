@@ -5,6 +5,7 @@ import re
 import shutil
 
 import pandas as pd
+import pytest
 
 import cytomnt
 from cytomnt.cli import main
@@ -135,3 +136,15 @@ def test_summary_explains_each_flag_shown_and_shows_no_empty_ones(tmp_path):
     text = summary_text(df, "RUO")
     assert "nan" not in text.lower().replace("(", " ").split()
     assert "\nQC_SATURATED: acquisition QC removed saturated events" in text and "NO_VALLEY" not in text
+
+
+def test_atomic_write_makes_missing_folders_replaces_whole_and_leaves_no_temporary(tmp_path):
+    from gating.io.files import atomic_write
+    deep = tmp_path / "a" / "b" / "gates" / "s1.xml"
+    assert atomic_write(deep, "<x/>") == deep and deep.read_text() == "<x/>"      # folders made on demand
+    atomic_write(deep, b"<y/>")                                                  # replaced, bytes as given
+    assert deep.read_bytes() == b"<y/>"
+    assert sorted(p.name for p in deep.parent.iterdir()) == ["s1.xml"]           # no .tmp left behind
+    (tmp_path / "file").write_text("")
+    with pytest.raises((FileExistsError, NotADirectoryError)):                    # a file where a folder is needed
+        atomic_write(tmp_path / "file" / "x.csv", "a")

@@ -13,9 +13,13 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename, so a reader (or a run
     killed half way) never sees a partial file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        tmp.write_bytes(content)
+    except FileNotFoundError:         # its folder is new (made only then: a mkdir per file is slow on network shares)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(content)
     os.replace(tmp, path)
     return path
 
