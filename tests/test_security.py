@@ -3,6 +3,7 @@ name files elsewhere, and spreadsheets typed at 2 a.m."""
 import datetime as dt
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -202,3 +203,24 @@ def test_hostile_names_and_keywords_never_become_spreadsheet_formulas(tmp_path):
                 if c.data_type == "f"]
     assert not formulas, formulas[:5]
     assert any(c.value == "=cmd" for ws in wb for row in ws.iter_rows() for c in row)     # shown as written
+
+
+def test_yaml_is_read_safely_and_as_the_pure_python_loader_reads_it():
+    """The C loader (when PyYAML has libyaml) gives the built-in files' very values, refuses
+    Python objects, and reports a bad document's line."""
+    from importlib import resources
+
+    import yaml
+
+    from gating.formats.yamlsafe import safe_load
+    texts = [resources.files("cytomnt").joinpath(f"data/{n}").read_text()
+             for n in ("car_t_template.yaml", "default_panel.yaml", "mnt_rules.yaml")]
+    texts += [p.read_text() for p in (Path(__file__).parent / "data").glob("*.yaml")]
+    assert len(texts) >= 4
+    for text in texts:
+        assert safe_load(text) == yaml.load(text, Loader=yaml.SafeLoader)
+    with pytest.raises(yaml.YAMLError):
+        safe_load("x: !!python/object/apply:os.system ['echo no']\n")
+    with pytest.raises(yaml.YAMLError) as bad:
+        safe_load("gates:\n  - population: a\n    parent: [root\n")
+    assert bad.value.problem_mark.line >= 1

@@ -11,9 +11,9 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from gating.formats.strategy import Population, StrategyError, gml_id
+from gating.formats.yamlsafe import safe_load
 
 #: gate-map key -> samples.csv count column
 KEYS = {"singlets": "singlets", "live": "live", "lymphocytes": "lymphocytes", "t_cell": "t_cells",
@@ -47,7 +47,7 @@ def parse_gate_map(spec: str | Path | dict | None) -> dict[str, str]:
     if isinstance(spec, dict):
         out = {str(k): str(v) for k, v in spec.items()}
     elif Path(str(spec)).suffix.lower() in (".yaml", ".yml") and Path(str(spec)).exists():
-        data = yaml.safe_load(Path(str(spec)).read_text()) or {}
+        data = safe_load(Path(str(spec)).read_text()) or {}
         if not isinstance(data, dict):
             raise StrategyError(f"gate map {spec}: expected a mapping of key: gate name")
         out = {str(k): str(v) for k, v in data.items()}

@@ -15,6 +15,8 @@ from typing import Mapping, Sequence
 
 import yaml
 
+from gating.formats.yamlsafe import safe_load
+
 #: Every role a panel can fill, in gating order.
 ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads", "time")
 #: Roles whose channels are scatter: kept linear, whatever their names (FS INT, FSC, ...).
@@ -57,14 +59,14 @@ class Panel:
     @classmethod
     def default(cls) -> "Panel":
         text = resources.files("cytomnt").joinpath("data/default_panel.yaml").read_text()
-        return cls._from_mapping(yaml.safe_load(text), source="built-in")
+        return cls._from_mapping(safe_load(text), source="built-in")
 
     @classmethod
     def from_yaml(cls, path: str | Path, base: "Panel | None" = None) -> "Panel":
         """Read a panel file; roles it does not list are inherited from ``base`` (the default)."""
         path = Path(path)
         try:
-            data = yaml.safe_load(path.read_text())
+            data = safe_load(path.read_text())
         except OSError as exc:
             raise PanelError(f"panel file {path}: cannot be read ({exc.strerror})") from exc
         except yaml.YAMLError as exc:

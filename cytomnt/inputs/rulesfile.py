@@ -9,6 +9,8 @@ from importlib import resources
 
 import yaml
 
+from gating.formats.yamlsafe import safe_load
+
 BUILT_IN_RULES = "data/mnt_rules.yaml"
 BUILT_IN_SOURCE = "mnt_rules.yaml (built-in)"
 
@@ -20,7 +22,7 @@ class RulesError(ValueError):
 def rules_mapping(text: str, source: str) -> dict:
     """The rules file's mapping, checked for what every reader needs (raises :class:`RulesError`)."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise RulesError(f"rules file {source}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict) or "factors" not in data or "tiers" not in data:

@@ -22,6 +22,7 @@ from gating.io.files import atomic_write
 from gating.preprocess import (LOGICLE_M, Compensation, compensated_events, describe_transform,
                          logicle_for, processed_events)
 from gating.auto.template import Dim, GateSpec, Template
+from gating.formats.yamlsafe import safe_load
 
 
 
@@ -61,7 +62,7 @@ class LearnedCuts:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "LearnedCuts":
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = safe_load(Path(path).read_text()) or {}
         return cls({p: {c: float(v) for c, v in cs.items()} for p, cs in (data.get("cuts") or {}).items()},
                    dict(data.get("source") or {}),
                    {p: {k: _plain(v) for k, v in r.items()} for p, r in (data.get("reference") or {}).items()},

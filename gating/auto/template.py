@@ -22,6 +22,8 @@ from typing import Iterable, Mapping
 
 import yaml
 
+from gating.formats.yamlsafe import SAFE_LOADER, safe_load
+
 ROW_KEYS = {"population", "parent", "dims", "method", "args", "optional", "learn", "control", "populations"}
 LEARN = ("sample", "batch", "control")
 #: Largest template file read (a template is a few kB).
@@ -103,7 +105,7 @@ class Template:
 def _line_numbers(text: str) -> list[int]:
     """1-based line of each item of the top-level 'gates' sequence."""
     try:
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=SAFE_LOADER)
     except yaml.YAMLError:
         return []
     if root is None or not isinstance(root, yaml.MappingNode):
@@ -127,7 +129,7 @@ def load_template(path: str | Path, roles: Iterable[str] | None = None, methods:
         except OSError as exc:
             raise TemplateError(f"{source}: cannot be read ({exc.strerror})") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark else ""

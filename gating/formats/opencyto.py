@@ -18,6 +18,7 @@ import pandas as pd
 
 from gating.auto.build import xform_id
 from gating.formats.strategy import StrategyError
+from gating.formats.yamlsafe import safe_load
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def read_scales(path: str | Path) -> dict[str, ChannelScale]:
     import yaml
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = safe_load(path.read_text()) or {}
     except OSError as exc:
         raise StrategyError(f"scales file {path}: cannot be read ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
