@@ -1,7 +1,6 @@
 """The manifest (which file is which patient, date and sample type) and sample-type inference."""
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 from dataclasses import dataclass

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cytomnt.errors import ConfigError
 from cytomnt.inputs.panel import ROLES
+
+if TYPE_CHECKING:                   # loaded with the template module, on first use
+    from gating.auto.template import Template
 
 STRATEGY_KINDS = ("auto", "template .yaml", "openCyto template .csv", "Gating-ML 2.0 .xml", "FlowJo 10 .wsp")
 _CACHE: dict[tuple[str, str], object] = {}
