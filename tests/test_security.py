@@ -212,7 +212,7 @@ def test_yaml_is_read_safely_and_as_the_pure_python_loader_reads_it():
 
     import yaml
 
-    from gating.formats.yamlsafe import safe_load
+    from gating.io.yamlsafe import safe_load
     texts = [resources.files("cytomnt").joinpath(f"data/{n}").read_text()
              for n in ("car_t_template.yaml", "default_panel.yaml", "mnt_rules.yaml")]
     texts += [p.read_text() for p in (Path(__file__).parent / "data").glob("*.yaml")]

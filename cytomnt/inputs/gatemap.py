@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gating.formats.strategy import Population, StrategyError, gml_id
-from gating.formats.yamlsafe import safe_load
+from gating.io.yamlsafe import safe_load
 
 #: gate-map key -> samples.csv count column
 KEYS = {"singlets": "singlets", "live": "live", "lymphocytes": "lymphocytes", "t_cell": "t_cells",

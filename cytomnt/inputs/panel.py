@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import yaml
 
-from gating.formats.yamlsafe import safe_load
+from gating.io.yamlsafe import safe_load
 
 #: Every role a panel can fill, in gating order.
 ROLES = ("fsc_a", "fsc_h", "ssc_a", "cd45", "viability", "t_cell", "cd4", "cd8", "car", "beads", "time")

@@ -9,7 +9,7 @@ from importlib import resources
 
 import yaml
 
-from gating.formats.yamlsafe import safe_load
+from gating.io.yamlsafe import safe_load
 
 BUILT_IN_RULES = "data/mnt_rules.yaml"
 BUILT_IN_SOURCE = "mnt_rules.yaml (built-in)"

@@ -19,10 +19,10 @@ from gating.auto import methods as registry
 from gating.auto.build import StrategyBuilder
 from gating.auto.finders import Cut
 from gating.io.files import atomic_write
+from gating.io.yamlsafe import safe_load
 from gating.preprocess import (LOGICLE_M, Compensation, compensated_events, describe_transform,
                          logicle_for, processed_events)
 from gating.auto.template import Dim, GateSpec, Template
-from gating.formats.yamlsafe import safe_load
 
 
 

@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 import yaml
 
-from gating.formats.yamlsafe import SAFE_LOADER, safe_load
+from gating.io.yamlsafe import SAFE_LOADER, safe_load
 
 ROW_KEYS = {"population", "parent", "dims", "method", "args", "optional", "learn", "control", "populations"}
 LEARN = ("sample", "batch", "control")

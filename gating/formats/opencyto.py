@@ -18,7 +18,7 @@ import pandas as pd
 
 from gating.auto.build import xform_id
 from gating.formats.strategy import StrategyError
-from gating.formats.yamlsafe import safe_load
+from gating.io.yamlsafe import safe_load
 
 
 @dataclass(frozen=True)
