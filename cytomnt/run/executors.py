@@ -43,13 +43,14 @@ def _init_worker(setup: SampleSetup, jobs: int) -> None:
 def _load_before_fork(setup: SampleSetup) -> None:
     """What every worker needs for its first tube, made once here so the forked workers share it
     instead of each making it: the evaluator (imported lazily by the strategy module), BLAS
-    thread control, the panel's compiled name patterns, and scipy.stats when the template's
-    gate finders will test positivity with it (the user's own gates do not)."""
+    thread control, the panel's compiled name patterns, and the scipy modules the template's gate
+    finders smooth densities and test positivity with (the user's own gates need neither)."""
     import threadpoolctl  # noqa: F401
 
     import gating.evaluator.evaluate  # noqa: F401
     compile_names(setup.gating.panel)
     if setup.strategy.uses_template:
+        import scipy.ndimage  # noqa: F401
         import scipy.stats  # noqa: F401
 
 
