@@ -79,28 +79,55 @@ def in_background(fn, *args) -> Future:
     return pool().submit(fn, *args)
 
 
-def in_spare_time(fn, *args) -> Future:
-    """Run ``fn(*args)`` on a thread of its own at the lowest priority (Linux; elsewhere at the
-    normal one), for work nothing waits on until the end, e.g. a file's hash: it takes a core
-    only while the sample's threads leave one idle, so it never slows them. With one thread per
-    sample it is done now (a :class:`Done`)."""
+def in_spare_time(fn, *args):
+    """``fn(*args)`` (a pure call: a file's hash) in the machine's spare time: see
+    :class:`SpareTime`. With one thread per sample it is done now (a :class:`Done`)."""
     if sample_threads() <= 1:
         return Done(fn, args)
-    future: Future = Future()
+    return SpareTime(fn, args)
 
-    def run() -> None:
+
+class SpareTime:
+    """A pure call run on a thread of its own at the lowest priority (Linux; elsewhere at the
+    normal one), so it takes a core while the sample's threads leave one idle instead of slowing
+    them. Whoever asks for its ``result()`` before that thread has finished makes the call
+    itself, at its own priority: on a busy machine an idle-priority thread may wait for a core
+    for long, and the result is the same."""
+
+    __slots__ = ("_call", "_lock", "_started", "_done", "_outcome")
+
+    def __init__(self, fn, args):
+        self._call = (fn, args)
+        self._lock = threading.Lock()
+        self._started = False
+        self._done = threading.Event()
+        self._outcome: Done | None = None
+        threading.Thread(target=self._run, name="cytomnt spare time", daemon=True).start()
+
+    def _claim(self) -> bool:
+        with self._lock:
+            started, self._started = self._started, True
+        return not started
+
+    def _run(self) -> None:
         if hasattr(os, "setpriority") and sys.platform.startswith("linux"):
             try:                            # a thread's own niceness: it can lower it, never raise it
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
             except OSError:
                 pass
-        if future.set_running_or_notify_cancel():
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - delivered by result()
-                future.set_exception(exc)
-    threading.Thread(target=run, name="cytomnt spare time", daemon=True).start()
-    return future
+        if self._claim():
+            self._outcome = Done(*self._call)
+            self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout=None):
+        """The call's value (or its exception), made here if the spare-time thread has not made it."""
+        self._claim()                       # a thread that has not started yet never will
+        if self._done.is_set():
+            return self._outcome.result()
+        return Done(*self._call).result()
 
 
 class Done:

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import cytomnt
-from gating.parallel import (Done, in_spare_time, over_row_shares, row_shares, sample_threads,
+from gating.parallel import (Done, SpareTime, in_spare_time, over_row_shares, row_shares, sample_threads,
                              set_sample_threads, thread_map)
 
 from tests.conftest import FIXTURES
@@ -63,22 +63,48 @@ def test_the_caller_does_the_work_a_busy_pool_has_not_started(threads):
             b.result()
 
 
+def _finished(work: SpareTime) -> SpareTime:
+    for _ in range(3000):
+        if work.done():
+            return work
+        threading.Event().wait(0.01)
+    raise AssertionError("the spare-time thread did not finish in 30 s")
+
+
 def test_spare_time_work_returns_its_value_and_its_error(threads):
     threads(2)
-    assert in_spare_time(sum, [1, 2, 3]).result(timeout=30) == 6
+    assert _finished(in_spare_time(sum, [1, 2, 3])).result() == 6
     with pytest.raises(ZeroDivisionError):
-        in_spare_time(lambda: 1 / 0).result(timeout=30)
+        _finished(in_spare_time(lambda: 1 / 0)).result()
     threads(1)                      # one thread per sample (a batch worker): done at once
     done = in_spare_time(sum, [4, 5])
     assert isinstance(done, Done) and done.result() == 9
+
+
+def test_asking_before_the_spare_time_thread_is_done_makes_the_call_at_once():
+    """An idle-priority thread may wait long for a core on a busy machine: the caller does not
+    wait for it, it makes the (pure) call itself."""
+    me, spare_started, release = threading.get_ident(), threading.Event(), threading.Event()
+
+    def double(x: int) -> int:
+        if threading.get_ident() != me:          # the spare-time thread: held until the caller is done
+            spare_started.set()
+            release.wait(30)
+        return 2 * x
+    work = SpareTime(double, (21,))
+    assert spare_started.wait(30)
+    try:
+        assert work.result() == 42 and not work.done()
+    finally:
+        release.set()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
 def test_spare_time_work_runs_at_the_lowest_priority_and_leaves_the_callers(threads):
     threads(2)
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen = in_spare_time(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(timeout=30)
-    assert seen == 19
+    work = _finished(in_spare_time(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    assert work.result() == 19
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine   # the caller's is untouched
 
 
