@@ -220,3 +220,46 @@ def test_demo_hint_names_the_venv_script_when_cytomnt_is_not_on_path(tmp_path, m
     assert program() == ".venv/bin/cytomnt"
     monkeypatch.setattr(_shutil, "which", lambda name: str(script))
     assert program() == "cytomnt"
+
+
+# --- a user's Gating-ML that does not fit a file -------------------------------------------------
+
+def _one_gate_strategy(tmp_path, dimension) -> Path:
+    import flowkit as fk
+    strategy = fk.GatingStrategy()
+    strategy.add_gate(fk.gates.RectangleGate("pos", [dimension]), ("root",))
+    path = tmp_path / "gates.xml"
+    with open(path, "wb") as fh:
+        fk.export_gatingml(strategy, fh)
+    return path
+
+
+@pytest.mark.parametrize("compensation", ["uncompensated", "FCS"])
+def test_a_gate_on_a_channel_the_file_lacks_names_the_gate_the_dimension_and_the_channels(tmp_path, compensation):
+    import flowkit as fk
+
+    import cytomnt
+    gml = _one_gate_strategy(tmp_path, fk.Dimension("BV999-A", compensation_ref=compensation, range_min=100.0))
+    df = cytomnt.analyze([BLOOD], strategy=gml, out=tmp_path / "out")
+    error = df.error[0]
+    assert df.status[0] == "error" and "\n" not in error
+    assert error.startswith("gate 'pos': dimension 'BV999-A' is not a channel of this file")
+    assert "FSC-A" in error and "PerCP-Cy5.5-A" in error          # the channels it has
+
+
+def test_a_spillover_that_leaves_out_a_fluorescence_channel_is_one_line_naming_it(tmp_path):
+    import flowkit as fk
+
+    import cytomnt
+    gml = _one_gate_strategy(tmp_path, fk.Dimension("APC-A", compensation_ref="FCS", range_min=100.0))
+    df = cytomnt.analyze([FIXTURES / "blood_beads.fcs"], strategy=gml, out=tmp_path / "out")
+    error = df.error[0]
+    assert df.status[0] == "error" and "\n" not in error and "\\x0a" not in error
+    assert "$SPILLOVER leaves out fluorescence channel(s) PE-Cy5-A" in error
+
+
+def test_a_libraries_several_line_message_becomes_one_line():
+    from cytomnt.sample.results import printable
+    assert printable("Matrix labels do not match\n\nLabels not found:\r\nPE-Cy5-A\n") == \
+        "Matrix labels do not match Labels not found: PE-Cy5-A"
+    assert printable("bad byte \x00 here") == "bad byte \\x00 here"

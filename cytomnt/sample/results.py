@@ -100,7 +100,10 @@ def empty_row() -> dict:
 
 
 def printable(text: str) -> str:
-    """Control characters (from a corrupt file's bytes) escaped, so logs, CSV and xlsx stay valid."""
+    """One line: a library's several-line message joined by spaces, and other control characters
+    (from a corrupt file's bytes) escaped, so logs, CSV and xlsx stay valid."""
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip()) if "\n" in text or "\r" in text \
+        else text
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 

@@ -66,9 +66,24 @@ def resolve_comp(strategy: fk.GatingStrategy, sample, ref: str | None) -> CompRe
             return None          # Gating-ML: 'FCS' without a spillover means uncompensated
         detectors = [sample.pnn_labels[i] for i in sample.fluoro_indices]
         fluoros = [sample.pns_labels[i] for i in sample.fluoro_indices]
-        matrix = fk.Matrix(spill, detectors, fluoros, null_channels=sample.null_channels)
+        try:
+            matrix = fk.Matrix(spill, detectors, fluoros, null_channels=sample.null_channels)
+        except Exception as exc:  # noqa: BLE001 - FlowKit's several-line message, made one specific line
+            raise ValueError(_spill_mismatch(spill, detectors, exc)) from exc
     else:
         matrix = strategy.comp_matrices[ref]
     idx = [sample.get_channel_index(d) for d in matrix.detectors]
     m = np.asarray(matrix.matrix, dtype=float)
     return CompRef(idx, m, stable.inverse(m), {ch: j for j, ch in enumerate(idx)})
+
+
+def _spill_mismatch(spill, detectors: list[str], exc: Exception) -> str:
+    """Why FlowKit refuses the file's own spillover for a strategy's 'FCS' compensation, in one line."""
+    listed = spill.split(",") if isinstance(spill, str) else []
+    missing = [d for d in detectors if d not in listed]
+    if missing:
+        return (f"its $SPILLOVER leaves out fluorescence channel(s) {', '.join(missing)}, and the strategy's "
+                f"gates use the file's own compensation ('FCS'), which FlowKit makes only from a matrix covering "
+                f"every fluorescence channel (FlowKit refuses this file too)")
+    return "its $SPILLOVER does not fit its channels for the strategy's 'FCS' compensation: " + \
+        " ".join(str(exc).split())

@@ -79,10 +79,14 @@ class Evaluator:
         fj = [label.replace("/", "_") for label in pnn]
         if dim_id in fj:
             return fj.index(dim_id)
-        if comp_ref is None:
-            raise LookupError(f"{dim_id} is not found as a channel label or channel reference in {sample}")
-        matrix = self.strategy.comp_matrices[comp_ref]
+        matrix = self.strategy.comp_matrices.get(comp_ref) if comp_ref is not None else None
+        if matrix is None or dim_id not in matrix.fluorochromes:
+            raise LookupError(f"dimension '{dim_id}' is not a channel of this file (by $PnN or $PnS); "
+                              f"its channels: {', '.join(pnn)}")
         detector = matrix.detectors[matrix.fluorochromes.index(dim_id)]
+        if detector not in pnn:
+            raise LookupError(f"dimension '{dim_id}' is detector '{detector}' of compensation '{comp_ref}', "
+                              f"which is not a channel of this file; its channels: {', '.join(pnn)}")
         return pnn.index(detector)
 
     def _comp(self, sample, ref: str | None, cache: dict) -> CompRef | None:
@@ -255,9 +259,12 @@ class Evaluator:
                 m = _boolean(gate, res.membership, quad_results)
                 res.add(key, m if parent is None else (m & parent))
                 continue
-            result = self._whole_columns(gate, sample, raw, parent, comps, n)
-            if result is None:
-                result = self._by_rows(gate, sample, raw, parent, comps, ratio_cache)
+            try:
+                result = self._whole_columns(gate, sample, raw, parent, comps, n)
+                if result is None:
+                    result = self._by_rows(gate, sample, raw, parent, comps, ratio_cache)
+            except LookupError as exc:                      # a dimension the file lacks: which gate, said once
+                raise LookupError(f"gate '{g_id}': {exc.args[0] if exc.args else exc}") from exc
             if isinstance(gate, fk_gates.QuadrantGate):
                 quad_results[key] = result
                 for q, qm in result.items():
