@@ -263,3 +263,19 @@ def test_a_libraries_several_line_message_becomes_one_line():
     assert printable("Matrix labels do not match\n\nLabels not found:\r\nPE-Cy5-A\n") == \
         "Matrix labels do not match Labels not found: PE-Cy5-A"
     assert printable("bad byte \x00 here") == "bad byte \\x00 here"
+
+
+def test_a_workspace_flowkit_trips_over_is_named_without_python_internals(tmp_path, monkeypatch):
+    import flowkit as fk
+
+    from gating.formats.strategy import StrategyError, WorkspaceStrategies
+    wsp = tmp_path / "odd.wsp"
+    wsp.write_text('<?xml version="1.0"?><Workspace version="20.0"><SampleList/></Workspace>')
+
+    def trips(*args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'findall'")
+    monkeypatch.setattr(fk, "Workspace", trips)
+    with pytest.raises(StrategyError) as e:
+        WorkspaceStrategies(wsp)
+    assert str(e.value) == f"{wsp}: cannot be read as a FlowJo 10 workspace (a part of a FlowJo 10 workspace " \
+                           "that FlowKit needs is missing)"

@@ -62,6 +62,7 @@ def _cases(d: Path):
         (["export", str(d / "folder"), "--sample", "x", "--anndata", str(d / "x.h5ad")], 2, "folder"),
         (["cohort", str(d / "folder"), "--factor", "x", "--threshold", "1"], 2, str(d / "folder")),
         (["analyze", str(BLOOD), "--out", "/proc/cytomnt-no-such/out", "--no-report"], 2, "/proc/cytomnt-no-such"),
+        (["analyze", str(BLOOD), "--out", "/proc", "--no-report"], 2, "cannot write in /proc"),   # even as root
         (["generate", str(d / "a_file")], 2, "a_file"),
         (["demo", "--out", str(d / "a_file")], 2, "a file where a folder was expected"),
     ]

@@ -135,6 +135,13 @@ def out_problem(out) -> str:
         return f"{parent} is a file; give a folder for the results"
     if parent is None or not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot write in {parent}; give a folder you may write to"
+    if p.exists():                         # permissions aside (root, /proc, a read-only mount): try a file
+        import tempfile
+        try:
+            with tempfile.TemporaryFile(dir=p):
+                pass
+        except OSError as exc:
+            return f"cannot write in {p} ({exc.strerror or exc}); give a folder you may write to"
     made = []                              # tried, then taken back: a run that cannot start writes nothing
     try:
         for q in reversed([p, *p.parents]):

@@ -262,7 +262,9 @@ class WorkspaceStrategies:
                 return fk.Workspace(io.BytesIO(data), fcs_samples=None, load_missing_file_data=True,
                                     find_fcs_files_from_wsp=False)
         except Exception as exc:  # noqa: BLE001
-            raise StrategyError(f"{self.path}: cannot be read as a FlowJo 10 workspace ({exc})") from exc
+            detail = "a part of a FlowJo 10 workspace that FlowKit needs is missing" \
+                if isinstance(exc, (AttributeError, TypeError, KeyError, IndexError)) else " ".join(str(exc).split())
+            raise StrategyError(f"{self.path}: cannot be read as a FlowJo 10 workspace ({detail})") from exc
 
     def _named(self, name: str, file: str | Path | None = None) -> str:
         """The workspace sample called ``name`` (its file name, or that name without .fcs)."""
