@@ -279,3 +279,16 @@ def test_a_workspace_flowkit_trips_over_is_named_without_python_internals(tmp_pa
         WorkspaceStrategies(wsp)
     assert str(e.value) == f"{wsp}: cannot be read as a FlowJo 10 workspace (a part of a FlowJo 10 workspace " \
                            "that FlowKit needs is missing)"
+
+
+def test_two_channels_with_one_name_say_the_file_is_at_fault_not_the_panel():
+    from cytomnt.inputs.panel import Channel, match_role
+    channels = [Channel(0, "FSC-A"), Channel(1, "SSC-A"), Channel(2, "FSC-A")]
+    with pytest.raises(PanelError) as e:
+        match_role("fsc_a", ["FSC-A"], channels, file="dup.fcs")
+    assert str(e.value) == ("dup.fcs: 2 channels share the name ($PnN) 'FSC-A' ($P1N, $P3N), so none can be told "
+                            "apart by name; channel names must be unique: correct the file's $PnN keywords or "
+                            "export it again from the instrument")
+    two_stains = [Channel(0, "B1-A", "CD4 FITC"), Channel(1, "B2-A", "CD4 PE")]
+    with pytest.raises(PanelError, match="list the exact \\$PnN in the panel file"):
+        match_role("cd4", ["CD4"], two_stains, file="x.fcs")     # a name two stains share: the panel can say which

@@ -271,6 +271,12 @@ def match_role(role: str, names: Sequence[str], channels: Sequence[Channel], fil
         for hits in _matches(name, channels):
             if len(hits) == 1:
                 return hits[0]
+            if len(hits) > 1 and len({c.pnn.strip().lower() for c in hits}) == 1:
+                raise PanelError(
+                    f"{file}: {len(hits)} channels share the name ($PnN) '{hits[0].pnn}' "
+                    f"({', '.join(f'$P{c.index + 1}N' for c in hits)}), so none can be told apart by name; channel names "
+                    f"must be unique: correct the file's $PnN keywords or export it again from the instrument"
+                )
             if len(hits) > 1:
                 raise PanelError(
                     f"{file}: panel role '{role}' is ambiguous: name '{name}' matches "
