@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from gating import stable
 from gating.parallel import over_row_shares
 
-if TYPE_CHECKING:          # FlowKit (and its plotting stack) loads only where it is used
+if TYPE_CHECKING:          # FlowKit (and its plotting stack) and pandas load only where they are used
     import flowkit as fk
+    import pandas as pd
 
 #: Logicle defaults (FlowKit's 0-1 scale): top of scale from $PnR, 4.5 decades, linear width 0.5.
 LOGICLE_W = 0.5
@@ -73,6 +73,7 @@ def compensation_for(sample: fk.Sample, spillover_csv: str | Path | None = None,
     """The matrix to compensate ``sample`` with: a user CSV if given, else $SPILLOVER/$SPILL, else none."""
     if spillover_csv is not None:
         try:
+            import pandas as pd            # only for a spillover CSV: `cytomnt inspect` loads no pandas
             df = pd.read_csv(spillover_csv, index_col=0)
         except Exception as exc:  # noqa: BLE001
             raise CompensationError(f"spillover file {spillover_csv}: cannot be read as CSV ({exc})") from exc
@@ -256,6 +257,7 @@ def processed_events(sample: fk.Sample, comp: Compensation, transforms: dict[str
     dimension with the same compensation and transformation references.
     """
     events = compensated if compensated is not None else compensated_events(sample, comp)
+    import pandas as pd
     df = pd.DataFrame(events, columns=list(sample.pnn_labels))
     for ch, xf in transforms.items():
         df[ch] = xf.apply(events[:, [sample.get_channel_index(ch)]]).ravel()
