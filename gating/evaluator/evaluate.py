@@ -80,13 +80,11 @@ class Evaluator:
         if dim_id in fj:
             return fj.index(dim_id)
         matrix = self.strategy.comp_matrices.get(comp_ref) if comp_ref is not None else None
-        if matrix is None or dim_id not in matrix.fluorochromes:
-            raise LookupError(f"dimension '{dim_id}' is not a channel of this file (by $PnN or $PnS); "
-                              f"its channels: {', '.join(pnn)}")
-        detector = matrix.detectors[matrix.fluorochromes.index(dim_id)]
-        if detector not in pnn:
-            raise LookupError(f"dimension '{dim_id}' is detector '{detector}' of compensation '{comp_ref}', "
-                              f"which is not a channel of this file; its channels: {', '.join(pnn)}")
+        detector = matrix.detectors[matrix.fluorochromes.index(dim_id)] \
+            if matrix is not None and dim_id in matrix.fluorochromes else None
+        if detector not in pnn:                 # the dimension, or the detector a matrix gives it
+            raise LookupError(f"dimension '{dim_id}' {f'(detector {detector!r}) ' if detector else ''}is not a "
+                              f"channel of this file (by $PnN or $PnS); its channels: {', '.join(pnn)}")
         return pnn.index(detector)
 
     def _comp(self, sample, ref: str | None, cache: dict) -> CompRef | None:
