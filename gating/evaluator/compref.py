@@ -9,7 +9,7 @@ import flowkit as fk
 import numpy as np
 
 from gating import stable
-from gating.preprocess import compensated_channels
+from gating.preprocess import CompensationError, compensated_channels, parse_spill_keyword
 
 
 #: Bound on |float64 multiply-add value - FlowKit's solve|, relative to the terms summed.
@@ -69,7 +69,7 @@ def resolve_comp(strategy: fk.GatingStrategy, sample, ref: str | None) -> CompRe
         try:
             matrix = fk.Matrix(spill, detectors, fluoros, null_channels=sample.null_channels)
         except Exception as exc:  # noqa: BLE001 - FlowKit's several-line message, made one specific line
-            raise ValueError(_spill_mismatch(spill, detectors, exc)) from exc
+            raise ValueError(_spill_mismatch(spill, sample, detectors, exc)) from exc
     else:
         matrix = strategy.comp_matrices[ref]
     idx = [sample.get_channel_index(d) for d in matrix.detectors]
@@ -77,9 +77,12 @@ def resolve_comp(strategy: fk.GatingStrategy, sample, ref: str | None) -> CompRe
     return CompRef(idx, m, stable.inverse(m), {ch: j for j, ch in enumerate(idx)})
 
 
-def _spill_mismatch(spill, detectors: list[str], exc: Exception) -> str:
+def _spill_mismatch(spill, sample, detectors: list[str], exc: Exception) -> str:
     """Why FlowKit refuses the file's own spillover for a strategy's 'FCS' compensation, in one line."""
-    listed = spill.split(",") if isinstance(spill, str) else []
+    try:
+        listed = parse_spill_keyword(spill, sample, "$SPILLOVER")[0] if isinstance(spill, str) else []
+    except CompensationError as bad:
+        return str(bad)
     missing = [d for d in detectors if d not in listed]
     if missing:
         return (f"its $SPILLOVER leaves out fluorescence channel(s) {', '.join(missing)}, and the strategy's "
